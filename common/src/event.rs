@@ -1,0 +1,236 @@
+//! The live events of a run, pushed over the WebSocket and stored for replay.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{RunId, RunState, StopReason, TaskName, TaskState, Usage};
+
+/// One event of one run. On the wire: `{"type", "run_id", "seq", "ts", ...fields of the kind}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The run it belongs to.
+    pub run_id: RunId,
+    /// Position in the run's event sequence: from 1, no gaps.
+    pub seq: u64,
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Severity of a log line, named as `tracing` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LogLevel {
+    /// Very fine detail.
+    Trace,
+    /// Detail for debugging.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something went wrong but the run goes on.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// Every level, least severe first.
+    pub const ALL: [LogLevel; 5] = [LogLevel::Trace, LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error];
+
+    /// The level's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// What an [`Event`] says happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run was accepted (always `seq` 1); carries everything needed to render it.
+    RunCreated {
+        /// The prompt as submitted.
+        prompt: String,
+        /// The model it calls.
+        model_id: String,
+        /// The system prompt, if any.
+        system: Option<String>,
+        /// The response token limit.
+        max_tokens: u32,
+        /// The sampling temperature, if set.
+        temperature: Option<f32>,
+        /// Attempts each task may make in all.
+        max_attempts: u32,
+    },
+    /// The run changed state.
+    RunState {
+        /// The new state.
+        state: RunState,
+        /// Why it failed, crashed or was cancelled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A task attempt started or ended.
+    TaskState {
+        /// Which task.
+        task: TaskName,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// The task's new state.
+        state: TaskState,
+        /// How the attempt ended, when it ended.
+        #[serde(flatten)]
+        outcome: AttemptOutcome,
+    },
+    /// A log line of the run.
+    Log {
+        /// Severity.
+        level: LogLevel,
+        /// The task it came from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskName>,
+        /// The attempt it came from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+        /// The message with its structured fields.
+        message: String,
+    },
+    /// The next piece of the response text.
+    Delta {
+        /// The `call_bedrock` attempt producing it; a new attempt starts the response afresh.
+        attempt: u32,
+        /// The text to append.
+        text: String,
+    },
+    /// Bedrock finished answering: usage, stop reason and its own latency.
+    ModelResult {
+        /// Token usage, unknown if the stream ended without it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        /// Why the model stopped.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<StopReason>,
+        /// Bedrock's reported latency in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        latency_ms: Option<u64>,
+    },
+}
+
+/// How a task attempt ended: what a person debugging it needs. Empty while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AttemptOutcome {
+    /// The error it failed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether that error is worth retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
+    /// HTTP status of the Bedrock response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The AWS request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Milliseconds to the first response byte or event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<u64>,
+    /// Milliseconds the attempt took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+    /// Milliseconds until the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+    /// When the next attempt starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+impl Event {
+    /// The event's JSON text, as sent on the WebSocket.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain data types cannot fail: no maps with non-string keys, no I/O.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn event(kind: EventKind) -> Event {
+        Event { run_id: RunId(Uuid::nil()), seq: 3, ts: DateTime::UNIX_EPOCH, kind }
+    }
+
+    #[test]
+    fn events_are_flat_objects_tagged_by_type() {
+        let json: serde_json::Value =
+            serde_json::from_str(&event(EventKind::Delta { attempt: 1, text: "hi".into() }).to_json())
+                .expect("valid json");
+        assert_eq!(json["type"], "delta");
+        assert_eq!(json["seq"], 3);
+        assert_eq!(json["text"], "hi");
+        assert_eq!(json["run_id"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(json["ts"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let kinds = [
+            EventKind::RunState { state: RunState::Failed, error: Some("boom".into()) },
+            EventKind::TaskState {
+                task: TaskName::CallBedrock,
+                attempt: 2,
+                state: TaskState::AwaitingRetry,
+                outcome: AttemptOutcome {
+                    error: Some("throttled".into()),
+                    retryable: Some(true),
+                    http_status: Some(429),
+                    ..Default::default()
+                },
+            },
+            EventKind::Log {
+                level: LogLevel::Warn,
+                task: Some(TaskName::LoadPromptFile),
+                attempt: Some(1),
+                message: "m".into(),
+            },
+            EventKind::ModelResult {
+                usage: Some(Usage { input_tokens: 3, output_tokens: 4 }),
+                stop_reason: Some(StopReason::EndTurn),
+                latency_ms: Some(5),
+            },
+        ];
+        for kind in kinds {
+            let original = event(kind);
+            let back: Event = serde_json::from_str(&original.to_json()).expect("round trip");
+            assert_eq!(back, original);
+        }
+    }
+
+    #[test]
+    fn task_state_events_name_task_attempt_and_state() {
+        let json: serde_json::Value = serde_json::from_str(
+            &event(EventKind::TaskState {
+                task: TaskName::CallBedrock,
+                attempt: 1,
+                state: TaskState::Running,
+                outcome: AttemptOutcome::default(),
+            })
+            .to_json(),
+        )
+        .expect("valid json");
+        assert_eq!(json["type"], "task_state");
+        assert_eq!(json["task"], "call_bedrock");
+        assert_eq!(json["attempt"], 1);
+        assert_eq!(json["state"], "Running");
+    }
+}

@@ -1,0 +1,486 @@
+//! Runs, tasks and the REST request and response bodies.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The unique id of a flow run (a UUIDv7, so ids sort by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunId(pub Uuid);
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(RunId)
+    }
+}
+
+/// A state name that is not one of the known states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseStateError(pub String);
+
+impl fmt::Display for ParseStateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown state `{}`", self.0)
+    }
+}
+
+impl std::error::Error for ParseStateError {}
+
+/// Declares a state enum whose variant names are its wire names.
+macro_rules! state_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            /// Every state, in lifecycle order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The state's name as it appears on the wire and in the store.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseStateError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $(stringify!($variant) => Ok($name::$variant),)+
+                    other => Err(ParseStateError(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+state_enum! {
+    /// The lifecycle state of a flow run.
+    RunState {
+        /// Accepted and stored, not started yet.
+        Pending,
+        /// Its tasks are executing.
+        Running,
+        /// Both tasks completed; the response is final.
+        Completed,
+        /// A task failed after its allowed attempts.
+        Failed,
+        /// Cancelled by a user.
+        Cancelled,
+        /// The process stopped while the run was in flight.
+        Crashed,
+    }
+}
+
+impl RunState {
+    /// Whether the run is over; a terminal state never changes.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunState::Pending | RunState::Running)
+    }
+}
+
+state_enum! {
+    /// The state of one task of a run.
+    TaskState {
+        /// Not started yet.
+        Pending,
+        /// An attempt is executing.
+        Running,
+        /// An attempt failed with a retryable error; the next one waits for its delay.
+        AwaitingRetry,
+        /// An attempt succeeded.
+        Completed,
+        /// The last allowed attempt failed, or the error was not worth retrying.
+        Failed,
+        /// The run was cancelled while this task was pending, running or waiting.
+        Cancelled,
+    }
+}
+
+impl TaskState {
+    /// Whether the task is over; a terminal state never changes.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Completed | TaskState::Failed | TaskState::Cancelled)
+    }
+}
+
+/// The two tasks of the flow, in execution order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskName {
+    /// Reads the run's prompt back from the prompt journal.
+    LoadPromptFile,
+    /// Sends the prompt to Claude through Bedrock.
+    CallBedrock,
+}
+
+impl TaskName {
+    /// The tasks in the order the flow runs them.
+    pub const ALL: [TaskName; 2] = [TaskName::LoadPromptFile, TaskName::CallBedrock];
+
+    /// The task's name as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::LoadPromptFile => "load_prompt_file",
+            TaskName::CallBedrock => "call_bedrock",
+        }
+    }
+}
+
+impl fmt::Display for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskName {
+    type Err = ParseStateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "load_prompt_file" => Ok(TaskName::LoadPromptFile),
+            "call_bedrock" => Ok(TaskName::CallBedrock),
+            other => Err(ParseStateError(other.to_owned())),
+        }
+    }
+}
+
+/// Why the model stopped writing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model finished its answer.
+    EndTurn,
+    /// The answer was cut at `max_tokens`.
+    MaxTokens,
+    /// A stop sequence was produced.
+    StopSequence,
+    /// A guardrail or content filter intervened.
+    ContentFiltered,
+    /// Any reason this version does not know, by its Bedrock name.
+    #[serde(untagged)]
+    Other(String),
+}
+
+/// Token usage of a model call, as reported by Bedrock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub input_tokens: u32,
+    /// Tokens in the response.
+    pub output_tokens: u32,
+}
+
+/// `POST /api/runs`: a prompt to run through the flow.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRun {
+    /// The prompt; must contain something other than whitespace.
+    pub prompt: String,
+    /// Bedrock model id or inference profile; the server's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    /// Optional system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Upper bound on response tokens; the server's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature in `0.0..=1.0`; the model's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
+/// One run in a list (`GET /api/runs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub id: RunId,
+    /// Current state.
+    pub state: RunState,
+    /// When the run was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When its first task started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The model it calls.
+    pub model_id: String,
+    /// The prompt on one line, cut to [`crate::PROMPT_PREVIEW_CHARS`] characters.
+    pub prompt_preview: String,
+    /// Token usage once known.
+    pub usage: Option<Usage>,
+    /// Why it failed, crashed or was cancelled.
+    pub error: Option<String>,
+}
+
+/// One attempt of a task, with what a person debugging it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// 1-based attempt number.
+    pub number: u32,
+    /// `Running`, `AwaitingRetry` (failed, will be retried), `Completed`, `Failed` or `Cancelled`.
+    pub state: TaskState,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The error it failed with.
+    pub error: Option<String>,
+    /// Whether that error was worth retrying.
+    pub retryable: Option<bool>,
+    /// HTTP status of the Bedrock response, when one arrived.
+    pub http_status: Option<u16>,
+    /// The AWS request id (`x-amzn-RequestId`), when one arrived.
+    pub request_id: Option<String>,
+    /// Milliseconds from sending the request to the first response byte or event.
+    pub first_byte_ms: Option<u64>,
+    /// Milliseconds the attempt took in total.
+    pub total_ms: Option<u64>,
+    /// Milliseconds chosen to wait before the next attempt.
+    pub retry_delay_ms: Option<u64>,
+    /// When the next attempt starts, while waiting.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// One task of a run and its attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskView {
+    /// Which task.
+    pub name: TaskName,
+    /// Current state.
+    pub state: TaskState,
+    /// How many attempts the retry policy allows in all.
+    pub max_attempts: u32,
+    /// The attempts so far, oldest first.
+    pub attempts: Vec<AttemptView>,
+}
+
+/// A run in full (`GET /api/runs/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    /// The run's id.
+    pub id: RunId,
+    /// Current state.
+    pub state: RunState,
+    /// When the run was accepted.
+    pub created_at: DateTime<Utc>,
+    /// When its first task started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The prompt as submitted.
+    pub prompt: String,
+    /// The model it calls.
+    pub model_id: String,
+    /// The system prompt, if any.
+    pub system: Option<String>,
+    /// The response token limit.
+    pub max_tokens: u32,
+    /// The sampling temperature, if set.
+    pub temperature: Option<f32>,
+    /// The response text so far (complete once `Completed`), or null before the first delta.
+    pub response: Option<String>,
+    /// Why it failed, crashed or was cancelled.
+    pub error: Option<String>,
+    /// Token usage, once Bedrock reported it.
+    pub usage: Option<Usage>,
+    /// Why the model stopped.
+    pub stop_reason: Option<StopReason>,
+    /// Bedrock's own latency for the successful call, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// The sequence number of the run's latest event; `after_seq` resumes from here.
+    pub last_seq: u64,
+    /// The two tasks, in execution order.
+    pub tasks: Vec<TaskView>,
+}
+
+/// Which Bedrock the server talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BedrockBackend {
+    /// The built-in emulator on a loopback port: no AWS call is made.
+    Emulator,
+    /// An explicit endpoint URL (`--bedrock-endpoint`).
+    Endpoint,
+    /// AWS Bedrock, with credentials from the usual AWS chain.
+    Aws,
+}
+
+/// How the server reaches Bedrock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BedrockInfo {
+    /// Emulator, explicit endpoint, or AWS.
+    pub backend: BedrockBackend,
+    /// The URL every Bedrock call goes to.
+    pub endpoint: String,
+    /// The AWS region used for signing.
+    pub region: String,
+    /// `converse` (streaming) or `invoke` (InvokeModel with the Anthropic Messages body).
+    pub api: String,
+}
+
+/// Defaults a new run gets, for the submit form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defaults {
+    /// Default model id.
+    pub model_id: String,
+    /// Default response token limit.
+    pub max_tokens: u32,
+    /// Retries of each task after its first attempt.
+    pub retries: u32,
+}
+
+/// Limits a client should respect before sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiLimits {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Largest accepted prompt, in bytes.
+    pub max_prompt_bytes: usize,
+    /// Largest accepted `max_tokens`.
+    pub max_tokens: u32,
+}
+
+/// `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` while the server accepts runs.
+    pub status: String,
+    /// The server version.
+    pub version: String,
+    /// Which Bedrock is in use.
+    pub bedrock: BedrockInfo,
+    /// Defaults for new runs.
+    pub defaults: Defaults,
+    /// Request limits.
+    pub limits: ApiLimits,
+}
+
+/// A failure the emulator can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// `ThrottlingException`, HTTP 429.
+    Throttle,
+    /// `InternalServerException`, HTTP 500.
+    #[serde(rename = "500")]
+    Internal,
+    /// `ServiceUnavailableException`, HTTP 503.
+    #[serde(rename = "503")]
+    Unavailable,
+    /// The stream sends a little, then stalls forever.
+    Stall,
+    /// `ValidationException`, HTTP 400.
+    Validation,
+}
+
+impl FaultKind {
+    /// Every kind, for pickers.
+    pub const ALL: [FaultKind; 5] =
+        [FaultKind::Throttle, FaultKind::Internal, FaultKind::Unavailable, FaultKind::Stall, FaultKind::Validation];
+
+    /// The name used by flags and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Throttle => "throttle",
+            FaultKind::Internal => "500",
+            FaultKind::Unavailable => "503",
+            FaultKind::Stall => "stall",
+            FaultKind::Validation => "validation",
+        }
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = ParseStateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| ParseStateError(s.to_owned()))
+    }
+}
+
+/// Which emulator calls fail, and how (`PUT /api/emulator/faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    /// The failure to inject.
+    pub kind: FaultKind,
+    /// Fail the next N calls.
+    #[serde(default)]
+    pub fail_first: u32,
+    /// Also fail every Nth call after those (0 = never).
+    #[serde(default)]
+    pub every_nth: u32,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What is wrong, in words a person can act on.
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_use_their_exact_wire_names() {
+        for state in RunState::ALL {
+            let json = serde_json::to_string(state).expect("state serializes");
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(state.as_str().parse::<RunState>(), Ok(*state));
+        }
+        assert_eq!(serde_json::to_string(&TaskState::AwaitingRetry).ok().as_deref(), Some("\"AwaitingRetry\""));
+        assert_eq!(serde_json::to_string(&TaskName::CallBedrock).ok().as_deref(), Some("\"call_bedrock\""));
+    }
+
+    #[test]
+    fn only_pending_and_running_runs_are_live() {
+        let live: Vec<_> = RunState::ALL.iter().filter(|s| !s.is_terminal()).collect();
+        assert_eq!(live, [&RunState::Pending, &RunState::Running]);
+    }
+
+    #[test]
+    fn submit_rejects_unknown_fields() {
+        let err = serde_json::from_str::<SubmitRun>(r#"{"prompt":"hi","promt":"x"}"#);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn unknown_stop_reasons_keep_their_name() {
+        let reason: StopReason = serde_json::from_str("\"guardrail_intervened\"").expect("parses");
+        assert_eq!(reason, StopReason::Other("guardrail_intervened".into()));
+        let reason: StopReason = serde_json::from_str("\"max_tokens\"").expect("parses");
+        assert_eq!(reason, StopReason::MaxTokens);
+    }
+
+    #[test]
+    fn fault_kinds_round_trip_through_their_flag_names() {
+        for kind in FaultKind::ALL {
+            assert_eq!(kind.as_str().parse::<FaultKind>(), Ok(kind));
+            assert_eq!(serde_json::to_string(&kind).ok(), Some(format!("\"{}\"", kind.as_str())));
+        }
+    }
+}
