@@ -484,3 +484,29 @@ mod tests {
         }
     }
 }
+
+/// `GET /api/emulator/faults`: the emulator's fault plan and how many calls it has served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmulatorStatus {
+    /// The active fault plan, if any.
+    pub plan: Option<FaultPlan>,
+    /// Model calls the emulator has received since it started.
+    pub calls: u64,
+}
+
+/// One stored log line of a run (`GET /api/runs/{id}/logs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The event sequence number of the line.
+    pub seq: u64,
+    /// When it was logged.
+    pub ts: DateTime<Utc>,
+    /// Severity.
+    pub level: crate::LogLevel,
+    /// The task it came from, if any.
+    pub task: Option<TaskName>,
+    /// The attempt it came from, if any.
+    pub attempt: Option<u32>,
+    /// The message with its structured fields.
+    pub message: String,
+}
