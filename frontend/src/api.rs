@@ -1,0 +1,188 @@
+//! Every REST call of the app, typed, in one place: URL building, JSON, and error mapping.
+//!
+//! Components never build URLs or parse JSON; they call these functions and match on
+//! [`ApiError`]. All URLs are same-origin (`/api/...`), so the page works behind any host and,
+//! in development, through Trunk's proxy.
+
+use common::{
+    EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun,
+};
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
+
+/// Why a request did not produce what was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The request never got an answer: server down, network gone.
+    #[error("Cannot reach the server: {0}")]
+    Network(String),
+    /// The server answered with an error status and its `error` message.
+    #[error("{message}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// The server's explanation (its `ErrorBody`), or the status text.
+        message: String,
+    },
+    /// The answer was not the JSON this version of the app expects.
+    #[error("Unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl ApiError {
+    /// Whether the server said the thing does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiError::Status { status: 404, .. })
+    }
+
+    /// Whether the server refused because of the resource's state (409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ApiError::Status { status: 409, .. })
+    }
+}
+
+/// The header carrying a submission's idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// `GET /api/runs` query string for a page of runs.
+pub fn runs_query(limit: usize, state: Option<RunState>, before: Option<RunId>) -> String {
+    let mut query = format!("/api/runs?limit={limit}");
+    // Neither state names nor UUIDs contain characters that need escaping in a query.
+    if let Some(state) = state {
+        query.push_str("&state=");
+        query.push_str(state.as_str());
+    }
+    if let Some(before) = before {
+        query.push_str("&before=");
+        query.push_str(&before.to_string());
+    }
+    query
+}
+
+/// Turns a response into `T`, or into an [`ApiError`] with the server's message.
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    if response.ok() {
+        return response.json::<T>().await.map_err(|e| ApiError::Decode(e.to_string()));
+    }
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let message = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => body.error,
+        Err(_) if !response.status_text().is_empty() => format!("{status} {}", response.status_text()),
+        Err(_) => format!("The server answered {status}."),
+    };
+    Err(ApiError::Status { status, message })
+}
+
+async fn send<T: DeserializeOwned>(request: Result<Request, gloo_net::Error>) -> Result<T, ApiError> {
+    let request = request.map_err(|e| ApiError::Network(e.to_string()))?;
+    let response = request.send().await.map_err(|e| ApiError::Network(e.to_string()))?;
+    decode(response).await
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
+    send(Request::get(url).build()).await
+}
+
+/// `GET /api/health`: which Bedrock, form defaults and limits.
+pub async fn health() -> Result<Health, ApiError> {
+    get("/api/health").await
+}
+
+/// `POST /api/runs`: starts a run; retrying with the same `key` never creates a second one.
+pub async fn submit(body: &SubmitRun, key: &str) -> Result<RunDetail, ApiError> {
+    send(Request::post("/api/runs").header(IDEMPOTENCY_HEADER, key).json(body)).await
+}
+
+/// `GET /api/runs`: a page of runs, newest first, older than `before` if given.
+pub async fn runs(limit: usize, state: Option<RunState>, before: Option<RunId>) -> Result<Vec<RunSummary>, ApiError> {
+    get(&runs_query(limit, state, before)).await
+}
+
+/// `GET /api/runs/{id}`: one run in full.
+pub async fn run(id: RunId) -> Result<RunDetail, ApiError> {
+    get(&format!("/api/runs/{id}")).await
+}
+
+/// `GET /api/runs/{id}/logs`: the run's stored log lines.
+pub async fn logs(id: RunId) -> Result<Vec<LogEntry>, ApiError> {
+    get(&format!("/api/runs/{id}/logs")).await
+}
+
+/// `POST /api/runs/{id}/cancel`: asks a live run to stop (409 once it has finished).
+pub async fn cancel(id: RunId) -> Result<RunSummary, ApiError> {
+    send(Request::post(&format!("/api/runs/{id}/cancel")).build()).await
+}
+
+/// `GET /api/emulator/faults`: the emulator's fault plan (409 when not on the emulator).
+pub async fn faults() -> Result<EmulatorStatus, ApiError> {
+    get("/api/emulator/faults").await
+}
+
+/// `PUT /api/emulator/faults`: injects faults into the next emulator calls.
+pub async fn set_faults(plan: &FaultPlan) -> Result<EmulatorStatus, ApiError> {
+    send(Request::put("/api/emulator/faults").json(plan)).await
+}
+
+/// `DELETE /api/emulator/faults`: back to healthy answers.
+pub async fn clear_faults() -> Result<EmulatorStatus, ApiError> {
+    send(Request::delete("/api/emulator/faults").build()).await
+}
+
+/// What a WebSocket connection follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamTarget {
+    /// Every run's events (the history list).
+    AllRuns,
+    /// One run's events after a sequence number.
+    Run {
+        /// The run.
+        id: RunId,
+        /// Replay starts after this `seq`; 0 replays everything.
+        after_seq: u64,
+    },
+}
+
+/// The WebSocket URL for `target` on the page's own origin (`http:` → `ws:`, `https:` → `wss:`).
+pub fn ws_url(page_protocol: &str, host: &str, target: StreamTarget) -> String {
+    let scheme = if page_protocol == "https:" { "wss" } else { "ws" };
+    match target {
+        StreamTarget::AllRuns => format!("{scheme}://{host}/api/ws"),
+        StreamTarget::Run { id, after_seq } => format!("{scheme}://{host}/api/ws?run_id={id}&after_seq={after_seq}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn runs_queries_carry_filter_and_cursor() {
+        assert_eq!(runs_query(20, None, None), "/api/runs?limit=20");
+        let id = RunId(Uuid::nil());
+        assert_eq!(
+            runs_query(5, Some(RunState::Running), Some(id)),
+            "/api/runs?limit=5&state=Running&before=00000000-0000-0000-0000-000000000000"
+        );
+    }
+
+    #[test]
+    fn websocket_urls_follow_the_page_origin() {
+        let id = RunId(Uuid::nil());
+        assert_eq!(ws_url("http:", "localhost:8080", StreamTarget::AllRuns), "ws://localhost:8080/api/ws");
+        assert_eq!(
+            ws_url("https:", "example.com", StreamTarget::Run { id, after_seq: 7 }),
+            "wss://example.com/api/ws?run_id=00000000-0000-0000-0000-000000000000&after_seq=7"
+        );
+    }
+
+    #[test]
+    fn errors_read_as_the_server_wrote_them() {
+        let error = ApiError::Status { status: 400, message: "prompt is empty".into() };
+        assert_eq!(error.to_string(), "prompt is empty");
+        assert!(ApiError::Status { status: 404, message: String::new() }.is_not_found());
+        assert!(ApiError::Status { status: 409, message: String::new() }.is_conflict());
+    }
+}

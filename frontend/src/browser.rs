@@ -1,0 +1,62 @@
+//! The few browser facts the app needs (clock, local time, randomness, location, clipboard),
+//! kept here so every other non-component module stays pure and testable natively.
+
+use chrono::{DateTime, Utc};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Milliseconds since the Unix epoch, from the browser's clock.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// A time in the reader's own time zone and locale, e.g. `23/11/2026, 14:05:09`.
+pub fn local_time(at: DateTime<Utc>) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at.timestamp_millis() as f64));
+    String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
+}
+
+/// The time of day in the reader's time zone and locale, e.g. `14:05:09`.
+pub fn local_clock(at: DateTime<Utc>) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(at.timestamp_millis() as f64));
+    String::from(date.to_locale_time_string("default"))
+}
+
+/// A fresh random idempotency key (128 bits, hex).
+pub fn idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    let filled = web_sys::window()
+        .and_then(|window| window.crypto().ok())
+        .is_some_and(|crypto| crypto.get_random_values_with_u8_array(&mut bytes).is_ok());
+    if !filled {
+        // Without Web Crypto a key only needs to be unlikely to repeat, not secret.
+        for byte in &mut bytes {
+            *byte = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The page's `location.protocol` and `location.host`, for same-origin WebSocket URLs.
+pub fn page_origin() -> (String, String) {
+    let location = web_sys::window().map(|window| window.location());
+    let protocol = location.as_ref().and_then(|l| l.protocol().ok()).unwrap_or_else(|| "http:".into());
+    let host = location.and_then(|l| l.host().ok()).unwrap_or_default();
+    (protocol, host)
+}
+
+/// A random fraction in `0..1`, for reconnect jitter.
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// Copies text with the async Clipboard API; it is missing outside secure contexts.
+pub async fn copy_text(text: &str) -> Result<(), String> {
+    let navigator = web_sys::window().ok_or("no window")?.navigator();
+    let clipboard = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard"))
+        .ok()
+        .filter(|value| !value.is_undefined() && !value.is_null())
+        .ok_or("Copying needs a secure (https or localhost) page; select the text instead.")?;
+    let clipboard: web_sys::Clipboard = clipboard.unchecked_into();
+    JsFuture::from(clipboard.write_text(text)).await.map(|_| ()).map_err(|_| "The browser refused to copy.".to_owned())
+}

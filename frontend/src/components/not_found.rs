@@ -1,0 +1,26 @@
+//! The page for unknown URLs and unknown runs.
+
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::routes::Route;
+
+/// Props of [`NotFound`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct NotFoundProps {
+    /// What was not found, in words.
+    #[prop_or(AttrValue::Static("This page does not exist."))]
+    pub message: AttrValue,
+}
+
+/// Says what is missing and offers the way home.
+#[component]
+pub fn NotFound(props: &NotFoundProps) -> Html {
+    html! {
+        <section class="panel empty-state" id="not-found" data-testid="not-found">
+            <h1>{ "Not found" }</h1>
+            <p>{ props.message.clone() }</p>
+            <Link<Route> to={ Route::Home }>{ "Start a new run" }</Link<Route>>
+        </section>
+    }
+}

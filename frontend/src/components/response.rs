@@ -1,0 +1,99 @@
+//! The response panel: the streamed answer as safe Markdown, its copy button and its facts.
+
+use common::{RunDetail, RunState, StopReason};
+use yew::prelude::*;
+
+use crate::{browser, format, markdown};
+
+/// Props of [`ResponsePanel`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct ResponseProps {
+    /// The run: its response so far, state, usage, latency, stop reason and token limit.
+    pub detail: RunDetail,
+}
+
+/// What the copy button last did.
+#[derive(Debug, Clone, PartialEq)]
+enum Copy {
+    Idle,
+    Copied,
+    Failed(String),
+}
+
+/// Shows the answer while it streams and the model's facts once it is done.
+#[component]
+pub fn ResponsePanel(props: &ResponseProps) -> Html {
+    let text = props.detail.response.clone().unwrap_or_default();
+    // Re-parsing only when the text changed keeps timer re-renders cheap.
+    let rendered = use_memo(text.clone(), |text| markdown::to_html(text));
+    let copy = use_state(|| Copy::Idle);
+    let state = props.detail.state;
+    let streaming = !state.is_terminal();
+
+    let oncopy = {
+        let (copy, text) = (copy.clone(), text.clone());
+        Callback::from(move |_: MouseEvent| {
+            let (copy, text) = (copy.clone(), text.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                copy.set(match browser::copy_text(&text).await {
+                    Ok(()) => Copy::Copied,
+                    Err(error) => Copy::Failed(error),
+                });
+            });
+        })
+    };
+
+    let body = if text.is_empty() {
+        let message = match state {
+            RunState::Pending | RunState::Running => "Waiting for the model…",
+            _ => "No response.",
+        };
+        html! { <p class="muted" data-testid="response-empty">{ message }</p> }
+    } else {
+        (*rendered).clone()
+    };
+
+    let detail = &props.detail;
+    let truncated = detail.stop_reason == Some(StopReason::MaxTokens);
+    let done = state.is_terminal();
+
+    html! {
+        <section class="panel response" aria-labelledby="response-heading">
+            <div class="panel-head">
+                <h2 id="response-heading">{ "Response" }</h2>
+                <button type="button" id="copy-response" data-testid="copy-response" class="small"
+                        disabled={ text.is_empty() } onclick={ oncopy }>
+                    { if *copy == Copy::Copied { "Copied" } else { "Copy" } }
+                </button>
+                <span class="visually-hidden" aria-live="polite">
+                    { match &*copy { Copy::Copied => "Response copied.".to_owned(), Copy::Failed(e) => e.clone(), Copy::Idle => String::new() } }
+                </span>
+            </div>
+            if let Copy::Failed(error) = &*copy {
+                <p class="form-error" data-testid="copy-error">{ error.clone() }</p>
+            }
+            <div id="response" data-testid="response" class={ classes!("markdown", streaming.then_some("streaming")) }
+                 aria-busy={ streaming.to_string() } data-streaming={ streaming.to_string() }>
+                { body }
+            </div>
+            if truncated {
+                <p class="note warn" id="truncated-note" data-testid="truncated-note" role="note">
+                    { format!("Truncated: the answer reached the max tokens limit ({}).", detail.max_tokens) }
+                </p>
+            }
+            if done && (detail.usage.is_some() || detail.stop_reason.is_some() || detail.latency_ms.is_some()) {
+                <dl class="facts" id="response-meta" data-testid="response-meta">
+                    if let Some(usage) = detail.usage {
+                        <dt>{ "Tokens" }</dt><dd data-testid="usage">{ format::usage(&usage) }</dd>
+                    }
+                    if let Some(ms) = detail.latency_ms {
+                        <dt>{ "Latency" }</dt><dd data-testid="latency">{ format::duration_ms(ms) }</dd>
+                    }
+                    if let Some(reason) = &detail.stop_reason {
+                        <dt>{ "Stop reason" }</dt><dd data-testid="stop-reason">{ format::stop_reason(reason) }</dd>
+                    }
+                </dl>
+            }
+        </section>
+    }
+}

@@ -1,0 +1,244 @@
+//! The run page (`/runs/:id`): the run live, with its timeline, response and logs.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::str::FromStr;
+
+use common::{RunDetail, RunId, SubmitRun, TaskState};
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::api::{self, StreamTarget};
+use crate::components::{ConnectionIndicator, LogPanel, NotFound, ResponsePanel, StateBadge, TaskTimeline};
+use crate::hooks::{StreamMessage, use_event_stream, use_now};
+use crate::routes::Route;
+use crate::state::Load;
+use crate::state::run::{RunAction, RunPage as PageState};
+use crate::{browser, format};
+
+/// A countdown needs whole seconds that never skip; a quarter second does that.
+const COUNTDOWN_TICK_MS: u32 = 250;
+
+/// Props of [`RunPage`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct RunPageProps {
+    /// The run id from the URL.
+    pub id: AttrValue,
+}
+
+/// Where a cancel or "run again" request stands.
+#[derive(Debug, Clone, PartialEq)]
+enum Action {
+    Idle,
+    Busy,
+    Failed(String),
+}
+
+/// The request that runs the same input again.
+fn same_input(detail: &RunDetail) -> SubmitRun {
+    SubmitRun {
+        prompt: detail.prompt.clone(),
+        model_id: Some(detail.model_id.clone()),
+        system: detail.system.clone(),
+        max_tokens: Some(detail.max_tokens),
+        temperature: detail.temperature,
+    }
+}
+
+/// `/runs/:id`; an id that is not a run id shows "not found" without asking the server.
+#[component]
+pub fn RunPage(props: &RunPageProps) -> Html {
+    match RunId::from_str(&props.id) {
+        Ok(id) => html! { <RunView id={ id } /> },
+        Err(_) => html! { <NotFound message="That is not a run id." /> },
+    }
+}
+
+/// Props of [`RunView`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+struct RunViewProps {
+    id: RunId,
+}
+
+#[component]
+fn RunView(props: &RunViewProps) -> Html {
+    let id = props.id;
+    let page = use_reducer(PageState::default);
+    let action = use_state(|| Action::Idle);
+    // Guards "run again" and "cancel" against a second click before the re-render disables them.
+    let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
+    let attempt = use_state(|| 0u32);
+    let navigator = use_navigator();
+
+    {
+        let dispatcher = page.dispatcher();
+        use_effect_with(*attempt, move |_| {
+            let logs = dispatcher.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                dispatcher.dispatch(match api::run(id).await {
+                    Ok(detail) => RunAction::Loaded(detail),
+                    Err(error) if error.is_not_found() => RunAction::LoadFailed(Load::NotFound),
+                    Err(error) => RunAction::LoadFailed(Load::Failed(error.to_string())),
+                });
+            });
+            wasm_bindgen_futures::spawn_local(async move {
+                // Without stored lines the panel still fills from live events; nothing to report.
+                if let Ok(lines) = api::logs(id).await {
+                    logs.dispatch(RunAction::LogsLoaded(lines));
+                }
+            });
+        });
+    }
+
+    // The socket opens once the snapshot is here, resuming right after its last event.
+    let target = page.detail.as_ref().map(|_| StreamTarget::Run { id, after_seq: page.last_seq() });
+    let on_message = {
+        let dispatcher = page.dispatcher();
+        Callback::from(move |message: StreamMessage| {
+            if let StreamMessage::Event(event) = message {
+                dispatcher.dispatch(RunAction::Event(*event));
+            }
+        })
+    };
+    let connection = use_event_stream(target, on_message);
+
+    let waiting = page.detail.as_ref().is_some_and(|d| d.tasks.iter().any(|t| t.state == TaskState::AwaitingRetry));
+    let live = page.detail.as_ref().is_some_and(|d| !d.state.is_terminal());
+    let now = use_now(live, if waiting { COUNTDOWN_TICK_MS } else { 1_000 });
+
+    let detail = match (&page.load, &page.detail) {
+        (_, Some(detail)) => detail.clone(),
+        (Load::NotFound, None) => return html! { <NotFound message="There is no run with this id." /> },
+        (Load::Failed(error), None) => {
+            let onretry = {
+                let attempt = attempt.clone();
+                Callback::from(move |_: MouseEvent| attempt.set(*attempt + 1))
+            };
+            return html! {
+                <section class="panel error-state" data-testid="run-error-state" role="alert">
+                    <h1>{ "Could not load this run" }</h1>
+                    <p>{ error.clone() }</p>
+                    <button type="button" onclick={ onretry }>{ "Try again" }</button>
+                </section>
+            };
+        }
+        (_, None) => {
+            return html! {
+                <section class="panel loading" data-testid="run-loading" aria-busy="true">
+                    <p>{ "Loading the run…" }</p>
+                </section>
+            };
+        }
+    };
+
+    let oncancel = {
+        let (action, in_flight, dispatcher) = (action.clone(), (*in_flight).clone(), page.dispatcher());
+        Callback::from(move |_: MouseEvent| {
+            if in_flight.replace(true) {
+                return;
+            }
+            action.set(Action::Busy);
+            let (action, in_flight, dispatcher) = (action.clone(), in_flight.clone(), dispatcher.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = api::cancel(id).await;
+                in_flight.set(false);
+                match result {
+                    Ok(_) | Err(api::ApiError::Status { status: 409, .. }) => {
+                        action.set(Action::Idle);
+                        // The stream brings the new state; a snapshot covers a lagging socket.
+                        if let Ok(detail) = api::run(id).await {
+                            dispatcher.dispatch(RunAction::Loaded(detail));
+                        }
+                    }
+                    Err(error) => action.set(Action::Failed(error.to_string())),
+                }
+            });
+        })
+    };
+    let onrerun = {
+        let (action, in_flight) = (action.clone(), (*in_flight).clone());
+        let body = same_input(&detail);
+        Callback::from(move |_: MouseEvent| {
+            if in_flight.replace(true) {
+                return;
+            }
+            action.set(Action::Busy);
+            let (action, in_flight, navigator, body) =
+                (action.clone(), in_flight.clone(), navigator.clone(), body.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = api::submit(&body, &browser::idempotency_key()).await;
+                in_flight.set(false);
+                match result {
+                    Ok(run) => {
+                        action.set(Action::Idle);
+                        if let Some(navigator) = navigator {
+                            navigator.push(&Route::Run { id: run.id.to_string() });
+                        }
+                    }
+                    Err(error) => action.set(Action::Failed(error.to_string())),
+                }
+            });
+        })
+    };
+    let onlevel = {
+        let dispatcher = page.dispatcher();
+        Callback::from(move |level| dispatcher.dispatch(RunAction::SetMinLevel(level)))
+    };
+
+    let busy = *action == Action::Busy;
+    let duration = detail.started_at.and_then(|start| format::elapsed(start, detail.finished_at, now));
+    let short_id: String = id.to_string().chars().take(8).collect();
+
+    html! {
+        <div class="run-page" data-run-id={ id.to_string() }>
+            <section class="panel run-head" aria-labelledby="run-heading">
+                <div class="run-title">
+                    <h1 id="run-heading">{ "Run " }<code title={ id.to_string() }>{ short_id }</code></h1>
+                    <span aria-live="polite" aria-atomic="true">
+                        <span class="visually-hidden">{ "State: " }</span>
+                        <StateBadge state={ detail.state.as_str() } id="run-state" testid="run-state" />
+                    </span>
+                    <ConnectionIndicator connection={ connection } />
+                </div>
+                <dl class="facts run-facts">
+                    <dt>{ "Created" }</dt>
+                    <dd><time datetime={ detail.created_at.to_rfc3339() }>{ browser::local_time(detail.created_at) }</time></dd>
+                    <dt>{ "Duration" }</dt>
+                    <dd data-testid="run-duration">{ duration.unwrap_or_else(|| "—".into()) }</dd>
+                    <dt>{ "Model" }</dt><dd><code>{ detail.model_id.clone() }</code></dd>
+                    <dt>{ "Max tokens" }</dt><dd>{ detail.max_tokens }</dd>
+                    if let Some(t) = detail.temperature { <dt>{ "Temperature" }</dt><dd>{ t }</dd> }
+                </dl>
+                <details class="prompt-box" data-testid="run-prompt">
+                    <summary>{ "Prompt" }</summary>
+                    if let Some(system) = &detail.system {
+                        <p class="muted">{ "System: " }{ system.clone() }</p>
+                    }
+                    <pre class="prompt-text">{ detail.prompt.clone() }</pre>
+                </details>
+                if let Some(error) = &detail.error {
+                    <p class="run-error" id="run-error" data-testid="run-error" role="alert">{ error.clone() }</p>
+                }
+                <div class="form-actions">
+                    if live {
+                        <button type="button" id="cancel-run" data-testid="cancel-run" class="danger"
+                                disabled={ busy } onclick={ oncancel }>{ "Cancel run" }</button>
+                    } else {
+                        <button type="button" id="rerun" data-testid="rerun" class="primary"
+                                disabled={ busy } onclick={ onrerun }>{ "Run again" }</button>
+                    }
+                    if let Action::Failed(error) = &*action {
+                        <p class="form-error" data-testid="action-error" role="alert">{ error.clone() }</p>
+                    }
+                </div>
+            </section>
+            <section class="panel tasks" aria-labelledby="tasks-heading">
+                <h2 id="tasks-heading">{ "Tasks" }</h2>
+                <TaskTimeline tasks={ detail.tasks.clone() } now={ now } />
+            </section>
+            <ResponsePanel detail={ detail.clone() } />
+            <LogPanel lines={ page.visible_logs().cloned().collect::<Vec<_>>() } loaded={ page.logs_loaded }
+                      min_level={ page.min_level } on_level={ onlevel } />
+        </div>
+    }
+}

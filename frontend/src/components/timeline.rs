@@ -1,0 +1,114 @@
+//! The two-task timeline: state, "attempt N of M", each failed attempt's error, the retry
+//! countdown and durations.
+
+use common::{AttemptView, TaskName, TaskState, TaskView};
+use yew::prelude::*;
+
+use crate::components::StateBadge;
+use crate::format;
+
+/// Props of [`TaskTimeline`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct TimelineProps {
+    /// The run's tasks, in execution order.
+    pub tasks: Vec<TaskView>,
+    /// The current time in milliseconds, for countdowns and running durations.
+    pub now: f64,
+}
+
+fn task_title(name: TaskName) -> &'static str {
+    match name {
+        TaskName::LoadPromptFile => "Load prompt file",
+        TaskName::CallBedrock => "Call Bedrock",
+    }
+}
+
+/// The tasks as an ordered timeline.
+#[component]
+pub fn TaskTimeline(props: &TimelineProps) -> Html {
+    html! {
+        <ol class="timeline" id="timeline" data-testid="timeline" aria-label="Tasks">
+            { for props.tasks.iter().map(|task| task_row(task, props.now)) }
+        </ol>
+    }
+}
+
+fn task_row(task: &TaskView, now: f64) -> Html {
+    let current = task.attempts.last();
+    let attempt_text = match current {
+        None => "not started".to_owned(),
+        Some(attempt) => format!("attempt {} of {}", attempt.number, task.max_attempts),
+    };
+    let duration = task
+        .attempts
+        .first()
+        .and_then(|first| {
+            let end = if task.state.is_terminal() { current.and_then(|a| a.finished_at) } else { None };
+            format::elapsed(first.started_at, end, now)
+        })
+        .filter(|_| task.state != TaskState::Pending);
+    let countdown = current.filter(|_| task.state == TaskState::AwaitingRetry).map(|attempt| {
+        let text = match attempt.retry_at {
+            Some(at) => format::countdown(at, now),
+            None => "retrying soon".to_owned(),
+        };
+        html! {
+            <p class="countdown" data-testid="retry-countdown" role="timer">
+                <span class="countdown-clock" aria-hidden="true">{ "⏱ " }</span>
+                { text }
+                { format!(" (attempt {} of {} next)", attempt.number + 1, task.max_attempts) }
+            </p>
+        }
+    });
+    let name = task.name.as_str();
+    html! {
+        <li class={ format!("task task-{}", task.state.as_str().to_ascii_lowercase()) }
+            id={ format!("task-{name}") } data-testid={ format!("task-{name}") } data-state={ task.state.as_str() }>
+            <div class="task-head">
+                <span class="task-marker" aria-hidden="true"></span>
+                <h3 class="task-name">{ task_title(task.name) }</h3>
+                <StateBadge state={ task.state.as_str() } testid="task-state" />
+                <span class="task-attempt" data-testid="task-attempt">{ attempt_text }</span>
+                { for duration.map(|d| html! { <span class="task-duration" data-testid="task-duration">{ d }</span> }) }
+            </div>
+            { for countdown }
+            if !task.attempts.is_empty() {
+                <ol class="attempts" data-testid="attempts">
+                    { for task.attempts.iter().map(|attempt| attempt_row(attempt, now)) }
+                </ol>
+            }
+        </li>
+    }
+}
+
+fn attempt_row(attempt: &AttemptView, now: f64) -> Html {
+    let took = attempt
+        .total_ms
+        .map(format::duration_ms)
+        .or_else(|| format::elapsed(attempt.started_at, attempt.finished_at, now));
+    let mut facts = Vec::new();
+    if let Some(status) = attempt.http_status {
+        facts.push(format!("HTTP {status}"));
+    }
+    if let Some(ms) = attempt.first_byte_ms {
+        facts.push(format!("first byte {}", format::duration_ms(ms)));
+    }
+    if let Some(ms) = attempt.retry_delay_ms {
+        facts.push(format!("retry after {}", format::duration_ms(ms)));
+    }
+    html! {
+        <li class="attempt" data-testid="attempt" data-attempt={ attempt.number.to_string() }
+            data-state={ attempt.state.as_str() }>
+            <span class="attempt-number">{ format!("#{}", attempt.number) }</span>
+            <StateBadge state={ attempt.state.as_str() } />
+            { for took.map(|t| html! { <span class="attempt-duration">{ t }</span> }) }
+            { for facts.into_iter().map(|fact| html! { <span class="attempt-fact">{ fact }</span> }) }
+            { for attempt.request_id.as_ref().map(|id| html! {
+                <span class="attempt-fact request-id" title="AWS request id">{ "request " }<code>{ id.clone() }</code></span>
+            }) }
+            { for attempt.error.as_ref().map(|error| html! {
+                <p class="attempt-error" data-testid="attempt-error">{ error.clone() }</p>
+            }) }
+        </li>
+    }
+}

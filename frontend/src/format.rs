@@ -1,0 +1,132 @@
+//! Pure text formatting for durations, countdowns, token counts and reconnect delays.
+//!
+//! Nothing here reads a clock: callers pass "now" in, so every function is testable natively.
+
+use chrono::{DateTime, Utc};
+use common::{StopReason, Usage};
+
+/// Formats milliseconds for people: `850 ms`, `4.2 s`, `2 min 05 s`, `1 h 03 min`.
+pub fn duration_ms(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => {
+            // One decimal place, rounded half up, computed in integers so 59 950 ms is not "60.0 s".
+            let tenths = (ms + 50) / 100;
+            if tenths >= 600 { "1 min 00 s".into() } else { format!("{}.{} s", tenths / 10, tenths % 10) }
+        }
+        60_000..3_600_000 => {
+            let secs = ms / 1_000;
+            format!("{} min {:02} s", secs / 60, secs % 60)
+        }
+        _ => {
+            let mins = ms / 60_000;
+            format!("{} h {:02} min", mins / 60, mins % 60)
+        }
+    }
+}
+
+/// Milliseconds between two instants, or `None` if `end` is before `start`.
+pub fn between_ms(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<u64> {
+    u64::try_from((end - start).num_milliseconds()).ok()
+}
+
+/// A run's or attempt's duration: finished minus started, or still going at `now_ms`.
+pub fn elapsed(start: DateTime<Utc>, end: Option<DateTime<Utc>>, now_ms: f64) -> Option<String> {
+    let end_ms = end.map_or(now_ms, |end| end.timestamp_millis() as f64);
+    let ms = end_ms - start.timestamp_millis() as f64;
+    (ms >= 0.0).then(|| duration_ms(ms as u64))
+}
+
+/// Whole seconds left until `at`, rounded up so the countdown reaches 0 at the moment itself.
+pub fn seconds_left(at: DateTime<Utc>, now_ms: f64) -> u64 {
+    let left = at.timestamp_millis() as f64 - now_ms;
+    if left <= 0.0 { 0 } else { (left / 1_000.0).ceil() as u64 }
+}
+
+/// The text of a retry countdown: `retrying in 3 s`, then `retrying now…`.
+pub fn countdown(at: DateTime<Utc>, now_ms: f64) -> String {
+    match seconds_left(at, now_ms) {
+        0 => "retrying now…".into(),
+        secs => format!("retrying in {secs} s"),
+    }
+}
+
+/// Token usage as `12 in · 340 out`.
+pub fn usage(usage: &Usage) -> String {
+    format!("{} in · {} out", usage.input_tokens, usage.output_tokens)
+}
+
+/// A stop reason in words.
+pub fn stop_reason(reason: &StopReason) -> String {
+    match reason {
+        StopReason::EndTurn => "end of turn".into(),
+        StopReason::MaxTokens => "max tokens reached".into(),
+        StopReason::StopSequence => "stop sequence".into(),
+        StopReason::ContentFiltered => "content filtered".into(),
+        StopReason::Other(name) => name.clone(),
+    }
+}
+
+/// First delay before reconnecting a dropped WebSocket.
+pub const RECONNECT_BASE_MS: u32 = 500;
+/// Longest delay between reconnect attempts.
+pub const RECONNECT_MAX_MS: u32 = 10_000;
+
+/// Delay before reconnect attempt `n` (from 1): 0.5 s, 1 s, 2 s, 4 s, 8 s, then 10 s each time.
+/// The caller adds jitter so many tabs do not reconnect in lockstep after a server restart.
+pub fn reconnect_delay_ms(attempt: u32) -> u32 {
+    let doublings = attempt.saturating_sub(1).min(16);
+    RECONNECT_BASE_MS.saturating_mul(1 << doublings).min(RECONNECT_MAX_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap_or_default()
+    }
+
+    #[test]
+    fn durations_pick_a_readable_unit() {
+        assert_eq!(duration_ms(0), "0 ms");
+        assert_eq!(duration_ms(999), "999 ms");
+        assert_eq!(duration_ms(1_000), "1.0 s");
+        assert_eq!(duration_ms(4_249), "4.2 s");
+        assert_eq!(duration_ms(59_960), "1 min 00 s");
+        assert_eq!(duration_ms(125_000), "2 min 05 s");
+        assert_eq!(duration_ms(3_780_000), "1 h 03 min");
+    }
+
+    #[test]
+    fn elapsed_uses_now_while_running() {
+        assert_eq!(elapsed(at(1_000), Some(at(3_500)), 0.0).as_deref(), Some("2.5 s"));
+        assert_eq!(elapsed(at(1_000), None, 1_300.0).as_deref(), Some("300 ms"));
+        assert_eq!(elapsed(at(1_000), None, 500.0), None);
+        assert_eq!(between_ms(at(10), at(25)), Some(15));
+        assert_eq!(between_ms(at(25), at(10)), None);
+    }
+
+    #[test]
+    fn countdown_rounds_up_and_stops_at_zero() {
+        assert_eq!(countdown(at(10_000), 7_001.0), "retrying in 3 s");
+        assert_eq!(countdown(at(10_000), 9_999.0), "retrying in 1 s");
+        assert_eq!(countdown(at(10_000), 10_000.0), "retrying now…");
+        assert_eq!(countdown(at(10_000), 12_000.0), "retrying now…");
+    }
+
+    #[test]
+    fn reconnect_backoff_doubles_then_caps() {
+        let delays: Vec<u32> = (1..=7).map(reconnect_delay_ms).collect();
+        assert_eq!(delays, [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+        assert_eq!(reconnect_delay_ms(0), 500);
+        assert_eq!(reconnect_delay_ms(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn usage_and_stop_reasons_read_well() {
+        assert_eq!(usage(&Usage { input_tokens: 12, output_tokens: 340 }), "12 in · 340 out");
+        assert_eq!(stop_reason(&StopReason::MaxTokens), "max tokens reached");
+        assert_eq!(stop_reason(&StopReason::Other("guardrail".into())), "guardrail");
+    }
+}

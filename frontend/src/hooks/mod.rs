@@ -1,0 +1,7 @@
+//! Custom hooks: the live event stream and a ticking clock.
+
+mod use_event_stream;
+mod use_now;
+
+pub use use_event_stream::{Connection, StreamMessage, use_event_stream};
+pub use use_now::use_now;

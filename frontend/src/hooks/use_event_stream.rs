@@ -1,0 +1,146 @@
+//! The WebSocket hook: one socket per component, owned by a task, reconnected with backoff.
+//!
+//! The effect spawns a task that owns the gloo-net `WebSocket`; the effect's cleanup aborts the
+//! task, and dropping the socket inside it closes the connection, so unmounting a page (or
+//! switching runs) never leaves a socket behind. A dropped connection is retried with
+//! exponential backoff and jitter ([`format::reconnect_delay_ms`]). For one run the task
+//! remembers the highest `seq` it delivered and resumes after it, so a reconnect neither misses
+//! nor repeats events; for the all-runs stream the component is told to refetch instead.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use common::Event;
+use futures_util::future::{AbortHandle, abortable, poll_fn};
+use futures_util::{Sink, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State};
+use gloo_timers::future::TimeoutFuture;
+use yew::prelude::*;
+
+use crate::api::{StreamTarget, ws_url};
+use crate::{browser, format};
+
+/// A connection that lived this long is healthy; the next drop starts the backoff over.
+const HEALTHY_AFTER_MS: f64 = 5_000.0;
+
+/// The state of the live connection, for the connection indicator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// Nothing to follow yet (the page is still loading).
+    Idle,
+    /// Opening the socket.
+    Connecting,
+    /// Connected; events arrive live.
+    Open,
+    /// Disconnected; the next attempt starts after a delay.
+    Retrying {
+        /// Consecutive failed attempts so far.
+        attempt: u32,
+        /// Milliseconds until the next attempt.
+        delay_ms: u32,
+    },
+}
+
+/// What the stream tells its component.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamMessage {
+    /// The socket (re)opened; `resumed` is true after a drop, when a list may need refetching.
+    Opened {
+        /// Whether this is a reconnect rather than the first connection.
+        resumed: bool,
+    },
+    /// One event, in `seq` order per run.
+    Event(Box<Event>),
+}
+
+/// Follows `target` over a WebSocket while it is `Some`, passing every message to `on_message`.
+///
+/// The socket is opened again only when the target's run changes; later `after_seq` values
+/// passed in are ignored because the task tracks what it delivered itself.
+#[hook]
+pub fn use_event_stream(target: Option<StreamTarget>, on_message: Callback<StreamMessage>) -> Connection {
+    let connection = use_state_eq(|| Connection::Idle);
+    // The task reads the latest callback from here, so re-renders never restart the socket.
+    let callback = use_mut_ref(|| on_message.clone());
+    *callback.borrow_mut() = on_message;
+
+    let key = target.map(|target| match target {
+        StreamTarget::AllRuns => None,
+        StreamTarget::Run { id, .. } => Some(id),
+    });
+    {
+        let setter = connection.setter();
+        use_effect_with(key, move |_| {
+            let handle: Option<AbortHandle> = target.map(|target| {
+                let (task, handle) = abortable(follow(target, callback, setter.clone()));
+                wasm_bindgen_futures::spawn_local(async move {
+                    // `Err(Aborted)` is the normal end: the component went away.
+                    let _ = task.await;
+                });
+                handle
+            });
+            if handle.is_none() {
+                setter.set(Connection::Idle);
+            }
+            move || {
+                if let Some(handle) = handle {
+                    handle.abort();
+                }
+            }
+        });
+    }
+    *connection
+}
+
+/// Connects, delivers, and reconnects until aborted.
+async fn follow(
+    mut target: StreamTarget,
+    callback: Rc<RefCell<Callback<StreamMessage>>>,
+    connection: UseStateSetter<Connection>,
+) {
+    // Clone out of the cell before emitting: emitting may re-render, which writes the cell.
+    let emit = |message: StreamMessage| {
+        let callback = callback.borrow().clone();
+        callback.emit(message);
+    };
+    let mut failures = 0u32;
+    let mut opened_before = false;
+    loop {
+        connection.set(Connection::Connecting);
+        let (protocol, host) = browser::page_origin();
+        if let Ok(mut socket) = WebSocket::open(&ws_url(&protocol, &host, target)) {
+            // The sink becomes ready once the socket has opened or failed to.
+            let ready = poll_fn(|cx| Pin::new(&mut socket).poll_ready(cx)).await;
+            if ready.is_ok() && matches!(socket.state(), State::Open) {
+                let opened_at = browser::now_ms();
+                connection.set(Connection::Open);
+                emit(StreamMessage::Opened { resumed: opened_before });
+                opened_before = true;
+                let mut delivered = false;
+                while let Some(Ok(message)) = socket.next().await {
+                    let Message::Text(text) = message else { continue };
+                    // An event this version cannot read is skipped rather than ending the stream.
+                    let Ok(event) = serde_json::from_str::<Event>(&text) else { continue };
+                    if let StreamTarget::Run { id, after_seq } = &mut target
+                        && event.run_id == *id
+                    {
+                        *after_seq = (*after_seq).max(event.seq);
+                    }
+                    delivered = true;
+                    emit(StreamMessage::Event(Box::new(event)));
+                }
+                if delivered || browser::now_ms() - opened_at >= HEALTHY_AFTER_MS {
+                    failures = 0;
+                }
+            }
+        }
+        failures = failures.saturating_add(1);
+        let base = format::reconnect_delay_ms(failures);
+        // ±20 % jitter so many tabs do not reconnect in lockstep after a server restart.
+        let delay_ms = (f64::from(base) * (0.8 + 0.4 * browser::random())) as u32;
+        connection.set(Connection::Retrying { attempt: failures, delay_ms });
+        TimeoutFuture::new(delay_ms).await;
+    }
+}

@@ -1,0 +1,546 @@
+//! Model output as Markdown, made safe: text → a small tree of known elements → Yew nodes.
+//!
+//! Model output is untrusted. The parser (pulldown-cmark) only tokenises; [`parse`] then builds a
+//! [`Block`]/[`Node`] tree whose element kinds are a closed list with no attribute that can run
+//! code: raw HTML becomes literal text, images become their alt text, and a link keeps its target
+//! only when [`safe_href`] accepts it (`http:`, `https:`, `mailto:`). [`render`] turns the tree into
+//! Yew nodes without `inner_html`, so nothing in the text can reach the DOM as markup.
+
+use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use yew::{Html, html};
+
+/// The `rel` every rendered link gets: no opener access, no referrer, no endorsement.
+pub const LINK_REL: &str = "noopener noreferrer nofollow";
+
+/// An element of the rendered answer; every kind maps to one harmless HTML element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    /// Literal text (including any HTML the model wrote).
+    Text(String),
+    /// A container element with children.
+    Element {
+        /// Which element.
+        kind: Kind,
+        /// Its content.
+        children: Vec<Node>,
+    },
+}
+
+/// The closed set of elements the renderer may create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// `<p>`.
+    Paragraph,
+    /// `<h1>`–`<h6>`, by level.
+    Heading(u8),
+    /// `<blockquote>`.
+    BlockQuote,
+    /// `<pre><code>` with the fence's language, shown as a label only.
+    CodeBlock(Option<String>),
+    /// `<ul>`.
+    BulletList,
+    /// `<ol start=N>`.
+    OrderedList(u64),
+    /// `<li>`.
+    Item,
+    /// `<table>`.
+    Table,
+    /// `<thead>`.
+    TableHead,
+    /// `<tr>`.
+    TableRow,
+    /// `<th>` or `<td>` with its column's alignment.
+    TableCell {
+        /// Whether the cell is in the header row.
+        header: bool,
+        /// Column alignment.
+        align: Align,
+    },
+    /// `<em>`.
+    Emphasis,
+    /// `<strong>`.
+    Strong,
+    /// `<del>`.
+    Strikethrough,
+    /// Inline `<code>`.
+    Code,
+    /// `<a href>` with a vetted target; `None` renders the text without a link.
+    Link(Option<String>),
+    /// `<hr>`.
+    Rule,
+    /// `<br>`.
+    LineBreak,
+    /// A `<span>` for constructs shown by their content only (footnotes, images' alt text…).
+    Span,
+}
+
+/// Table column alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Align {
+    /// Unspecified.
+    None,
+    /// `:--`.
+    Left,
+    /// `:-:`.
+    Center,
+    /// `--:`.
+    Right,
+}
+
+impl Align {
+    fn from_cmark(alignment: Alignment) -> Align {
+        match alignment {
+            Alignment::None => Align::None,
+            Alignment::Left => Align::Left,
+            Alignment::Center => Align::Center,
+            Alignment::Right => Align::Right,
+        }
+    }
+
+    fn style(self) -> Option<&'static str> {
+        match self {
+            Align::None => None,
+            Align::Left => Some("text-align:left"),
+            Align::Center => Some("text-align:center"),
+            Align::Right => Some("text-align:right"),
+        }
+    }
+}
+
+/// Link schemes a rendered link may point to.
+const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+
+/// Returns the link target if it is an absolute `http:`, `https:` or `mailto:` URL.
+///
+/// Browsers ignore ASCII tabs and newlines anywhere in a URL and trim control characters and
+/// spaces at its ends, so `java\tscript:` runs as `javascript:`. The check therefore looks at the
+/// URL as the browser will see it, and returns that cleaned form. Relative and scheme-less
+/// targets are refused too: model output has no business linking into this app.
+pub fn safe_href(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .trim_matches(|c: char| c <= ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let (scheme, rest) = cleaned.split_once(':')?;
+    let scheme_ok = !scheme.is_empty()
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && ALLOWED_SCHEMES.iter().any(|allowed| scheme.eq_ignore_ascii_case(allowed));
+    let has_target = !rest.trim_start_matches('/').is_empty();
+    (scheme_ok && has_target).then_some(cleaned)
+}
+
+/// One open element while the tree is being built.
+struct Frame {
+    kind: Kind,
+    children: Vec<Node>,
+}
+
+/// Builds the tree from parser events with a stack of open elements.
+struct Builder {
+    stack: Vec<Frame>,
+    /// Alignments of the table being built, for its cells.
+    alignments: Vec<Align>,
+    /// Whether cells belong to the header row.
+    in_head: bool,
+    /// Index of the next cell in the current row.
+    cell: usize,
+}
+
+impl Builder {
+    fn push(&mut self, node: Node) {
+        if let Some(frame) = self.stack.last_mut() {
+            // Adjacent text (an HTML tag split from its text, say) reads better as one node.
+            if let (Node::Text(new), Some(Node::Text(last))) = (&node, frame.children.last_mut()) {
+                last.push_str(new);
+                return;
+            }
+            frame.children.push(node);
+        }
+    }
+
+    fn open(&mut self, kind: Kind) {
+        self.stack.push(Frame { kind, children: Vec::new() });
+    }
+
+    fn close(&mut self) {
+        // The root frame is never closed, so a stray end event cannot empty the stack.
+        if self.stack.len() > 1
+            && let Some(frame) = self.stack.pop()
+        {
+            self.push(Node::Element { kind: frame.kind, children: frame.children });
+        }
+    }
+
+    fn start(&mut self, tag: Tag<'_>) {
+        let kind = match tag {
+            Tag::Paragraph => Kind::Paragraph,
+            Tag::Heading { level, .. } => Kind::Heading(heading_level(level)),
+            Tag::BlockQuote(_) => Kind::BlockQuote,
+            Tag::CodeBlock(CodeBlockKind::Fenced(info)) => {
+                let lang = info.split_whitespace().next().map(str::to_owned);
+                Kind::CodeBlock(lang.filter(|l| !l.is_empty()))
+            }
+            Tag::CodeBlock(CodeBlockKind::Indented) => Kind::CodeBlock(None),
+            Tag::List(Some(start)) => Kind::OrderedList(start),
+            Tag::List(None) => Kind::BulletList,
+            Tag::Item => Kind::Item,
+            Tag::Table(alignments) => {
+                self.alignments = alignments.into_iter().map(Align::from_cmark).collect();
+                Kind::Table
+            }
+            Tag::TableHead => {
+                self.in_head = true;
+                self.cell = 0;
+                Kind::TableHead
+            }
+            Tag::TableRow => {
+                self.cell = 0;
+                Kind::TableRow
+            }
+            Tag::TableCell => {
+                let align = self.alignments.get(self.cell).copied().unwrap_or(Align::None);
+                self.cell += 1;
+                Kind::TableCell { header: self.in_head, align }
+            }
+            Tag::Emphasis => Kind::Emphasis,
+            Tag::Strong => Kind::Strong,
+            Tag::Strikethrough => Kind::Strikethrough,
+            Tag::Link { dest_url, .. } => Kind::Link(safe_href(&dest_url)),
+            // Images are never loaded (a remote image is a tracking beacon); their alt text shows.
+            Tag::Image { .. }
+            | Tag::HtmlBlock
+            | Tag::FootnoteDefinition(_)
+            | Tag::DefinitionList
+            | Tag::DefinitionListTitle
+            | Tag::DefinitionListDefinition
+            | Tag::Superscript
+            | Tag::Subscript
+            | Tag::MetadataBlock(_) => Kind::Span,
+        };
+        self.open(kind);
+    }
+
+    fn event(&mut self, event: Event<'_>) {
+        match event {
+            Event::Start(tag) => self.start(tag),
+            Event::End(end) => {
+                if end == TagEnd::TableHead {
+                    self.in_head = false;
+                }
+                self.close();
+            }
+            Event::Text(text)
+            | Event::Html(text)
+            | Event::InlineHtml(text)
+            | Event::InlineMath(text)
+            | Event::DisplayMath(text) => self.push(Node::Text(text.into_string())),
+            Event::Code(code) => {
+                self.push(Node::Element { kind: Kind::Code, children: vec![Node::Text(code.into_string())] });
+            }
+            Event::FootnoteReference(name) => self.push(Node::Text(format!("[{name}]"))),
+            Event::SoftBreak => self.push(Node::Text("\n".into())),
+            Event::HardBreak => self.push(Node::Element { kind: Kind::LineBreak, children: Vec::new() }),
+            Event::Rule => self.push(Node::Element { kind: Kind::Rule, children: Vec::new() }),
+            Event::TaskListMarker(done) => self.push(Node::Text(if done { "☑ " } else { "☐ " }.into())),
+        }
+    }
+}
+
+fn heading_level(level: HeadingLevel) -> u8 {
+    match level {
+        HeadingLevel::H1 => 1,
+        HeadingLevel::H2 => 2,
+        HeadingLevel::H3 => 3,
+        HeadingLevel::H4 => 4,
+        HeadingLevel::H5 => 5,
+        HeadingLevel::H6 => 6,
+    }
+}
+
+/// Parses Markdown (CommonMark with tables and strikethrough) into a safe tree.
+pub fn parse(markdown: &str) -> Vec<Node> {
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
+    let mut builder = Builder {
+        stack: vec![Frame { kind: Kind::Span, children: Vec::new() }],
+        alignments: Vec::new(),
+        in_head: false,
+        cell: 0,
+    };
+    for event in Parser::new_ext(markdown, options) {
+        builder.event(event);
+    }
+    // Close anything left open; the parser balances its events, this is belt and braces.
+    while builder.stack.len() > 1 {
+        builder.close();
+    }
+    builder.stack.pop().map(|root| root.children).unwrap_or_default()
+}
+
+/// Renders a parsed tree as Yew nodes.
+pub fn render(nodes: &[Node]) -> Html {
+    nodes.iter().map(render_node).collect::<Html>()
+}
+
+/// Parses and renders Markdown in one step.
+pub fn to_html(markdown: &str) -> Html {
+    render(&parse(markdown))
+}
+
+fn render_node(node: &Node) -> Html {
+    let (kind, children) = match node {
+        // A text node is always inserted as text, whatever it contains.
+        Node::Text(text) => return html! { text.clone() },
+        Node::Element { kind, children } => (kind, children),
+    };
+    let inner = render(children);
+    match kind {
+        Kind::Paragraph => html! { <p>{ inner }</p> },
+        Kind::Heading(1) => html! { <h1>{ inner }</h1> },
+        Kind::Heading(2) => html! { <h2>{ inner }</h2> },
+        Kind::Heading(3) => html! { <h3>{ inner }</h3> },
+        Kind::Heading(4) => html! { <h4>{ inner }</h4> },
+        Kind::Heading(5) => html! { <h5>{ inner }</h5> },
+        Kind::Heading(_) => html! { <h6>{ inner }</h6> },
+        Kind::BlockQuote => html! { <blockquote>{ inner }</blockquote> },
+        Kind::CodeBlock(lang) => html! {
+            <pre class="code-block" data-lang={ lang.clone() }><code>{ inner }</code></pre>
+        },
+        Kind::BulletList => html! { <ul>{ inner }</ul> },
+        Kind::OrderedList(start) => html! { <ol start={ start.to_string() }>{ inner }</ol> },
+        Kind::Item => html! { <li>{ inner }</li> },
+        Kind::Table => html! { <div class="table-scroll"><table>{ inner }</table></div> },
+        Kind::TableHead => html! { <thead><tr>{ inner }</tr></thead> },
+        Kind::TableRow => html! { <tr>{ inner }</tr> },
+        Kind::TableCell { header: true, align } => html! { <th style={ align.style() }>{ inner }</th> },
+        Kind::TableCell { header: false, align } => html! { <td style={ align.style() }>{ inner }</td> },
+        Kind::Emphasis => html! { <em>{ inner }</em> },
+        Kind::Strong => html! { <strong>{ inner }</strong> },
+        Kind::Strikethrough => html! { <del>{ inner }</del> },
+        Kind::Code => html! { <code>{ inner }</code> },
+        Kind::Link(Some(href)) => html! {
+            <a href={ href.clone() } rel={ LINK_REL } target="_blank">{ inner }</a>
+        },
+        Kind::Link(None) => html! { <span class="unsafe-link" title="link removed">{ inner }</span> },
+        Kind::Rule => html! { <hr /> },
+        Kind::LineBreak => html! { <br /> },
+        Kind::Span => html! { <span>{ inner }</span> },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_of(nodes: &[Node]) -> String {
+        nodes
+            .iter()
+            .map(|node| match node {
+                Node::Text(text) => text.clone(),
+                Node::Element { children, .. } => text_of(children),
+            })
+            .collect()
+    }
+
+    fn links(nodes: &[Node], out: &mut Vec<Option<String>>) {
+        for node in nodes {
+            if let Node::Element { kind, children } = node {
+                if let Kind::Link(href) = kind {
+                    out.push(href.clone());
+                }
+                links(children, out);
+            }
+        }
+    }
+
+    fn all_links(markdown: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        links(&parse(markdown), &mut out);
+        out
+    }
+
+    fn el(kind: Kind, children: Vec<Node>) -> Node {
+        Node::Element { kind, children }
+    }
+
+    fn text(s: &str) -> Node {
+        Node::Text(s.into())
+    }
+
+    #[test]
+    fn paragraphs_emphasis_and_code_spans() {
+        assert_eq!(
+            parse("Hello *big* **bold** `x < y`"),
+            vec![el(
+                Kind::Paragraph,
+                vec![
+                    text("Hello "),
+                    el(Kind::Emphasis, vec![text("big")]),
+                    text(" "),
+                    el(Kind::Strong, vec![text("bold")]),
+                    text(" "),
+                    el(Kind::Code, vec![text("x < y")]),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn fenced_code_keeps_its_language_and_text() {
+        let tree = parse("```rust\nfn main() { println!(\"<b>\"); }\n```\n");
+        assert_eq!(
+            tree,
+            vec![el(Kind::CodeBlock(Some("rust".into())), vec![text("fn main() { println!(\"<b>\"); }\n")])]
+        );
+    }
+
+    #[test]
+    fn an_unclosed_fence_while_streaming_is_still_a_code_block() {
+        let tree = parse("Here:\n```py\nprint(1)\n");
+        assert!(matches!(&tree[1], Node::Element { kind: Kind::CodeBlock(Some(lang)), .. } if lang == "py"));
+    }
+
+    #[test]
+    fn lists_headings_and_tables() {
+        let tree = parse("# Title\n\n1. one\n2. two\n\n- a\n- b\n\n| h | r |\n|---|--:|\n| 1 | 2 |\n");
+        assert_eq!(tree[0], el(Kind::Heading(1), vec![text("Title")]));
+        assert!(matches!(&tree[1], Node::Element { kind: Kind::OrderedList(1), children } if children.len() == 2));
+        assert!(matches!(&tree[2], Node::Element { kind: Kind::BulletList, children } if children.len() == 2));
+        let Node::Element { kind: Kind::Table, children } = &tree[3] else {
+            panic!("expected a table, got {:?}", tree[3]);
+        };
+        assert_eq!(
+            children[0],
+            el(
+                Kind::TableHead,
+                vec![
+                    el(Kind::TableCell { header: true, align: Align::None }, vec![text("h")]),
+                    el(Kind::TableCell { header: true, align: Align::Right }, vec![text("r")]),
+                ]
+            )
+        );
+        assert_eq!(
+            children[1],
+            el(
+                Kind::TableRow,
+                vec![
+                    el(Kind::TableCell { header: false, align: Align::None }, vec![text("1")]),
+                    el(Kind::TableCell { header: false, align: Align::Right }, vec![text("2")]),
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn safe_links_keep_their_target() {
+        assert_eq!(
+            all_links("[a](https://example.com/x?y=1) [b](http://e.org) [c](mailto:me@e.org)"),
+            vec![
+                Some("https://example.com/x?y=1".into()),
+                Some("http://e.org".into()),
+                Some("mailto:me@e.org".into())
+            ]
+        );
+        assert_eq!(all_links("<https://auto.link>"), vec![Some("https://auto.link".into())]);
+    }
+
+    #[test]
+    fn hostile_link_targets_are_dropped() {
+        let hostile = [
+            "[x](javascript:alert(1))",
+            "[x](JaVaScRiPt:alert(1))",
+            "[x](  javascript:alert(1))",
+            "[x](<java\tscript:alert(1)>)",
+            "[x](&#106;avascript:alert(1))",
+            "[x](java&#x09;script:alert(1))",
+            "[x](vbscript:msgbox(1))",
+            "[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+            "[x](DATA:text/html,<script>alert(1)</script>)",
+            "[x](file:///etc/passwd)",
+            "[x](/relative/path)",
+            "[x](//evil.example)",
+            "[x](#frag)",
+            "[x]: javascript:alert(1)\n\n[x]",
+            "<javascript:alert(1)>",
+            "[x](http:)",
+        ];
+        for input in hostile {
+            let found = all_links(input);
+            assert!(found.iter().all(Option::is_none), "{input:?} kept a link: {found:?}");
+        }
+    }
+
+    #[test]
+    fn safe_href_sees_the_url_as_a_browser_does() {
+        assert_eq!(safe_href(" https://a.b "), Some("https://a.b".into()));
+        assert_eq!(safe_href("ht\ntps://a.b"), Some("https://a.b".into()));
+        assert_eq!(safe_href("\u{1}javascript:alert(1)"), None);
+        assert_eq!(safe_href("java\u{0}script:alert(1)"), None);
+        assert_eq!(safe_href("https"), None);
+        assert_eq!(safe_href(""), None);
+    }
+
+    #[test]
+    fn raw_html_is_kept_as_text() {
+        let hostile = [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "Hi <b onmouseover=alert(1)>there</b>",
+            "<iframe src=\"javascript:alert(1)\"></iframe>",
+            "<svg><script>alert(1)</script></svg>",
+            "<a href=\"javascript:alert(1)\">x</a>",
+            "<div>\n<style>body{display:none}</style>\n</div>",
+            "<!-- comment --><details open ontoggle=alert(1)>",
+        ];
+        for input in hostile {
+            let tree = parse(input);
+            let shown = text_of(&tree);
+            // Everything the model wrote is still visible, as characters.
+            for needle in ["alert(1)", "<"] {
+                if input.contains(needle) && !input.starts_with("<!--") {
+                    assert!(shown.contains(needle), "{input:?} lost {needle:?}: {shown:?}");
+                }
+            }
+            assert!(all_links(input).is_empty(), "{input:?} produced a link");
+        }
+    }
+
+    #[test]
+    fn images_become_their_alt_text() {
+        let tree = parse("![a cat](https://tracker.example/pixel.png) ![x](javascript:alert(1))");
+        assert_eq!(text_of(&tree), "a cat x");
+        assert!(all_links("![a cat](https://t.example/p.png)").is_empty());
+    }
+
+    #[test]
+    fn nested_and_unclosed_constructs_stay_balanced() {
+        let inputs = [
+            "**bold *both** still",
+            "[unclosed link(https://e.org",
+            "> > > deep\n> quote",
+            "- a\n  - b\n    - c\n      1. d",
+            "| a |\n|---|\n| <script> |",
+            "`unclosed code",
+            "***",
+            &"[".repeat(500),
+            &"> ".repeat(200),
+            &"*a ".repeat(300),
+        ];
+        for input in inputs {
+            let tree = parse(input);
+            // Structural sanity: every link in any of these has been vetted.
+            let mut found = Vec::new();
+            links(&tree, &mut found);
+            assert!(found.iter().flatten().all(|href| safe_href(href).is_some()));
+        }
+    }
+
+    #[test]
+    fn links_inside_hostile_html_are_text() {
+        let tree = parse("<a href=\"javascript:alert(1)\">[ok](https://ok.example)</a>");
+        assert_eq!(all_links("<a href=\"javascript:alert(1)\">[ok](https://ok.example)</a>"), vec![Some(
+            "https://ok.example".into()
+        )]);
+        assert!(text_of(&tree).contains("<a href=\"javascript:alert(1)\">"));
+    }
+}

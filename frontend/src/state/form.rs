@@ -1,0 +1,288 @@
+//! The submit form: its fields, client-side validation and one idempotency key per submission.
+//!
+//! The key is what makes "a double click does not create two runs" hold end to end: it is made
+//! when a submission starts, reused if that submission is retried after a failure, and
+//! forgotten as soon as the input changes (a different input is a different run).
+
+use std::rc::Rc;
+
+use common::{ApiLimits, Defaults, SubmitRun};
+use yew::Reducible;
+
+/// The form's editable fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The prompt text.
+    Prompt,
+    /// The Bedrock model id.
+    Model,
+    /// The optional system prompt.
+    System,
+    /// The response token limit.
+    MaxTokens,
+    /// The sampling temperature.
+    Temperature,
+}
+
+impl Field {
+    /// The `id` of the field's input element, for labels and `aria-describedby`.
+    pub fn input_id(self) -> &'static str {
+        match self {
+            Field::Prompt => "prompt",
+            Field::Model => "model-id",
+            Field::System => "system-prompt",
+            Field::MaxTokens => "max-tokens",
+            Field::Temperature => "temperature",
+        }
+    }
+}
+
+/// Why the form cannot be sent yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormError {
+    /// The field to fix (and focus).
+    pub field: Field,
+    /// What to do about it.
+    pub message: String,
+}
+
+/// Whether a submission is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    /// Nothing sent, or the last send failed.
+    #[default]
+    Idle,
+    /// `POST /api/runs` is in flight; the button is disabled.
+    Sending,
+}
+
+/// The submit form's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Form {
+    /// The prompt text.
+    pub prompt: String,
+    /// The model id (prefilled with the server's default).
+    pub model_id: String,
+    /// The system prompt.
+    pub system: String,
+    /// The response token limit, as typed.
+    pub max_tokens: String,
+    /// The temperature, as typed; empty means the model's default.
+    pub temperature: String,
+    /// Whether a submission is under way.
+    pub status: Status,
+    /// The last validation or server error.
+    pub error: Option<FormError>,
+    /// The idempotency key of the current submission, kept for retries of the same input.
+    pub key: Option<String>,
+}
+
+/// What can happen to the form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FormAction {
+    /// The server's defaults arrived; they fill only fields the person has not typed in.
+    Defaults(Defaults),
+    /// A field was edited.
+    Edit(Field, String),
+    /// Validation refused the input.
+    Invalid(FormError),
+    /// A submission started with this idempotency key.
+    Sending(String),
+    /// The server refused or the request failed; the key stays for a retry.
+    Failed(String),
+    /// The run was created.
+    Sent,
+}
+
+impl Form {
+    /// Validates the input and builds the request body, or says which field to fix.
+    pub fn request(&self, limits: Option<&ApiLimits>) -> Result<SubmitRun, FormError> {
+        let error = |field, message: String| Err(FormError { field, message });
+        if self.prompt.trim().is_empty() {
+            return error(Field::Prompt, "Write a prompt first.".into());
+        }
+        if let Some(limits) = limits
+            && self.prompt.len() > limits.max_prompt_bytes
+        {
+            return error(
+                Field::Prompt,
+                format!("The prompt is {} bytes; the limit is {}.", self.prompt.len(), limits.max_prompt_bytes),
+            );
+        }
+        let max_tokens = match self.max_tokens.trim() {
+            "" => None,
+            text => match text.parse::<u32>() {
+                Ok(n) if n >= 1 && limits.is_none_or(|l| n <= l.max_tokens) => Some(n),
+                _ => {
+                    let most = limits.map_or(String::new(), |l| format!(" up to {}", l.max_tokens));
+                    return error(Field::MaxTokens, format!("Max tokens must be a whole number from 1{most}."));
+                }
+            },
+        };
+        let temperature = match self.temperature.trim() {
+            "" => None,
+            text => match text.parse::<f32>() {
+                Ok(t) if (0.0..=1.0).contains(&t) => Some(t),
+                _ => return error(Field::Temperature, "Temperature must be a number from 0 to 1.".into()),
+            },
+        };
+        let optional = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
+        Ok(SubmitRun {
+            prompt: self.prompt.clone(),
+            model_id: optional(&self.model_id),
+            system: optional(&self.system),
+            max_tokens,
+            temperature,
+        })
+    }
+
+    fn field_mut(&mut self, field: Field) -> &mut String {
+        match field {
+            Field::Prompt => &mut self.prompt,
+            Field::Model => &mut self.model_id,
+            Field::System => &mut self.system,
+            Field::MaxTokens => &mut self.max_tokens,
+            Field::Temperature => &mut self.temperature,
+        }
+    }
+}
+
+impl Reducible for Form {
+    type Action = FormAction;
+
+    fn reduce(self: Rc<Self>, action: FormAction) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            FormAction::Defaults(defaults) => {
+                if next.model_id.is_empty() {
+                    next.model_id = defaults.model_id;
+                }
+                if next.max_tokens.is_empty() {
+                    next.max_tokens = defaults.max_tokens.to_string();
+                }
+            }
+            FormAction::Edit(field, value) => {
+                if *next.field_mut(field) == value {
+                    return self;
+                }
+                *next.field_mut(field) = value;
+                next.key = None;
+                if next.error.as_ref().is_some_and(|e| e.field == field) {
+                    next.error = None;
+                }
+            }
+            FormAction::Invalid(error) => next.error = Some(error),
+            FormAction::Sending(key) => {
+                next.status = Status::Sending;
+                next.error = None;
+                next.key = Some(key);
+            }
+            FormAction::Failed(message) => {
+                next.status = Status::Idle;
+                next.error = Some(FormError { field: Field::Prompt, message });
+            }
+            FormAction::Sent => {
+                next.status = Status::Idle;
+                next.key = None;
+            }
+        }
+        Rc::new(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ApiLimits {
+        ApiLimits { max_body_bytes: 1_000, max_prompt_bytes: 10, max_tokens: 4_096 }
+    }
+
+    fn form(prompt: &str) -> Form {
+        Form { prompt: prompt.into(), ..Form::default() }
+    }
+
+    fn reduce(state: Form, actions: impl IntoIterator<Item = FormAction>) -> Form {
+        let mut state = Rc::new(state);
+        for action in actions {
+            state = state.reduce(action);
+        }
+        (*state).clone()
+    }
+
+    #[test]
+    fn an_empty_or_blank_prompt_is_refused_before_any_request() {
+        for prompt in ["", "   \n\t"] {
+            let err = form(prompt).request(None).expect_err("blank prompt refused");
+            assert_eq!(err.field, Field::Prompt);
+            assert_eq!(err.message, "Write a prompt first.");
+        }
+    }
+
+    #[test]
+    fn limits_from_the_server_are_checked() {
+        assert_eq!(form("01234567890").request(Some(&limits())).map_err(|e| e.field), Err(Field::Prompt));
+        let too_many = Form { max_tokens: "5000".into(), ..form("hi") };
+        assert_eq!(too_many.request(Some(&limits())).map_err(|e| e.field), Err(Field::MaxTokens));
+        let zero = Form { max_tokens: "0".into(), ..form("hi") };
+        assert_eq!(zero.request(None).map_err(|e| e.field), Err(Field::MaxTokens));
+        let hot = Form { temperature: "1.5".into(), ..form("hi") };
+        assert_eq!(hot.request(None).map_err(|e| e.field), Err(Field::Temperature));
+    }
+
+    #[test]
+    fn blank_optional_fields_are_left_to_the_server() {
+        let request = Form { model_id: " ".into(), system: "".into(), ..form("hi") }
+            .request(Some(&limits()))
+            .expect("valid");
+        assert_eq!(request, SubmitRun { prompt: "hi".into(), ..SubmitRun::default() });
+        let full = Form {
+            model_id: " m ".into(),
+            system: "be brief".into(),
+            max_tokens: "64".into(),
+            temperature: "0.5".into(),
+            ..form("hi")
+        }
+        .request(None)
+        .expect("valid");
+        assert_eq!(full.model_id.as_deref(), Some("m"));
+        assert_eq!(full.system.as_deref(), Some("be brief"));
+        assert_eq!(full.max_tokens, Some(64));
+        assert_eq!(full.temperature, Some(0.5));
+    }
+
+    #[test]
+    fn defaults_fill_only_untouched_fields() {
+        let defaults = Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2 };
+        let state = reduce(
+            Form::default(),
+            [FormAction::Edit(Field::Model, "mine".into()), FormAction::Defaults(defaults)],
+        );
+        assert_eq!(state.model_id, "mine");
+        assert_eq!(state.max_tokens, "512");
+    }
+
+    #[test]
+    fn a_failed_submission_keeps_its_key_until_the_input_changes() {
+        let failed = reduce(form("hi"), [FormAction::Sending("k1".into()), FormAction::Failed("offline".into())]);
+        assert_eq!(failed.status, Status::Idle);
+        assert_eq!(failed.key.as_deref(), Some("k1"));
+        assert_eq!(failed.error.as_ref().map(|e| e.message.as_str()), Some("offline"));
+        let edited = reduce(failed, [FormAction::Edit(Field::Prompt, "hi!".into())]);
+        assert_eq!(edited.key, None);
+        let sent = reduce(form("x"), [FormAction::Sending("k2".into()), FormAction::Sent]);
+        assert_eq!(sent.key, None);
+    }
+
+    #[test]
+    fn editing_the_field_in_error_clears_the_error() {
+        let state = reduce(
+            Form::default(),
+            [
+                FormAction::Invalid(FormError { field: Field::Prompt, message: "Write a prompt first.".into() }),
+                FormAction::Edit(Field::Prompt, "h".into()),
+            ],
+        );
+        assert_eq!(state.error, None);
+    }
+}

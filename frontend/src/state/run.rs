@@ -1,0 +1,264 @@
+//! One run's page: its live [`RunDetail`], its log lines and the log level filter.
+
+use std::rc::Rc;
+
+use common::{Event, EventKind, LogEntry, LogLevel, RunDetail};
+use yew::Reducible;
+
+use super::Load;
+
+/// Everything the run page shows that comes from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPage {
+    /// Whether the run itself has loaded.
+    pub load: Load,
+    /// The run, folded from its REST snapshot and every event since.
+    pub detail: Option<RunDetail>,
+    /// Log lines, by `seq`, without duplicates.
+    pub logs: Vec<LogEntry>,
+    /// Whether the stored log lines have arrived (live ones are added either way).
+    pub logs_loaded: bool,
+    /// Lines below this level are hidden.
+    pub min_level: LogLevel,
+}
+
+impl Default for RunPage {
+    fn default() -> Self {
+        RunPage { load: Load::Loading, detail: None, logs: Vec::new(), logs_loaded: false, min_level: LogLevel::Trace }
+    }
+}
+
+/// What can happen to a run page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunAction {
+    /// `GET /api/runs/{id}` answered.
+    Loaded(RunDetail),
+    /// `GET /api/runs/{id}` failed (or 404: [`Load::NotFound`]).
+    LoadFailed(Load),
+    /// `GET /api/runs/{id}/logs` answered.
+    LogsLoaded(Vec<LogEntry>),
+    /// An event of the run arrived over the WebSocket.
+    Event(Event),
+    /// The reader picked a minimum log level.
+    SetMinLevel(LogLevel),
+}
+
+impl RunPage {
+    /// The log lines at or above the chosen level.
+    pub fn visible_logs(&self) -> impl Iterator<Item = &LogEntry> {
+        self.logs.iter().filter(move |line| line.level >= self.min_level)
+    }
+
+    /// The seq a (re)connecting event stream should resume after.
+    pub fn last_seq(&self) -> u64 {
+        self.detail.as_ref().map_or(0, |detail| detail.last_seq)
+    }
+
+    fn add_log(&mut self, entry: LogEntry) {
+        // Lines nearly always arrive in order, so appending is the common case.
+        match self.logs.last() {
+            None => self.logs.push(entry),
+            Some(last) if last.seq < entry.seq => self.logs.push(entry),
+            Some(_) => {
+                if let Err(at) = self.logs.binary_search_by_key(&entry.seq, |line| line.seq) {
+                    self.logs.insert(at, entry);
+                }
+            }
+        }
+    }
+
+    fn apply_event(&mut self, event: &Event) {
+        match &mut self.detail {
+            Some(detail) => detail.apply(event),
+            None => {
+                // A stream that starts from seq 0 can build the run from its first event.
+                self.detail = RunDetail::from_created(event);
+                if self.detail.is_some() {
+                    self.load = Load::Ready;
+                }
+            }
+        }
+        if let EventKind::Log { level, task, attempt, message } = &event.kind
+            && self.detail.as_ref().is_some_and(|detail| detail.id == event.run_id)
+        {
+            self.add_log(LogEntry {
+                seq: event.seq,
+                ts: event.ts,
+                level: *level,
+                task: *task,
+                attempt: *attempt,
+                message: message.clone(),
+            });
+        }
+    }
+}
+
+impl Reducible for RunPage {
+    type Action = RunAction;
+
+    fn reduce(self: Rc<Self>, action: RunAction) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            RunAction::Loaded(detail) => {
+                // A snapshot older than what live events already built would move the page back.
+                if next.detail.as_ref().is_none_or(|have| detail.last_seq >= have.last_seq) {
+                    next.detail = Some(detail);
+                }
+                next.load = Load::Ready;
+            }
+            RunAction::LoadFailed(load) => {
+                if next.detail.is_none() {
+                    next.load = load;
+                }
+            }
+            RunAction::LogsLoaded(lines) => {
+                next.logs_loaded = true;
+                for line in lines {
+                    next.add_log(line);
+                }
+            }
+            RunAction::Event(event) => next.apply_event(&event),
+            RunAction::SetMinLevel(level) => next.min_level = level,
+        }
+        Rc::new(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use common::{AttemptOutcome, RunId, RunState, TaskName, TaskState};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn ev(seq: u64, kind: EventKind) -> Event {
+        Event { run_id: RunId(Uuid::nil()), seq, ts: DateTime::UNIX_EPOCH, kind }
+    }
+
+    fn created() -> Event {
+        ev(
+            1,
+            EventKind::RunCreated {
+                prompt: "hi".into(),
+                model_id: "m".into(),
+                system: None,
+                max_tokens: 10,
+                temperature: None,
+                max_attempts: 3,
+            },
+        )
+    }
+
+    fn log(seq: u64, level: LogLevel) -> Event {
+        ev(seq, EventKind::Log { level, task: None, attempt: None, message: format!("line {seq}") })
+    }
+
+    fn reduce(state: RunPage, actions: impl IntoIterator<Item = RunAction>) -> RunPage {
+        let mut state = Rc::new(state);
+        for action in actions {
+            state = state.reduce(action);
+        }
+        (*state).clone()
+    }
+
+    fn loaded_at(seq: u64) -> RunDetail {
+        let mut detail = RunDetail::from_created(&created()).unwrap_or_else(|| panic!("created event"));
+        detail.last_seq = seq;
+        detail
+    }
+
+    #[test]
+    fn events_after_the_snapshot_update_the_run_and_older_ones_are_ignored() {
+        let state = reduce(
+            RunPage::default(),
+            [
+                RunAction::Loaded(loaded_at(1)),
+                RunAction::Event(ev(2, EventKind::RunState { state: RunState::Running, error: None })),
+                RunAction::Event(ev(
+                    3,
+                    EventKind::TaskState {
+                        task: TaskName::CallBedrock,
+                        attempt: 1,
+                        state: TaskState::Running,
+                        outcome: AttemptOutcome::default(),
+                    },
+                )),
+                RunAction::Event(ev(4, EventKind::Delta { attempt: 1, text: "Hel".into() })),
+                RunAction::Event(ev(4, EventKind::Delta { attempt: 1, text: "Hel".into() })),
+                RunAction::Event(ev(5, EventKind::Delta { attempt: 1, text: "lo".into() })),
+            ],
+        );
+        assert_eq!(state.load, Load::Ready);
+        let detail = state.detail.as_ref().unwrap_or_else(|| panic!("loaded"));
+        assert_eq!(detail.state, RunState::Running);
+        assert_eq!(detail.response.as_deref(), Some("Hello"));
+        assert_eq!(state.last_seq(), 5);
+    }
+
+    #[test]
+    fn a_stale_snapshot_does_not_rewind_the_live_run() {
+        let state = reduce(
+            RunPage::default(),
+            [
+                RunAction::Event(created()),
+                RunAction::Event(ev(2, EventKind::RunState { state: RunState::Running, error: None })),
+                RunAction::Loaded(loaded_at(1)),
+            ],
+        );
+        assert_eq!(state.last_seq(), 2);
+        assert_eq!(state.detail.map(|d| d.state), Some(RunState::Running));
+    }
+
+    #[test]
+    fn log_lines_merge_from_rest_and_stream_without_duplicates() {
+        let stored = |seq: u64| LogEntry {
+            seq,
+            ts: DateTime::UNIX_EPOCH,
+            level: LogLevel::Info,
+            task: None,
+            attempt: None,
+            message: format!("line {seq}"),
+        };
+        let state = reduce(
+            RunPage::default(),
+            [
+                RunAction::Loaded(loaded_at(1)),
+                RunAction::Event(log(3, LogLevel::Info)),
+                RunAction::LogsLoaded(vec![stored(2), stored(3)]),
+                RunAction::Event(log(4, LogLevel::Warn)),
+                RunAction::Event(log(3, LogLevel::Info)),
+            ],
+        );
+        let seqs: Vec<u64> = state.logs.iter().map(|l| l.seq).collect();
+        assert_eq!(seqs, [2, 3, 4]);
+        assert!(state.logs_loaded);
+    }
+
+    #[test]
+    fn the_level_filter_hides_quieter_lines() {
+        let state = reduce(
+            RunPage::default(),
+            [
+                RunAction::Loaded(loaded_at(1)),
+                RunAction::Event(log(2, LogLevel::Debug)),
+                RunAction::Event(log(3, LogLevel::Info)),
+                RunAction::Event(log(4, LogLevel::Error)),
+                RunAction::SetMinLevel(LogLevel::Info),
+            ],
+        );
+        let shown: Vec<u64> = state.visible_logs().map(|l| l.seq).collect();
+        assert_eq!(shown, [3, 4]);
+    }
+
+    #[test]
+    fn a_404_is_remembered_but_never_hides_a_run_we_have() {
+        let missing = reduce(RunPage::default(), [RunAction::LoadFailed(Load::NotFound)]);
+        assert_eq!(missing.load, Load::NotFound);
+        let kept = reduce(
+            RunPage::default(),
+            [RunAction::Loaded(loaded_at(1)), RunAction::LoadFailed(Load::Failed("net".into()))],
+        );
+        assert_eq!(kept.load, Load::Ready);
+    }
+}
