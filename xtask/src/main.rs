@@ -1,1 +1,141 @@
-fn main() {}
+//! Developer tasks for the workspace, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! - `setup` installs what a fresh machine lacks (`setup.rs`), skipping what is already there;
+//! - `frontend`, `run`, `test` and `bench` build on it (`tasks.rs`).
+//!
+//! Standard library only, and arguments are parsed by hand: the xtask must build fast on a fresh
+//! clone, before anything else is installed.
+
+mod setup;
+mod tasks;
+mod util;
+
+use std::process::ExitCode;
+
+use util::Result;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup [--coverage]          install what this machine lacks (wasm32 target, trunk, wasm-bindgen-cli,
+                              wasm-opt, chromium + chromedriver; --coverage adds cargo-llvm-cov);
+                              each step is skipped when the right version is already installed
+  frontend [--release]        setup, then `trunk build` into dist/ (release: size-tuned wasm-release profile)
+  run [-- <serve flags>]      setup, release frontend, then `backend serve --static-dir dist <flags>`
+                              (http://127.0.0.1:8080 by default)
+  test [--coverage] [-- <cargo test args>]
+                              setup, release frontend, all tests (APP_DIST_DIR=dist for browser tests),
+                              the frontend's native unit tests; --coverage adds an llvm-cov summary
+  bench [-- <args>]           run the backend's benchmark suite (release)
+  help                        this text
+";
+
+/// A parsed command line.
+#[derive(Debug, PartialEq)]
+enum Task {
+    Setup { coverage: bool },
+    Frontend { release: bool },
+    Run { serve_args: Vec<String> },
+    Test { coverage: bool, cargo_test_args: Vec<String> },
+    Bench { args: Vec<String> },
+    Help,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = parse(&args).and_then(execute);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(task: Task) -> Result {
+    match task {
+        Task::Setup { coverage } => setup::setup(setup::Options { coverage }),
+        Task::Frontend { release } => tasks::frontend(release),
+        Task::Run { serve_args } => tasks::run(&serve_args),
+        Task::Test { coverage, cargo_test_args } => tasks::test(&tasks::TestOptions { coverage, cargo_test_args }),
+        Task::Bench { args } => tasks::bench(&args),
+        Task::Help => {
+            print!("{USAGE}");
+            Ok(())
+        }
+    }
+}
+
+/// Parses `<command> [flags] [-- <passed through>]`.
+fn parse(args: &[String]) -> Result<Task> {
+    let Some((command, rest)) = args.split_first() else { return Ok(Task::Help) };
+    // Everything after `--` belongs to the program we start.
+    let (flags, passthrough) = match rest.iter().position(|a| a == "--") {
+        Some(i) => (&rest[..i], rest[i + 1..].to_vec()),
+        None => (rest, Vec::new()),
+    };
+    let has = |flag: &str| flags.iter().any(|f| f == flag);
+    let only = |allowed: &[&str]| -> Result {
+        match flags.iter().find(|f| !allowed.contains(&f.as_str())) {
+            Some(f) => Err(format!("unknown argument `{f}` for `{command}`\n\n{USAGE}").into()),
+            None => Ok(()),
+        }
+    };
+    let task = match command.as_str() {
+        "setup" => {
+            only(&["--coverage"])?;
+            Task::Setup { coverage: has("--coverage") }
+        }
+        "frontend" => {
+            only(&["--release"])?;
+            Task::Frontend { release: has("--release") }
+        }
+        // `run` forwards everything: `cargo xtask run --addr X` works as well as `run -- --addr X`.
+        "run" => Task::Run { serve_args: flags.iter().cloned().chain(passthrough).collect() },
+        "test" => {
+            only(&["--coverage"])?;
+            Task::Test { coverage: has("--coverage"), cargo_test_args: passthrough }
+        }
+        "bench" => Task::Bench { args: flags.iter().cloned().chain(passthrough).collect() },
+        "help" | "--help" | "-h" => Task::Help,
+        other => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
+    };
+    Ok(task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn no_arguments_prints_help() {
+        assert_eq!(parse(&[]).ok(), Some(Task::Help));
+    }
+
+    #[test]
+    fn run_forwards_serve_flags_with_or_without_a_separator() {
+        let expected = Task::Run { serve_args: args("--addr 0.0.0.0:9000") };
+        assert_eq!(parse(&args("run -- --addr 0.0.0.0:9000")).ok(), Some(expected));
+        let expected = Task::Run { serve_args: args("--addr 0.0.0.0:9000") };
+        assert_eq!(parse(&args("run --addr 0.0.0.0:9000")).ok(), Some(expected));
+    }
+
+    #[test]
+    fn test_takes_coverage_and_passes_the_rest_to_cargo_test() {
+        let expected = Task::Test { coverage: true, cargo_test_args: args("-- happy_path") };
+        assert_eq!(parse(&args("test --coverage -- -- happy_path")).ok(), Some(expected));
+    }
+
+    #[test]
+    fn unknown_commands_and_flags_are_errors() {
+        assert!(parse(&args("deploy")).is_err());
+        assert!(parse(&args("frontend --fast")).is_err());
+        assert_eq!(parse(&args("frontend --release")).ok(), Some(Task::Frontend { release: true }));
+    }
+}

@@ -1,0 +1,273 @@
+//! `cargo xtask setup`: installs what a fresh machine lacks, skipping every step already satisfied.
+//!
+//! Each step checks the installed *version* (not only presence), waits if another process is
+//! already installing the same thing (so a background install is never duplicated), installs,
+//! then checks again. Versions are pinned for offline Trunk builds: see `TOOLCHAIN.md` in the
+//! shared notes and `Trunk.toml`.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{self, Result};
+
+/// The Wasm target the frontend compiles to.
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// Trunk 0.22 needs a newer rustc than this machine's 1.95.
+pub const TRUNK_VERSION: &str = "0.21.14";
+/// Used when Cargo.lock has no `wasm-bindgen` yet; must match `[tools] wasm_bindgen` in Trunk.toml.
+pub const WASM_BINDGEN_FALLBACK: &str = "0.2.130";
+/// npm package providing a wasm-opt recent enough for current wasm-bindgen output (Debian's is too old).
+pub const BINARYEN_PACKAGE: &str = "binaryen@132.0.0";
+/// The wasm-opt major version that package provides; Trunk.toml pins `wasm_opt = "version_132"`.
+pub const WASM_OPT_VERSION: &str = "132";
+/// Debian's packaged browser and its WebDriver, used by the end-to-end browser tests.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// What `setup` should install beyond the defaults.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Options {
+    /// Also install `llvm-tools-preview` and `cargo-llvm-cov` (slow, so opt-in).
+    pub coverage: bool,
+}
+
+/// Result of a check: `Ok(what was found)` when satisfied, `Err(why not)` otherwise.
+type Check = std::result::Result<String, String>;
+
+/// Runs every setup step in order; the first failing step aborts.
+pub fn setup(opts: Options) -> Result {
+    let (result, took) = util::timed(|| -> Result {
+        let wasm_bindgen = wasm_bindgen_version();
+        step("wasm32 target", check_wasm_target, util::rustup_in_progress, || {
+            util::run(util::command("rustup").args(["target", "add", WASM_TARGET]))
+        })?;
+        step(
+            &format!("trunk {TRUNK_VERSION}"),
+            || check_version("trunk", &["--version"], TRUNK_VERSION),
+            || util::cargo_install_in_progress("trunk"),
+            || util::run(util::cargo().args(["install", "--locked", "trunk", "--version", TRUNK_VERSION])),
+        )?;
+        step(
+            &format!("wasm-bindgen-cli {wasm_bindgen}"),
+            || check_version("wasm-bindgen", &["--version"], &wasm_bindgen),
+            || util::cargo_install_in_progress("wasm-bindgen-cli"),
+            // Not `--locked`: the crate's own lockfile pins a webpki-roots this registry lacks.
+            || util::run(util::cargo().args(["install", "wasm-bindgen-cli", "--version", &wasm_bindgen])),
+        )?;
+        step(&format!("wasm-opt {WASM_OPT_VERSION} (npm)"), check_wasm_opt, || None, install_wasm_opt)?;
+        step("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium)?;
+        if opts.coverage {
+            step("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
+                util::run(util::command("rustup").args(["component", "add", "llvm-tools-preview"]))
+            })?;
+            step(
+                "cargo-llvm-cov",
+                check_llvm_cov,
+                || util::cargo_install_in_progress("cargo-llvm-cov"),
+                || util::run(util::cargo().args(["install", "--locked", "cargo-llvm-cov"])),
+            )?;
+        }
+        Ok(())
+    });
+    println!("setup: {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
+    result
+}
+
+/// Checks, waits for a concurrent install, installs, and checks again; prints one line.
+fn step(
+    name: &str,
+    check: impl Fn() -> Check,
+    busy: impl Fn() -> Option<u32>,
+    install: impl FnOnce() -> Result,
+) -> Result {
+    let (outcome, took) = util::timed(|| -> Result<String> {
+        if let Ok(found) = check() {
+            return Ok(format!("skipped ({found})"));
+        }
+        if busy().is_some() {
+            util::wait_for(name, &busy);
+            if let Ok(found) = check() {
+                return Ok(format!("installed by another process ({found})"));
+            }
+        }
+        if let Err(why) = check() {
+            println!("setup: {name}: {why}; installing");
+        }
+        install()?;
+        check()
+            .map(|found| format!("installed ({found})"))
+            .map_err(|why| format!("{name}: still not right after install: {why}").into())
+    });
+    match outcome {
+        Ok(what) => {
+            println!("setup: {name:<28} {what:<60} {}", util::secs(took));
+            Ok(())
+        }
+        Err(e) => {
+            println!("setup: {name:<28} FAILED {}", util::secs(took));
+            Err(e)
+        }
+    }
+}
+
+/// The `wasm-bindgen` crate version locked in Cargo.lock (wasm-bindgen-cli must match it exactly).
+pub fn wasm_bindgen_version() -> String {
+    fs::read_to_string(util::root().join("Cargo.lock"))
+        .ok()
+        .and_then(|lock| locked_version(&lock, "wasm-bindgen"))
+        .unwrap_or_else(|| WASM_BINDGEN_FALLBACK.to_string())
+}
+
+/// Finds `version` of package `name` in a Cargo.lock text (first match).
+fn locked_version(lock: &str, name: &str) -> Option<String> {
+    let wanted = format!("name = \"{name}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == wanted {
+            let version = lines.next()?.trim().strip_prefix("version = \"")?.strip_suffix('"')?;
+            return Some(version.to_string());
+        }
+    }
+    None
+}
+
+fn check_wasm_target() -> Check {
+    let rustup = util::which("rustup").ok_or("rustup not found")?;
+    let installed = util::output_of(&rustup, &["target", "list", "--installed"]).ok_or("rustup failed")?;
+    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        Ok("installed".into())
+    } else {
+        Err(format!("{WASM_TARGET} not installed"))
+    }
+}
+
+/// Checks that `program args` prints a line whose last word is `version` (e.g. `trunk 0.21.14`).
+fn check_version(program: &str, args: &[&str], version: &str) -> Check {
+    let path = util::which(program).ok_or_else(|| format!("{program} not found"))?;
+    let out = util::output_of(&path, args).ok_or_else(|| format!("`{program} {}` failed", args.join(" ")))?;
+    match last_word(&out) {
+        Some(found) if found == version => Ok(format!("{program} {found}")),
+        found => Err(format!("found {program} {}, need {version}", found.unwrap_or("?"))),
+    }
+}
+
+fn last_word(text: &str) -> Option<&str> {
+    text.lines().next()?.split_whitespace().last()
+}
+
+fn check_wasm_opt() -> Check {
+    let path = util::node_bin_dir().join("wasm-opt");
+    if !path.is_file() {
+        return Err(format!("{} not found", path.display()));
+    }
+    let out = util::output_of(&path, &["--version"]).ok_or("`wasm-opt --version` failed")?;
+    // Prints `wasm-opt version 132 (version_132)`; Trunk compares the `version_<N>` form.
+    match out.split_whitespace().nth(2) {
+        Some(v) if v == WASM_OPT_VERSION => Ok(format!("wasm-opt version {v}")),
+        v => Err(format!("found wasm-opt version {}, need {WASM_OPT_VERSION}", v.unwrap_or("?"))),
+    }
+}
+
+fn install_wasm_opt() -> Result {
+    let dir = util::tools_dir();
+    fs::create_dir_all(&dir)?;
+    util::run(
+        util::command("npm")
+            .args(["install", "--no-audit", "--no-fund", "--save-exact", "--prefix"])
+            .arg(&dir)
+            .arg(BINARYEN_PACKAGE),
+    )
+}
+
+fn check_chromium() -> Check {
+    let browser = browser_version(Path::new(CHROMIUM), "Chromium")?;
+    let driver = browser_version(Path::new(CHROMEDRIVER), "ChromeDriver")?;
+    // chromedriver refuses to drive a browser of another major version.
+    let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
+    if major(&browser) == major(&driver) {
+        Ok(format!("chromium {browser}, chromedriver {driver}"))
+    } else {
+        Err(format!("chromium {browser} and chromedriver {driver} differ"))
+    }
+}
+
+/// `Chromium 156.0.8078.79 built on Debian ...` → `156.0.8078.79`.
+fn browser_version(path: &Path, label: &str) -> Check {
+    if !path.is_file() {
+        return Err(format!("{} not found", path.display()));
+    }
+    let out = util::output_of(path, &["--version"]).ok_or_else(|| format!("`{} --version` failed", path.display()))?;
+    out.split_whitespace()
+        .skip_while(|w| *w != label)
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| format!("unexpected `{} --version` output: {out}", path.display()))
+}
+
+fn install_chromium() -> Result {
+    util::wait_for("apt-get", util::apt_in_progress);
+    let apt = |args: &[&str]| -> Command {
+        let mut cmd = if util::is_root() {
+            util::command("apt-get")
+        } else {
+            let mut sudo = util::command("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        cmd
+    };
+    util::run(&mut apt(&["update"]))?;
+    util::run(&mut apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]))
+}
+
+fn check_llvm_tools() -> Check {
+    let rustup = util::which("rustup").ok_or("rustup not found")?;
+    let installed = util::output_of(&rustup, &["component", "list", "--installed"]).ok_or("rustup failed")?;
+    installed
+        .lines()
+        .find(|l| l.starts_with("llvm-tools"))
+        .map(str::to_string)
+        .ok_or_else(|| "llvm-tools-preview not installed".to_string())
+}
+
+fn check_llvm_cov() -> Check {
+    util::which("cargo-llvm-cov").ok_or("cargo-llvm-cov not found")?;
+    let out = util::cargo().args(["llvm-cov", "--version"]).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err("`cargo llvm-cov --version` failed".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = r#"
+[[package]]
+name = "wasm-bindgen-backend"
+version = "0.2.129"
+
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.130"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+"#;
+
+    #[test]
+    fn locked_version_finds_the_exact_package_name() {
+        assert_eq!(locked_version(LOCK, "wasm-bindgen").as_deref(), Some("0.2.130"));
+        assert_eq!(locked_version(LOCK, "wasm-bindgen-backend").as_deref(), Some("0.2.129"));
+        assert_eq!(locked_version(LOCK, "trunk"), None);
+    }
+
+    #[test]
+    fn last_word_reads_the_version_of_a_version_line() {
+        assert_eq!(last_word("trunk 0.21.14\n"), Some("0.21.14"));
+        assert_eq!(last_word("wasm-bindgen 0.2.130"), Some("0.2.130"));
+        assert_eq!(last_word(""), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The subcommands beyond `setup`: building the frontend, running the app, the tests and the benchmarks.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::setup::{self, Options};
+use crate::util::{self, Result};
+
+/// The Cargo profile of the release Wasm bundle (size-tuned, defined in the root Cargo.toml).
+const WASM_PROFILE: &str = "wasm-release";
+
+/// `cargo xtask frontend [--release]`: setup, then `trunk build` into `dist/`.
+pub fn frontend(release: bool) -> Result {
+    setup::setup(Options::default())?;
+    build_frontend(release)
+}
+
+/// Builds the frontend with Trunk, offline, with the pinned tools on PATH.
+///
+/// Release builds pass `--cargo-profile wasm-release` (a Trunk 0.21 flag), so the native
+/// `[profile.release]` of the backend stays tuned for speed while the Wasm is tuned for size.
+pub fn build_frontend(release: bool) -> Result {
+    let root = util::root();
+    let index = root.join("frontend").join("index.html");
+    if !index.is_file() {
+        return Err(format!("{} is missing: Trunk has nothing to build", index.display()).into());
+    }
+    // Trunk's offline mode also passes `--offline` to cargo, so the crates must be on disk first.
+    util::run(util::cargo().arg("fetch"))?;
+    let trunk = util::which("trunk").ok_or("trunk not found on PATH or in ~/.cargo/bin; run `cargo xtask setup`")?;
+    let mut cmd = util::command(trunk);
+    cmd.arg("build");
+    if release {
+        cmd.args(["--release", "--cargo-profile", WASM_PROFILE])
+            // `strip = true` also drops the `target_features` section, so wasm-opt no longer knows
+            // that rustc emitted bulk-memory ops and rejects the module ("memory.copy operations
+            // require bulk memory"). Stripping debug info only keeps it; wasm-opt then drops names.
+            .env(format!("CARGO_PROFILE_{}_STRIP", WASM_PROFILE.replace('-', "_").to_uppercase()), "debuginfo");
+    }
+    cmd.env("TRUNK_OFFLINE", "true")
+        // The version check asks crates.io's web API, which does not answer here.
+        .env("TRUNK_SKIP_VERSION_CHECK", "true")
+        // Keep Trunk's expected wasm-bindgen equal to the crate in Cargo.lock even if Trunk.toml lags.
+        .env("TRUNK_TOOLS_WASM_BINDGEN", setup::wasm_bindgen_version());
+    let (result, took) = util::timed(|| util::run(&mut cmd));
+    result?;
+    println!("frontend: built {} bundle in {}", if release { "release" } else { "debug" }, util::secs(took));
+    print_dist_sizes(&util::dist_dir());
+    Ok(())
+}
+
+/// Lists the files of `dist/` with their sizes (uncompressed).
+fn print_dist_sizes(dist: &Path) {
+    let Ok(entries) = fs::read_dir(dist) else { return };
+    let mut files: Vec<(String, u64)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (e.file_name().to_string_lossy().into_owned(), meta.len()))
+        })
+        .collect();
+    files.sort();
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    for (name, len) in &files {
+        println!("  dist/{name:<50} {:>9} bytes", len);
+    }
+    println!("  total (uncompressed){:>43} bytes", total);
+}
+
+/// `cargo xtask run [-- <serve flags>]`: setup, release frontend, then the release backend serving it.
+pub fn run(serve_args: &[String]) -> Result {
+    setup::setup(Options::default())?;
+    build_frontend(true)?;
+    let mut cmd = util::cargo();
+    cmd.args(["run", "--release", "-p", "backend", "--", "serve", "--static-dir"])
+        .arg(util::dist_dir())
+        .args(serve_args);
+    println!("$ {}", util::describe(&cmd));
+    exec(cmd)
+}
+
+/// Replaces this process with `cmd` (Unix), so Ctrl-C and SIGTERM reach the server directly and
+/// its exit status is ours. `cargo run` itself execs the binary, so the server ends up in our pid.
+#[cfg(unix)]
+fn exec(mut cmd: std::process::Command) -> Result {
+    use std::os::unix::process::CommandExt;
+    let err = cmd.exec();
+    Err(format!("cannot start `{}`: {err}", util::describe(&cmd)).into())
+}
+
+#[cfg(not(unix))]
+fn exec(mut cmd: std::process::Command) -> Result {
+    let status = cmd.status()?;
+    util::check(status, &cmd)
+}
+
+/// `cargo xtask test` flags.
+#[derive(Debug, Default)]
+pub struct TestOptions {
+    /// Also run the backend and common tests under `cargo llvm-cov` and print the summary.
+    pub coverage: bool,
+    /// Extra arguments for the workspace `cargo test` (e.g. `-- happy_path`).
+    pub cargo_test_args: Vec<String>,
+}
+
+/// One line of the test summary.
+struct Outcome {
+    name: String,
+    ok: bool,
+    took: Duration,
+}
+
+/// `cargo xtask test`: setup, release frontend (the browser tests serve `dist/`), the workspace
+/// tests, the frontend's native unit tests; runs every step even after a failure, then summarises.
+pub fn test(opts: &TestOptions) -> Result {
+    let mut outcomes = Vec::new();
+    let mut record = |name: &str, f: &mut dyn FnMut() -> Result| {
+        let (result, took) = util::timed(f);
+        if let Err(e) = &result {
+            eprintln!("error: {name}: {e}");
+        }
+        outcomes.push(Outcome { name: name.to_string(), ok: result.is_ok(), took });
+        result.is_ok()
+    };
+
+    let setup_ok = record("setup", &mut || setup::setup(Options { coverage: opts.coverage }));
+    if setup_ok {
+        record("frontend (trunk build --release)", &mut || build_frontend(true));
+        // Plain `cargo test` runs the workspace's default members (common, backend, tests, xtask) on
+        // the host; `--workspace` would also compile the Wasm frontend natively, which is tested
+        // separately below.
+        record("cargo test (default members)", &mut || {
+            util::run(
+                util::cargo()
+                    .args(["test", "--no-fail-fast"])
+                    .args(&opts.cargo_test_args)
+                    .env("APP_DIST_DIR", util::dist_dir()),
+            )
+        });
+        record("cargo test -p frontend (native)", &mut || util::run(util::cargo().args(["test", "-p", "frontend"])));
+        if opts.coverage {
+            record("coverage (common, backend)", &mut || {
+                util::run(util::cargo().args(["llvm-cov", "-p", "common", "-p", "backend", "--summary-only"]))
+            });
+        }
+    }
+
+    println!("\ntest summary:");
+    for o in &outcomes {
+        println!("  {:<36} {:<7} {:>8}", o.name, if o.ok { "ok" } else { "FAILED" }, util::secs(o.took));
+    }
+    let failed = outcomes.iter().filter(|o| !o.ok).count();
+    let total: Duration = outcomes.iter().map(|o| o.took).sum();
+    println!("  {:<36} {:<7} {:>8}", "total", if failed == 0 { "ok" } else { "FAILED" }, util::secs(total));
+    if failed == 0 { Ok(()) } else { Err(format!("{failed} of {} steps failed", outcomes.len()).into()) }
+}
+
+/// `cargo xtask bench [-- <args>]`: runs the backend's `bench` binary once it exists.
+pub fn bench(args: &[String]) -> Result {
+    if !bench_binary_exists() {
+        return Err("the benchmark suite is not built yet (no `bench` binary in backend/)".into());
+    }
+    util::run(util::cargo().args(["run", "--release", "-p", "backend", "--bin", "bench", "--"]).args(args))
+}
+
+/// Whether `backend` has a `bench` binary target, by Cargo's conventions or a `[[bin]]` entry.
+fn bench_binary_exists() -> bool {
+    let backend = util::root().join("backend");
+    let by_convention = backend.join("src/bin/bench.rs").is_file() || backend.join("src/bin/bench/main.rs").is_file();
+    let declared = fs::read_to_string(backend.join("Cargo.toml"))
+        .map(|manifest| {
+            manifest.contains("[[bin]]") && manifest.lines().any(|l| l.replace(' ', "") == "name=\"bench\"")
+        })
+        .unwrap_or(false);
+    by_convention || declared
+}
