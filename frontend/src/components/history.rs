@@ -68,10 +68,7 @@ pub fn HistoryPanel() -> Html {
             });
         })
     };
-    let onretry = {
-        let generation = generation.clone();
-        Callback::from(move |_: MouseEvent| generation.set(*generation + 1))
-    };
+    let onretry = Callback::from(move |_: MouseEvent| generation.set(*generation + 1));
 
     let body = match &history.load {
         Load::Loading => html! {

@@ -110,10 +110,7 @@ fn RunView(props: &RunViewProps) -> Html {
         (_, Some(detail)) => detail.clone(),
         (Load::NotFound, None) => return html! { <NotFound message="There is no run with this id." /> },
         (Load::Failed(error), None) => {
-            let onretry = {
-                let attempt = attempt.clone();
-                Callback::from(move |_: MouseEvent| attempt.set(*attempt + 1))
-            };
+            let onretry = Callback::from(move |_: MouseEvent| attempt.set(*attempt + 1));
             return html! {
                 <section class="panel error-state" data-testid="run-error-state" role="alert">
                     <h1>{ "Could not load this run" }</h1>
