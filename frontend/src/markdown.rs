@@ -1,12 +1,14 @@
 //! Model output as Markdown, made safe: text → a small tree of known elements → Yew nodes.
 //!
-//! Model output is untrusted. The parser (pulldown-cmark) only tokenises; [`parse`] then builds a
-//! [`Block`]/[`Node`] tree whose element kinds are a closed list with no attribute that can run
-//! code: raw HTML becomes literal text, images become their alt text, and a link keeps its target
+//! Model output is untrusted. [`parse`] (a small parser of our own: blocks in `blocks`, spans in
+//! `inline`; a full CommonMark crate tripled the Wasm size) builds a [`Node`] tree whose element
+//! kinds are a closed list with no attribute that can run code: raw HTML becomes literal text, images become their alt text, and a link keeps its target
 //! only when [`safe_href`] accepts it (`http:`, `https:`, `mailto:`). [`render`] turns the tree into
 //! Yew nodes without `inner_html`, so nothing in the text can reach the DOM as markup.
 
-use pulldown_cmark::{Alignment, CodeBlockKind, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+mod blocks;
+mod inline;
+
 use yew::{Html, html};
 
 /// The `rel` every rendered link gets: no opener access, no referrer, no endorsement.
@@ -88,15 +90,6 @@ pub enum Align {
 }
 
 impl Align {
-    fn from_cmark(alignment: Alignment) -> Align {
-        match alignment {
-            Alignment::None => Align::None,
-            Alignment::Left => Align::Left,
-            Alignment::Center => Align::Center,
-            Alignment::Right => Align::Right,
-        }
-    }
-
     fn style(self) -> Option<&'static str> {
         match self {
             Align::None => None,
@@ -130,151 +123,9 @@ pub fn safe_href(raw: &str) -> Option<String> {
     (scheme_ok && has_target).then_some(cleaned)
 }
 
-/// One open element while the tree is being built.
-struct Frame {
-    kind: Kind,
-    children: Vec<Node>,
-}
-
-/// Builds the tree from parser events with a stack of open elements.
-struct Builder {
-    stack: Vec<Frame>,
-    /// Alignments of the table being built, for its cells.
-    alignments: Vec<Align>,
-    /// Whether cells belong to the header row.
-    in_head: bool,
-    /// Index of the next cell in the current row.
-    cell: usize,
-}
-
-impl Builder {
-    fn push(&mut self, node: Node) {
-        if let Some(frame) = self.stack.last_mut() {
-            // Adjacent text (an HTML tag split from its text, say) reads better as one node.
-            if let (Node::Text(new), Some(Node::Text(last))) = (&node, frame.children.last_mut()) {
-                last.push_str(new);
-                return;
-            }
-            frame.children.push(node);
-        }
-    }
-
-    fn open(&mut self, kind: Kind) {
-        self.stack.push(Frame { kind, children: Vec::new() });
-    }
-
-    fn close(&mut self) {
-        // The root frame is never closed, so a stray end event cannot empty the stack.
-        if self.stack.len() > 1
-            && let Some(frame) = self.stack.pop()
-        {
-            self.push(Node::Element { kind: frame.kind, children: frame.children });
-        }
-    }
-
-    fn start(&mut self, tag: Tag<'_>) {
-        let kind = match tag {
-            Tag::Paragraph => Kind::Paragraph,
-            Tag::Heading { level, .. } => Kind::Heading(heading_level(level)),
-            Tag::BlockQuote(_) => Kind::BlockQuote,
-            Tag::CodeBlock(CodeBlockKind::Fenced(info)) => {
-                let lang = info.split_whitespace().next().map(str::to_owned);
-                Kind::CodeBlock(lang.filter(|l| !l.is_empty()))
-            }
-            Tag::CodeBlock(CodeBlockKind::Indented) => Kind::CodeBlock(None),
-            Tag::List(Some(start)) => Kind::OrderedList(start),
-            Tag::List(None) => Kind::BulletList,
-            Tag::Item => Kind::Item,
-            Tag::Table(alignments) => {
-                self.alignments = alignments.into_iter().map(Align::from_cmark).collect();
-                Kind::Table
-            }
-            Tag::TableHead => {
-                self.in_head = true;
-                self.cell = 0;
-                Kind::TableHead
-            }
-            Tag::TableRow => {
-                self.cell = 0;
-                Kind::TableRow
-            }
-            Tag::TableCell => {
-                let align = self.alignments.get(self.cell).copied().unwrap_or(Align::None);
-                self.cell += 1;
-                Kind::TableCell { header: self.in_head, align }
-            }
-            Tag::Emphasis => Kind::Emphasis,
-            Tag::Strong => Kind::Strong,
-            Tag::Strikethrough => Kind::Strikethrough,
-            Tag::Link { dest_url, .. } => Kind::Link(safe_href(&dest_url)),
-            // Images are never loaded (a remote image is a tracking beacon); their alt text shows.
-            Tag::Image { .. }
-            | Tag::HtmlBlock
-            | Tag::FootnoteDefinition(_)
-            | Tag::DefinitionList
-            | Tag::DefinitionListTitle
-            | Tag::DefinitionListDefinition
-            | Tag::Superscript
-            | Tag::Subscript
-            | Tag::MetadataBlock(_) => Kind::Span,
-        };
-        self.open(kind);
-    }
-
-    fn event(&mut self, event: Event<'_>) {
-        match event {
-            Event::Start(tag) => self.start(tag),
-            Event::End(end) => {
-                if end == TagEnd::TableHead {
-                    self.in_head = false;
-                }
-                self.close();
-            }
-            Event::Text(text)
-            | Event::Html(text)
-            | Event::InlineHtml(text)
-            | Event::InlineMath(text)
-            | Event::DisplayMath(text) => self.push(Node::Text(text.into_string())),
-            Event::Code(code) => {
-                self.push(Node::Element { kind: Kind::Code, children: vec![Node::Text(code.into_string())] });
-            }
-            Event::FootnoteReference(name) => self.push(Node::Text(format!("[{name}]"))),
-            Event::SoftBreak => self.push(Node::Text("\n".into())),
-            Event::HardBreak => self.push(Node::Element { kind: Kind::LineBreak, children: Vec::new() }),
-            Event::Rule => self.push(Node::Element { kind: Kind::Rule, children: Vec::new() }),
-            Event::TaskListMarker(done) => self.push(Node::Text(if done { "☑ " } else { "☐ " }.into())),
-        }
-    }
-}
-
-fn heading_level(level: HeadingLevel) -> u8 {
-    match level {
-        HeadingLevel::H1 => 1,
-        HeadingLevel::H2 => 2,
-        HeadingLevel::H3 => 3,
-        HeadingLevel::H4 => 4,
-        HeadingLevel::H5 => 5,
-        HeadingLevel::H6 => 6,
-    }
-}
-
-/// Parses Markdown (CommonMark with tables and strikethrough) into a safe tree.
+/// Parses Markdown (the CommonMark core plus GitHub tables and strikethrough) into a safe tree.
 pub fn parse(markdown: &str) -> Vec<Node> {
-    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS;
-    let mut builder = Builder {
-        stack: vec![Frame { kind: Kind::Span, children: Vec::new() }],
-        alignments: Vec::new(),
-        in_head: false,
-        cell: 0,
-    };
-    for event in Parser::new_ext(markdown, options) {
-        builder.event(event);
-    }
-    // Close anything left open; the parser balances its events, this is belt and braces.
-    while builder.stack.len() > 1 {
-        builder.close();
-    }
-    builder.stack.pop().map(|root| root.children).unwrap_or_default()
+    blocks::parse(markdown)
 }
 
 /// Renders a parsed tree as Yew nodes.
@@ -532,6 +383,42 @@ mod tests {
             let mut found = Vec::new();
             links(&tree, &mut found);
             assert!(found.iter().flatten().all(|href| safe_href(href).is_some()));
+        }
+    }
+
+    #[test]
+    fn nested_lists_quotes_setext_and_breaks() {
+        let tree = parse("- a\n  - b\n- c\n\n> quoted\n> **text**\n\nTitle\n===\n\nline one  \nline two");
+        assert_eq!(
+            tree[0],
+            el(
+                Kind::BulletList,
+                vec![
+                    el(Kind::Item, vec![text("a"), el(Kind::BulletList, vec![el(Kind::Item, vec![text("b")])])]),
+                    el(Kind::Item, vec![text("c")]),
+                ]
+            )
+        );
+        assert_eq!(
+            tree[1],
+            el(
+                Kind::BlockQuote,
+                vec![el(Kind::Paragraph, vec![text("quoted\n"), el(Kind::Strong, vec![text("text")])])]
+            )
+        );
+        assert_eq!(tree[2], el(Kind::Heading(1), vec![text("Title")]));
+        assert_eq!(
+            tree[3],
+            el(Kind::Paragraph, vec![text("line one"), el(Kind::LineBreak, vec![]), text("line two")])
+        );
+    }
+
+    #[test]
+    fn hostile_nesting_depth_is_bounded() {
+        for input in ["> ".repeat(10_000), "- ".repeat(10_000), "[".repeat(10_000) + "x" + &"](https://a.b)".repeat(10_000), "*a ".repeat(5_000) + &"*".repeat(5_000)] {
+            // Must return (no stack overflow) and keep every character as text somewhere.
+            let tree = parse(&input);
+            assert!(!tree.is_empty());
         }
     }
 
