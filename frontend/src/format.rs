@@ -67,6 +67,30 @@ pub fn stop_reason(reason: &StopReason) -> String {
     }
 }
 
+/// Parses a temperature (`0`, `0.7`, `.25`, `1.0`) in `0..=1` with up to three decimals.
+///
+/// Hand-rolled on purpose: `str::parse::<f32>` and float `Display` pull about 17 KB of
+/// float-conversion code into the Wasm for one form field.
+pub fn parse_temperature(text: &str) -> Option<f32> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) || frac.len() > 3 {
+        return None;
+    }
+    let whole: u32 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let scaled: u32 = format!("{frac:0<3}").parse().ok()?;
+    let milli = whole.checked_mul(1_000)?.checked_add(scaled)?;
+    (milli <= 1_000).then(|| milli as f32 / 1_000.0)
+}
+
+/// Shows a temperature with up to three decimals and no float formatting code: `0.7`.
+pub fn temperature(value: f32) -> String {
+    let milli = (value.clamp(0.0, 1.0) * 1_000.0 + 0.5) as u32;
+    let frac = format!("{:03}", milli % 1_000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { format!("{}", milli / 1_000) } else { format!("{}.{frac}", milli / 1_000) }
+}
+
 /// First delay before reconnecting a dropped WebSocket.
 pub const RECONNECT_BASE_MS: u32 = 500;
 /// Longest delay between reconnect attempts.
@@ -121,6 +145,21 @@ mod tests {
         assert_eq!(delays, [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
         assert_eq!(reconnect_delay_ms(0), 500);
         assert_eq!(reconnect_delay_ms(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn temperatures_parse_and_print_without_float_formatting() {
+        assert_eq!(parse_temperature("0.7"), Some(0.7));
+        assert_eq!(parse_temperature(".25"), Some(0.25));
+        assert_eq!(parse_temperature("1"), Some(1.0));
+        assert_eq!(parse_temperature("1.0"), Some(1.0));
+        for bad in ["", ".", "1.5", "2", "-0.1", "0.1234", "abc", "0,5", "1e-1"] {
+            assert_eq!(parse_temperature(bad), None, "{bad:?}");
+        }
+        assert_eq!(temperature(0.7), "0.7");
+        assert_eq!(temperature(1.0), "1");
+        assert_eq!(temperature(0.125), "0.125");
+        assert_eq!(temperature(0.0), "0");
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`markdown`] turns untrusted model output into a closed set of harmless elements.
 //! - [`format`] formats durations, countdowns and backoff delays; [`browser`] wraps the few
 //!   browser APIs (clock, locale, randomness, clipboard) so everything else tests natively.
-//! - [`components`] are the widgets, one per file; [`routes`] maps `/` and `/runs/:id` to pages.
+//! - [`components`] are the widgets, one per file; [`routes`] maps `/` and `/runs/{id}` to pages with a
+//!   tiny router of its own.
 //!
 //! [`App`] fetches `/api/health` once and shares it through a context (emulator banner, form
 //! defaults, limits); `main.rs` only mounts it.
@@ -26,13 +27,12 @@ pub mod routes;
 pub mod state;
 
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::components::{AppHeader, EmulatorBanner};
-use crate::routes::{Route, switch};
+use crate::routes::Router;
 use crate::state::HealthState;
 
-/// The whole app: router, health context, header and the current page.
+/// The whole app: health context, router, header and the current page.
 #[component]
 pub fn App() -> Html {
     let health = use_state(|| HealthState::Loading);
@@ -48,15 +48,12 @@ pub fn App() -> Html {
         });
     }
     html! {
-        <BrowserRouter>
-            <ContextProvider<HealthState> context={ (*health).clone() }>
+        <ContextProvider<HealthState> context={ (*health).clone() }>
+            <Router>
                 <a class="skip-link" href="#main">{ "Skip to content" }</a>
                 <AppHeader />
                 <EmulatorBanner />
-                <main id="main" tabindex="-1">
-                    <Switch<Route> render={ switch } />
-                </main>
-            </ContextProvider<HealthState>>
-        </BrowserRouter>
+            </Router>
+        </ContextProvider<HealthState>>
     }
 }

@@ -1,37 +1,166 @@
-//! The app's URLs: the home page (form and history) and one page per run.
+//! The app's URLs and a small router: `/`, `/runs/{id}`, and "not found".
+//!
+//! Two routes do not need yew-router (with its history, query and matching crates it added
+//! ~25 KB to the Wasm). [`Route::from_path`] and [`Route::path`] are pure; [`Router`] keeps the
+//! current route in sync with the address bar (`pushState` on navigation, `popstate` on
+//! back/forward), and [`Link`] renders a real `<a href>` so opening in a new tab, copying the
+//! link and middle-clicking all work.
 
+use gloo_events::EventListener;
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::components::{HomePage, NotFound, RunPage};
 
 /// Every client-side route; the backend serves `index.html` for all of them.
-#[derive(Debug, Clone, PartialEq, Routable)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// The submit form and the history.
-    #[at("/")]
+    /// `/`: the submit form and the history.
     Home,
-    /// One run, live; its URL can be shared and reloaded.
-    #[at("/runs/:id")]
+    /// `/runs/{id}`: one run, live; its URL can be shared and reloaded.
     Run {
         /// The run id as it appears in the URL.
         id: String,
     },
     /// Anything else.
-    #[not_found]
-    #[at("/404")]
     NotFound,
 }
 
+impl Route {
+    /// The route for a URL path (query and fragment already removed).
+    pub fn from_path(path: &str) -> Route {
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() {
+            return Route::Home;
+        }
+        match trimmed.strip_prefix("/runs/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => Route::Run { id: id.to_owned() },
+            _ => Route::NotFound,
+        }
+    }
+
+    /// The URL path of the route.
+    pub fn path(&self) -> String {
+        match self {
+            Route::Home => "/".to_owned(),
+            Route::Run { id } => format!("/runs/{id}"),
+            Route::NotFound => "/404".to_owned(),
+        }
+    }
+}
+
+/// Navigates to a route (adds a history entry).
+pub type Navigate = Callback<Route>;
+
+/// The navigation callback from the nearest [`Router`]; a no-op outside one.
+#[hook]
+pub fn use_navigate() -> Navigate {
+    use_context::<Navigate>().unwrap_or_else(|| Callback::from(|_| {}))
+}
+
+fn current_route() -> Route {
+    let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
+    Route::from_path(&path)
+}
+
 /// Renders the page for a route.
-pub fn switch(route: Route) -> Html {
+fn switch(route: &Route) -> Html {
     match route {
         Route::Home => html! { <HomePage /> },
         // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
-        Route::Run { id } => {
-            let key = id.clone();
-            html! { <RunPage key={ key } id={ AttrValue::from(id) } /> }
-        }
+        Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
         Route::NotFound => html! { <NotFound /> },
+    }
+}
+
+/// Props of [`Router`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct RouterProps {
+    /// Rendered above the page (header, banners).
+    #[prop_or_default]
+    pub children: Html,
+}
+
+/// Owns the current route: renders its children, then the page for the address bar's path.
+#[component]
+pub fn Router(props: &RouterProps) -> Html {
+    let route = use_state(current_route);
+    {
+        let route = route.clone();
+        use_effect_with((), move |_| {
+            // Back and forward buttons; dropping the listener (on unmount) removes it.
+            let listener = web_sys::window()
+                .map(|window| EventListener::new(&window, "popstate", move |_| route.set(current_route())));
+            move || drop(listener)
+        });
+    }
+    let navigate = {
+        let route = route.clone();
+        Callback::from(move |next: Route| {
+            if let Some(window) = web_sys::window() {
+                if let Ok(history) = window.history() {
+                    // Failing to update the address bar still shows the page; nothing to add.
+                    let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&next.path()));
+                }
+                window.scroll_to_with_x_and_y(0.0, 0.0);
+            }
+            route.set(next);
+        })
+    };
+    html! {
+        <ContextProvider<Navigate> context={ navigate }>
+            { props.children.clone() }
+            <main id="main" tabindex="-1">{ switch(&route) }</main>
+        </ContextProvider<Navigate>>
+    }
+}
+
+/// Props of [`Link`].
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct LinkProps {
+    /// Where it goes.
+    pub to: Route,
+    /// CSS classes of the `<a>`.
+    #[prop_or_default]
+    pub classes: Classes,
+    /// The link's content.
+    #[prop_or_default]
+    pub children: Html,
+}
+
+/// An `<a href>` that navigates in-app on a plain click and behaves natively otherwise.
+#[component]
+pub fn Link(props: &LinkProps) -> Html {
+    let navigate = use_navigate();
+    let onclick = {
+        let to = props.to.clone();
+        Callback::from(move |event: MouseEvent| {
+            // Modified or non-primary clicks open tabs and windows: leave those to the browser.
+            if event.button() != 0 || event.ctrl_key() || event.meta_key() || event.shift_key() || event.alt_key() {
+                return;
+            }
+            event.prevent_default();
+            navigate.emit(to.clone());
+        })
+    };
+    html! {
+        <a href={ props.to.path() } class={ props.classes.clone() } {onclick}>{ props.children.clone() }</a>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_routes_and_back() {
+        assert_eq!(Route::from_path("/"), Route::Home);
+        assert_eq!(Route::from_path(""), Route::Home);
+        assert_eq!(Route::from_path("/runs/abc"), Route::Run { id: "abc".into() });
+        assert_eq!(Route::from_path("/runs/abc/"), Route::Run { id: "abc".into() });
+        assert_eq!(Route::from_path("/runs/"), Route::NotFound);
+        assert_eq!(Route::from_path("/runs/a/b"), Route::NotFound);
+        assert_eq!(Route::from_path("/elsewhere"), Route::NotFound);
+        assert_eq!(Route::Run { id: "x".into() }.path(), "/runs/x");
+        assert_eq!(Route::from_path(&Route::Home.path()), Route::Home);
     }
 }

@@ -1,20 +1,19 @@
 //! The app header: name and navigation.
 
 use yew::prelude::*;
-use yew_router::prelude::*;
 
-use crate::routes::Route;
+use crate::routes::{Link, Route};
 
 /// The top bar, on every page.
 #[component]
 pub fn AppHeader() -> Html {
     html! {
         <header class="app-header">
-            <Link<Route> to={ Route::Home } classes="brand">
+            <Link to={ Route::Home } classes="brand">
                 <span class="brand-mark" aria-hidden="true">{ "◆" }</span>{ "Prompt Runner" }
-            </Link<Route>>
+            </Link>
             <nav aria-label="Main">
-                <Link<Route> to={ Route::Home }>{ "New run" }</Link<Route>>
+                <Link to={ Route::Home }>{ "New run" }</Link>
                 <a href="/#history">{ "History" }</a>
             </nav>
         </header>

@@ -2,12 +2,11 @@
 
 use common::{RunState, RunSummary};
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::api::{self, StreamTarget};
 use crate::components::{ConnectionIndicator, StateBadge, target_value};
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::routes::Route;
+use crate::routes::{Link, Route};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction, PAGE_SIZE};
 use crate::{browser, format};
@@ -131,7 +130,7 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
     html! {
         <li key={ run.id.to_string() } class="history-row" data-testid="history-row"
             data-run-id={ run.id.to_string() } data-state={ run.state.as_str() }>
-            <Link<Route> to={ Route::Run { id: run.id.to_string() } } classes="row-link">
+            <Link to={ Route::Run { id: run.id.to_string() } } classes="row-link">
                 <StateBadge state={ run.state.as_str() } />
                 <span class="preview" data-testid="history-preview">{ preview }</span>
                 <span class="row-meta">
@@ -141,7 +140,7 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
                     <span data-testid="history-duration">{ duration.unwrap_or_else(|| "—".into()) }</span>
                     { for tokens.map(|t| html! { <span data-testid="history-tokens">{ t }</span> }) }
                 </span>
-            </Link<Route>>
+            </Link>
         </li>
     }
 }

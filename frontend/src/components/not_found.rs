@@ -1,9 +1,8 @@
 //! The page for unknown URLs and unknown runs.
 
 use yew::prelude::*;
-use yew_router::prelude::*;
 
-use crate::routes::Route;
+use crate::routes::{Link, Route};
 
 /// Props of [`NotFound`].
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -20,7 +19,7 @@ pub fn NotFound(props: &NotFoundProps) -> Html {
         <section class="panel empty-state" id="not-found" data-testid="not-found">
             <h1>{ "Not found" }</h1>
             <p>{ props.message.clone() }</p>
-            <Link<Route> to={ Route::Home }>{ "Start a new run" }</Link<Route>>
+            <Link to={ Route::Home }>{ "Start a new run" }</Link>
         </section>
     }
 }

@@ -6,12 +6,11 @@ use std::str::FromStr;
 
 use common::{RunDetail, RunId, SubmitRun, TaskState};
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::api::{self, StreamTarget};
 use crate::components::{ConnectionIndicator, LogPanel, NotFound, ResponsePanel, StateBadge, TaskTimeline};
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::routes::Route;
+use crate::routes::{Route, use_navigate};
 use crate::state::Load;
 use crate::state::run::{RunAction, RunPage as PageState};
 use crate::{browser, format};
@@ -68,7 +67,7 @@ fn RunView(props: &RunViewProps) -> Html {
     // Guards "run again" and "cancel" against a second click before the re-render disables them.
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
     let attempt = use_state(|| 0u32);
-    let navigator = use_navigator();
+    let navigate = use_navigate();
 
     {
         let dispatcher = page.dispatcher();
@@ -160,17 +159,15 @@ fn RunView(props: &RunViewProps) -> Html {
                 return;
             }
             action.set(Action::Busy);
-            let (action, in_flight, navigator, body) =
-                (action.clone(), in_flight.clone(), navigator.clone(), body.clone());
+            let (action, in_flight, navigate, body) =
+                (action.clone(), in_flight.clone(), navigate.clone(), body.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let result = api::submit(&body, &browser::idempotency_key()).await;
                 in_flight.set(false);
                 match result {
                     Ok(run) => {
                         action.set(Action::Idle);
-                        if let Some(navigator) = navigator {
-                            navigator.push(&Route::Run { id: run.id.to_string() });
-                        }
+                        navigate.emit(Route::Run { id: run.id.to_string() });
                     }
                     Err(error) => action.set(Action::Failed(error.to_string())),
                 }
@@ -204,7 +201,7 @@ fn RunView(props: &RunViewProps) -> Html {
                     <dd data-testid="run-duration">{ duration.unwrap_or_else(|| "—".into()) }</dd>
                     <dt>{ "Model" }</dt><dd><code>{ detail.model_id.clone() }</code></dd>
                     <dt>{ "Max tokens" }</dt><dd>{ detail.max_tokens }</dd>
-                    if let Some(t) = detail.temperature { <dt>{ "Temperature" }</dt><dd>{ t }</dd> }
+                    if let Some(t) = detail.temperature { <dt>{ "Temperature" }</dt><dd>{ format::temperature(t) }</dd> }
                 </dl>
                 <details class="prompt-box" data-testid="run-prompt">
                     <summary>{ "Prompt" }</summary>

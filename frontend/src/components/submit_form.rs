@@ -4,12 +4,11 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use yew::prelude::*;
-use yew_router::prelude::*;
 
 use crate::api;
 use crate::browser;
 use crate::components::{focus, target_value};
-use crate::routes::Route;
+use crate::routes::{Route, use_navigate};
 use crate::state::HealthState;
 use crate::state::form::{Field, Form, FormAction, Status};
 
@@ -21,7 +20,7 @@ pub fn SubmitForm() -> Html {
     // The reducer's state is only seen by the next render; this flag stops a second click or
     // key press that lands before it.
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
-    let navigator = use_navigator();
+    let navigate = use_navigate();
 
     {
         let form = form.dispatcher();
@@ -53,16 +52,14 @@ pub fn SubmitForm() -> Html {
             let key = form.key.clone().unwrap_or_else(browser::idempotency_key);
             in_flight.set(true);
             form.dispatch(FormAction::Sending(key.clone()));
-            let (form, in_flight, navigator) = (form.dispatcher(), in_flight.clone(), navigator.clone());
+            let (form, in_flight, navigate) = (form.dispatcher(), in_flight.clone(), navigate.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let result = api::submit(&body, &key).await;
                 in_flight.set(false);
                 match result {
                     Ok(run) => {
                         form.dispatch(FormAction::Sent);
-                        if let Some(navigator) = navigator {
-                            navigator.push(&Route::Run { id: run.id.to_string() });
-                        }
+                        navigate.emit(Route::Run { id: run.id.to_string() });
                     }
                     Err(error) => form.dispatch(FormAction::Failed(error.to_string())),
                 }

@@ -121,9 +121,9 @@ impl Form {
         };
         let temperature = match self.temperature.trim() {
             "" => None,
-            text => match text.parse::<f32>() {
-                Ok(t) if (0.0..=1.0).contains(&t) => Some(t),
-                _ => return error(Field::Temperature, "Temperature must be a number from 0 to 1.".into()),
+            text => match crate::format::parse_temperature(text) {
+                Some(t) => Some(t),
+                None => return error(Field::Temperature, "Temperature must be a number from 0 to 1.".into()),
             },
         };
         let optional = |text: &str| Some(text.trim().to_owned()).filter(|t| !t.is_empty());
