@@ -18,15 +18,14 @@ const LIST_TICK_MS: u32 = 1_000;
 #[component]
 pub fn HistoryPanel() -> Html {
     let history = use_reducer(History::default);
-    // Bumped to refetch the first page (after a reconnect, or on "Try again").
-    let generation = use_state(|| 0u32);
 
     {
         let dispatcher = history.dispatcher();
-        use_effect_with((history.filter, *generation), move |&(filter, _)| {
+        let filter = history.filter;
+        use_effect_with(history.generation, move |&generation| {
             wasm_bindgen_futures::spawn_local(async move {
                 dispatcher.dispatch(match api::runs(PAGE_SIZE, filter, None).await {
-                    Ok(runs) => HistoryAction::Loaded { filter, runs },
+                    Ok(runs) => HistoryAction::Loaded { generation, filter, runs },
                     Err(error) => HistoryAction::Failed(error.to_string()),
                 });
             });
@@ -34,12 +33,12 @@ pub fn HistoryPanel() -> Html {
     }
 
     let on_message = {
-        let (dispatcher, generation) = (history.dispatcher(), generation.clone());
+        let dispatcher = history.dispatcher();
         Callback::from(move |message: StreamMessage| match message {
-            // Events sent while disconnected are gone for the list; refetching is the resync.
-            StreamMessage::Opened { resumed: true } => generation.set(*generation + 1),
-            StreamMessage::Opened { resumed: false } => {}
-            StreamMessage::Event(event) => dispatcher.dispatch(HistoryAction::Event(*event)),
+            // Events sent before the socket (re)opened are not replayed for the list: fetching
+            // it again once the socket is open is the resync (events meanwhile are buffered).
+            StreamMessage::Opened { .. } => dispatcher.dispatch(HistoryAction::Refresh),
+            StreamMessage::Event(event) => dispatcher.dispatch(HistoryAction::Event(event)),
         })
     };
     let connection = use_event_stream(Some(StreamTarget::AllRuns), on_message);
@@ -67,7 +66,10 @@ pub fn HistoryPanel() -> Html {
             });
         })
     };
-    let onretry = Callback::from(move |_: MouseEvent| generation.set(*generation + 1));
+    let onretry = {
+        let dispatcher = history.dispatcher();
+        Callback::from(move |_: MouseEvent| dispatcher.dispatch(HistoryAction::Refresh))
+    };
 
     let body = match &history.load {
         Load::Loading => html! {

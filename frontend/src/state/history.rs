@@ -23,19 +23,41 @@ pub struct History {
     pub has_more: bool,
     /// Whether an older page is being fetched.
     pub loading_more: bool,
+    /// Which first-page fetch is current; answers to older ones are dropped.
+    pub generation: u32,
+    /// Events seen while the current first-page fetch is in flight. The page may have been read
+    /// before or after each of them, so they are applied again on top of it (harmless, as
+    /// applying is idempotent and terminal states never change), and none is lost.
+    buffer: Option<Vec<Event>>,
 }
+
+/// Most events kept while a fetch is in flight; a busier server is resynced by the next fetch.
+const MAX_BUFFERED: usize = 2_000;
 
 impl Default for History {
     fn default() -> Self {
-        History { load: Load::Loading, runs: Vec::new(), filter: None, has_more: false, loading_more: false }
+        History {
+            load: Load::Loading,
+            runs: Vec::new(),
+            filter: None,
+            has_more: false,
+            loading_more: false,
+            generation: 0,
+            buffer: Some(Vec::new()),
+        }
     }
 }
 
 /// What can happen to the history list.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HistoryAction {
-    /// A first page was fetched for `filter` (answers for a filter no longer chosen are dropped).
+    /// Fetch the first page again (after a reconnect, or on "Try again").
+    Refresh,
+    /// A first page arrived for fetch `generation`. An older fetch's answer is shown only while
+    /// nothing is, and one for another filter never.
     Loaded {
+        /// The [`History::generation`] the request was made for.
+        generation: u32,
         /// The filter the request was made with.
         filter: Option<RunState>,
         /// The runs, newest first.
@@ -55,7 +77,7 @@ pub enum HistoryAction {
     /// The reader picked a state filter; the list reloads.
     SetFilter(Option<RunState>),
     /// An event of any run arrived.
-    Event(Event),
+    Event(Box<Event>),
 }
 
 impl History {
@@ -83,8 +105,7 @@ impl History {
     fn apply_event(&mut self, event: &Event) {
         match &event.kind {
             EventKind::RunCreated { .. } => {
-                if self.load == Load::Ready
-                    && self.matches(RunState::Pending)
+                if self.matches(RunState::Pending)
                     && let Some(detail) = RunDetail::from_created(event)
                 {
                     self.insert_newest_first(detail.summary());
@@ -127,14 +148,24 @@ impl Reducible for History {
     fn reduce(self: Rc<Self>, action: HistoryAction) -> Rc<Self> {
         let mut next = (*self).clone();
         match action {
-            HistoryAction::Loaded { filter, runs } => {
-                if filter != next.filter {
+            HistoryAction::Refresh => {
+                next.generation = next.generation.wrapping_add(1);
+                next.buffer.get_or_insert_with(Vec::new);
+            }
+            HistoryAction::Loaded { generation, filter, runs } => {
+                let current = generation == next.generation;
+                if filter != next.filter || (!current && next.load == Load::Ready) {
                     return self;
                 }
                 next.has_more = runs.len() >= PAGE_SIZE;
                 next.runs = runs;
                 next.load = Load::Ready;
                 next.loading_more = false;
+                // A newer fetch is still coming when this one is not current: keep the buffer for it.
+                let events = if current { next.buffer.take() } else { next.buffer.clone() };
+                for event in events.unwrap_or_default() {
+                    next.apply_event(&event);
+                }
             }
             HistoryAction::MoreLoaded { filter, runs } => {
                 if filter != next.filter {
@@ -151,6 +182,7 @@ impl Reducible for History {
             HistoryAction::LoadingMore => next.loading_more = true,
             HistoryAction::Failed(message) => {
                 next.loading_more = false;
+                next.buffer = None;
                 // A failed refresh keeps the list it has; only an empty page shows the error.
                 if next.load != Load::Ready {
                     next.load = Load::Failed(message);
@@ -160,9 +192,16 @@ impl Reducible for History {
                 if filter == next.filter {
                     return self;
                 }
-                next = History { filter, ..History::default() };
+                next = History { filter, generation: next.generation.wrapping_add(1), ..History::default() };
             }
-            HistoryAction::Event(event) => next.apply_event(&event),
+            HistoryAction::Event(event) => {
+                next.apply_event(&event);
+                if let Some(buffer) = &mut next.buffer
+                    && buffer.len() < MAX_BUFFERED
+                {
+                    buffer.push(*event);
+                }
+            }
         }
         Rc::new(next)
     }
@@ -235,11 +274,11 @@ mod tests {
         let history = reduce(
             History::default(),
             [
-                HistoryAction::Loaded { filter: None, runs: vec![summary(2, RunState::Completed)] },
-                HistoryAction::Event(created(5)),
-                HistoryAction::Event(created(5)),
-                HistoryAction::Event(ev(5, 2, 6, EventKind::RunState { state: RunState::Running, error: None })),
-                HistoryAction::Event(ev(
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Completed)] },
+                HistoryAction::Event(Box::new(created(5))),
+                HistoryAction::Event(Box::new(created(5))),
+                HistoryAction::Event(Box::new(ev(5, 2, 6, EventKind::RunState { state: RunState::Running, error: None }))),
+                HistoryAction::Event(Box::new(ev(
                     5,
                     9,
                     7,
@@ -248,8 +287,8 @@ mod tests {
                         stop_reason: None,
                         latency_ms: None,
                     },
-                )),
-                HistoryAction::Event(ev(5, 10, 8, EventKind::RunState { state: RunState::Completed, error: None })),
+                ))),
+                HistoryAction::Event(Box::new(ev(5, 10, 8, EventKind::RunState { state: RunState::Completed, error: None }))),
             ],
         );
         assert_eq!(ids(&history), [id(5), id(2)]);
@@ -267,13 +306,14 @@ mod tests {
             History::default(),
             [
                 HistoryAction::SetFilter(Some(RunState::Running)),
-                HistoryAction::Loaded { filter: None, runs: vec![summary(9, RunState::Completed)] },
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(9, RunState::Completed)] },
                 HistoryAction::Loaded {
+                    generation: 1,
                     filter: Some(RunState::Running),
                     runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)],
                 },
-                HistoryAction::Event(created(7)),
-                HistoryAction::Event(ev(3, 5, 9, EventKind::RunState { state: RunState::Failed, error: None })),
+                HistoryAction::Event(Box::new(created(7))),
+                HistoryAction::Event(Box::new(ev(3, 5, 9, EventKind::RunState { state: RunState::Failed, error: None }))),
             ],
         );
         // The stale unfiltered answer was ignored, the new pending run is not "Running" yet.
@@ -281,12 +321,49 @@ mod tests {
     }
 
     #[test]
+    fn events_seen_while_fetching_are_applied_on_top_of_the_page() {
+        let history = reduce(
+            History::default(),
+            [
+                HistoryAction::Event(Box::new(created(8))),
+                HistoryAction::Event(Box::new(ev(2, 3, 9, EventKind::RunState { state: RunState::Completed, error: None }))),
+                // The page was read before both events: run 8 missing, run 2 still running.
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
+                HistoryAction::Refresh,
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![] },
+            ],
+        );
+        assert_eq!(ids(&history), [id(8), id(2)]);
+        assert_eq!(history.runs[1].state, RunState::Completed);
+        assert_eq!(history.generation, 1);
+    }
+
+    #[test]
+    fn an_outdated_first_page_shows_until_the_current_one_arrives() {
+        let history = reduce(
+            History::default(),
+            [
+                HistoryAction::Refresh,
+                HistoryAction::Event(Box::new(created(8))),
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
+            ],
+        );
+        assert_eq!(history.load, Load::Ready);
+        assert_eq!(ids(&history), [id(8), id(2)]);
+        let history = reduce(
+            history,
+            [HistoryAction::Loaded { generation: 1, filter: None, runs: vec![summary(8, RunState::Pending)] }],
+        );
+        assert_eq!(ids(&history), [id(8)]);
+    }
+
+    #[test]
     fn terminal_rows_never_change_state() {
         let history = reduce(
             History::default(),
             [
-                HistoryAction::Loaded { filter: None, runs: vec![summary(1, RunState::Cancelled)] },
-                HistoryAction::Event(ev(1, 4, 2, EventKind::RunState { state: RunState::Completed, error: None })),
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(1, RunState::Cancelled)] },
+                HistoryAction::Event(Box::new(ev(1, 4, 2, EventKind::RunState { state: RunState::Completed, error: None }))),
             ],
         );
         assert_eq!(history.runs[0].state, RunState::Cancelled);
@@ -298,7 +375,7 @@ mod tests {
         let history = reduce(
             History::default(),
             [
-                HistoryAction::Loaded { filter: None, runs: page },
+                HistoryAction::Loaded { generation: 0, filter: None, runs: page },
                 HistoryAction::LoadingMore,
                 HistoryAction::MoreLoaded {
                     filter: None,
@@ -317,7 +394,7 @@ mod tests {
         let history = reduce(
             History::default(),
             [
-                HistoryAction::Loaded { filter: None, runs: vec![summary(1, RunState::Completed)] },
+                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(1, RunState::Completed)] },
                 HistoryAction::Failed("offline".into()),
             ],
         );
