@@ -510,3 +510,22 @@ pub struct LogEntry {
     /// The message with its structured fields.
     pub message: String,
 }
+
+impl TryFrom<&crate::Event> for LogEntry {
+    type Error = ();
+
+    /// The log line an event carries, if it is a `log` event.
+    fn try_from(event: &crate::Event) -> Result<Self, Self::Error> {
+        match &event.kind {
+            crate::EventKind::Log { level, task, attempt, message } => Ok(LogEntry {
+                seq: event.seq,
+                ts: event.ts,
+                level: *level,
+                task: *task,
+                attempt: *attempt,
+                message: message.clone(),
+            }),
+            _ => Err(()),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! [`ModelClient`] over the real `aws-sdk-bedrockruntime`, for AWS and for the emulator alike.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::config::{Credentials, Region};
+use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::operation::RequestId;
+use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration,
+    Message, SystemContentBlock,
+};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use common::{StopReason, Usage};
+use serde::Deserialize;
+
+use super::{CallError, CallTrace, ErrorKind, ModelClient, ModelReply, ModelRequest, TextSink};
+
+/// Which Bedrock operation `call_bedrock` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BedrockApi {
+    /// ConverseStream: the response streams as text deltas.
+    #[default]
+    Converse,
+    /// InvokeModel with the Anthropic Messages body, as the original system did; no streaming.
+    Invoke,
+}
+
+impl BedrockApi {
+    /// The name used by flags and `/api/health`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BedrockApi::Converse => "converse",
+            BedrockApi::Invoke => "invoke",
+        }
+    }
+}
+
+/// Time limits of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// The whole call, from sending to the last byte of the stream.
+    pub call: Duration,
+    /// The longest silence allowed between two stream events; a stalled stream is retryable.
+    pub idle: Duration,
+}
+
+/// How to reach Bedrock.
+#[derive(Debug, Clone)]
+pub struct SdkSettings {
+    /// Send every call to this URL instead of the AWS endpoint.
+    pub endpoint: Option<String>,
+    /// Sign with fixed dummy credentials (for the emulator) instead of the AWS credential chain.
+    pub dummy_credentials: bool,
+    /// Signing region; `AWS_REGION` or `us-east-1` when `None`.
+    pub region: Option<String>,
+    /// Converse (streaming) or Invoke.
+    pub api: BedrockApi,
+    /// Time limits.
+    pub timeouts: Timeouts,
+}
+
+/// Calls Bedrock through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct SdkClient {
+    client: Client,
+    api: BedrockApi,
+    timeouts: Timeouts,
+    region: String,
+}
+
+impl SdkClient {
+    /// Builds the SDK client: our TLS stack, no SDK retries, our timeouts.
+    pub async fn connect(settings: &SdkSettings) -> SdkClient {
+        let http_client =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let region = settings
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client)
+            .region(Region::new(region.clone()))
+            // The flow owns retries: one SDK attempt per flow attempt (see the module doc).
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().connect_timeout(settings.timeouts.connect).build())
+            // Our own idle timeout watches the stream; the SDK's protection would fire on a
+            // slow but healthy stream with a less useful error.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
+        if settings.dummy_credentials {
+            loader = loader.credentials_provider(Credentials::new("emulator", "emulator", None, None, "emulator"));
+        }
+        let sdk_config = loader.load().await;
+        let mut config = aws_sdk_bedrockruntime::config::Builder::from(&sdk_config);
+        if let Some(endpoint) = &settings.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        SdkClient { client: Client::from_conf(config.build()), api: settings.api, timeouts: settings.timeouts, region }
+    }
+
+    /// The signing region in use.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn converse_stream(
+        &self,
+        request: &ModelRequest,
+        sink: &mut dyn TextSink,
+        trace: &mut CallTrace,
+        started: Instant,
+    ) -> Result<ModelReply, CallError> {
+        let message = Message::builder()
+            .role(ConversationRole::User)
+            .content(ContentBlock::Text(request.prompt.clone()))
+            .build()
+            .map_err(|e| local_error(ErrorKind::Other, e.to_string(), trace))?;
+        let inference = InferenceConfiguration::builder()
+            .max_tokens(i32::try_from(request.max_tokens).unwrap_or(i32::MAX))
+            .set_temperature(request.temperature)
+            .build();
+        let mut call =
+            self.client.converse_stream().model_id(&request.model_id).messages(message).inference_config(inference);
+        if let Some(system) = &request.system {
+            call = call.system(SystemContentBlock::Text(system.clone()));
+        }
+        let output = call.send().await.map_err(|e| operation_error(e, trace))?;
+        trace.http_status = Some(200);
+        trace.request_id = output.request_id().map(str::to_owned);
+        trace.first_byte_ms = Some(elapsed_ms(started));
+        let mut stream = output.stream;
+        let mut reply = ModelReply {
+            text: String::new(),
+            usage: None,
+            stop_reason: None,
+            latency_ms: None,
+            trace: CallTrace::default(),
+        };
+        let mut stopped = false;
+        loop {
+            let next = tokio::time::timeout(self.timeouts.idle, stream.recv()).await.map_err(|_| {
+                let message = format!("the response stream was idle for {} s", self.timeouts.idle.as_secs_f32());
+                local_error(ErrorKind::StreamIdle, message, trace)
+            })?;
+            match next {
+                Ok(Some(StreamEvent::ContentBlockDelta(event))) => {
+                    if let Some(ContentBlockDelta::Text(text)) = event.delta {
+                        sink.text(&text);
+                        reply.text.push_str(&text);
+                    }
+                }
+                Ok(Some(StreamEvent::MessageStop(event))) => {
+                    stopped = true;
+                    reply.stop_reason = Some(stop_reason(event.stop_reason.as_str()));
+                }
+                Ok(Some(StreamEvent::Metadata(event))) => {
+                    reply.usage = event.usage.map(|u| Usage {
+                        input_tokens: u32::try_from(u.input_tokens).unwrap_or(0),
+                        output_tokens: u32::try_from(u.output_tokens).unwrap_or(0),
+                    });
+                    reply.latency_ms = event.metrics.and_then(|m| u64::try_from(m.latency_ms).ok());
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => {
+                    let (kind, message) = match error.code() {
+                        Some(code) => (ErrorKind::from_code(code), error.message().unwrap_or(code).to_owned()),
+                        None => (
+                            ErrorKind::StreamBroken,
+                            format!("the response stream broke: {}", DisplayErrorContext(&error)),
+                        ),
+                    };
+                    return Err(local_error(kind, message, trace));
+                }
+            }
+        }
+        if !stopped {
+            return Err(local_error(
+                ErrorKind::StreamBroken,
+                "the response stream ended before the model finished".into(),
+                trace,
+            ));
+        }
+        Ok(reply)
+    }
+
+    async fn invoke(
+        &self,
+        request: &ModelRequest,
+        sink: &mut dyn TextSink,
+        trace: &mut CallTrace,
+        started: Instant,
+    ) -> Result<ModelReply, CallError> {
+        let mut body = serde_json::json!({
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": request.max_tokens,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": request.prompt}]}],
+        });
+        if let Some(system) = &request.system {
+            body["system"] = system.clone().into();
+        }
+        if let Some(temperature) = request.temperature {
+            body["temperature"] = temperature.into();
+        }
+        let output = self
+            .client
+            .invoke_model()
+            .model_id(&request.model_id)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(Blob::new(body.to_string()))
+            .send()
+            .await
+            .map_err(|e| operation_error(e, trace))?;
+        trace.http_status = Some(200);
+        trace.request_id = output.request_id().map(str::to_owned);
+        trace.first_byte_ms = Some(elapsed_ms(started));
+        let parsed: MessagesResponse = serde_json::from_slice(output.body.as_ref()).map_err(|e| {
+            local_error(
+                ErrorKind::Other,
+                format!("Bedrock returned a body that is not an Anthropic message: {e}"),
+                trace,
+            )
+        })?;
+        let text: String = parsed.content.into_iter().filter_map(|block| block.text).collect();
+        sink.text(&text);
+        Ok(ModelReply {
+            text,
+            usage: parsed.usage.map(|u| Usage { input_tokens: u.input_tokens, output_tokens: u.output_tokens }),
+            stop_reason: parsed.stop_reason.as_deref().map(stop_reason),
+            latency_ms: None,
+            trace: CallTrace::default(),
+        })
+    }
+}
+
+#[async_trait]
+impl ModelClient for SdkClient {
+    async fn call(&self, request: &ModelRequest, sink: &mut dyn TextSink) -> Result<ModelReply, CallError> {
+        let started = Instant::now();
+        let mut trace = CallTrace::default();
+        let call = async {
+            match self.api {
+                BedrockApi::Converse => self.converse_stream(request, sink, &mut trace, started).await,
+                BedrockApi::Invoke => self.invoke(request, sink, &mut trace, started).await,
+            }
+        };
+        let result = tokio::time::timeout(self.timeouts.call, call).await;
+        trace.total_ms = Some(elapsed_ms(started));
+        match result {
+            Ok(Ok(mut reply)) => {
+                reply.trace = trace;
+                Ok(reply)
+            }
+            Ok(Err(mut error)) => {
+                error.trace.total_ms = trace.total_ms;
+                Err(error)
+            }
+            Err(_) => Err(CallError {
+                kind: ErrorKind::Timeout,
+                message: format!("the call exceeded its {} s time limit", self.timeouts.call.as_secs_f32()),
+                trace,
+            }),
+        }
+    }
+}
+
+/// The parts of an Anthropic Messages response we use.
+#[derive(Deserialize)]
+struct MessagesResponse {
+    content: Vec<MessagesBlock>,
+    stop_reason: Option<String>,
+    usage: Option<MessagesUsage>,
+}
+
+#[derive(Deserialize)]
+struct MessagesBlock {
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MessagesUsage {
+    input_tokens: u32,
+    output_tokens: u32,
+}
+
+fn stop_reason(name: &str) -> StopReason {
+    match name {
+        "end_turn" => StopReason::EndTurn,
+        "max_tokens" => StopReason::MaxTokens,
+        "stop_sequence" => StopReason::StopSequence,
+        "content_filtered" => StopReason::ContentFiltered,
+        other => StopReason::Other(other.to_owned()),
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn local_error(kind: ErrorKind, message: String, trace: &CallTrace) -> CallError {
+    CallError { kind, message, trace: trace.clone() }
+}
+
+/// Classifies an error returned before the response body, keeping the status and request id.
+fn operation_error<E>(
+    error: SdkError<E, aws_sdk_bedrockruntime::config::http::HttpResponse>,
+    trace: &mut CallTrace,
+) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let Some(response) = error.raw_response() {
+        trace.http_status = Some(response.status().as_u16());
+        trace.request_id = response.headers().get("x-amzn-requestid").map(str::to_owned);
+    }
+    let (kind, message) = match &error {
+        SdkError::ServiceError(context) => {
+            let code = context.err().code().unwrap_or("UnknownError");
+            let message = context.err().message().map_or_else(|| code.to_owned(), |m| format!("{code}: {m}"));
+            (ErrorKind::from_code(code), message)
+        }
+        SdkError::TimeoutError(_) => (ErrorKind::Timeout, "the request to Bedrock timed out".to_owned()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            (ErrorKind::Timeout, format!("connecting to Bedrock timed out: {}", DisplayErrorContext(&error)))
+        }
+        SdkError::DispatchFailure(_) => {
+            (ErrorKind::Connection, format!("could not reach Bedrock: {}", DisplayErrorContext(&error)))
+        }
+        SdkError::ResponseError(_) => (
+            ErrorKind::Connection,
+            format!("the response from Bedrock was cut or unreadable: {}", DisplayErrorContext(&error)),
+        ),
+        _ => (ErrorKind::Other, format!("the request could not be sent: {}", DisplayErrorContext(&error))),
+    };
+    CallError { kind, message, trace: trace.clone() }
+}

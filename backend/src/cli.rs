@@ -1,0 +1,93 @@
+//! The three subcommands, each a thin layer over the library.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use backend::app::{App, MAX_TOKENS_LIMIT};
+use backend::config::{EmulatorArgs, RunArgs, ServeArgs};
+use backend::emulator::Emulator;
+use backend::startup::{Application, shutdown_signal};
+use common::{ApiLimits, BedrockBackend, EventKind, RunState, SubmitRun};
+use tokio::sync::broadcast::error::RecvError;
+
+/// `backend serve`: the web app until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let static_dir = args.static_dir.clone();
+    let application = Application::build(args).await.context("cannot start the server")?;
+    let info = &application.app().bedrock;
+    if info.backend == BedrockBackend::Emulator {
+        tracing::warn!(endpoint = %info.endpoint, "no AWS configuration found: calling the built-in Bedrock emulator, not AWS");
+    } else {
+        tracing::info!(endpoint = %info.endpoint, region = %info.region, "calling Bedrock");
+    }
+    if !static_dir.join("index.html").is_file() {
+        tracing::warn!(dir = %static_dir.display(), "the frontend is not built; only the API is served");
+    }
+    tracing::info!("listening on http://{}", application.addr());
+    application.run_until_stopped(shutdown_signal()).await.context("server error")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `backend run`: one run from the terminal, like the original `python flow.py`.
+pub async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(prompt), _) => prompt.clone(),
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the prompt from {}", path.display()))?
+        }
+        (None, None) => anyhow::bail!("give --prompt or --prompt-file"),
+    };
+    let limits =
+        ApiLimits { max_body_bytes: usize::MAX, max_prompt_bytes: 10 * 1024 * 1024, max_tokens: MAX_TOKENS_LIMIT };
+    let app = App::build(&args.app, limits).await.context("cannot start")?;
+    if app.bedrock.backend == BedrockBackend::Emulator {
+        eprintln!("note: no AWS configuration found; using the built-in Bedrock emulator");
+    }
+    let request = SubmitRun { prompt, model_id: args.run_model_id, system: args.system, ..SubmitRun::default() };
+    // Subscribe before submitting so no event can be missed.
+    let mut live = app.hub.subscribe(None).live;
+    let run = app.submit(request, None).await.context("the run was not accepted")?;
+    let mut stdout = std::io::stdout();
+    let mut attempt = None;
+    let code = loop {
+        let event = match live.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break ExitCode::FAILURE,
+        };
+        if event.event.run_id != run.id {
+            continue;
+        }
+        match &event.event.kind {
+            EventKind::Delta { attempt: n, text } => {
+                if attempt.is_some_and(|a| a != *n) {
+                    eprintln!("\n--- attempt {n}: the response starts again ---");
+                }
+                attempt = Some(*n);
+                let _ = write!(stdout, "{text}");
+                let _ = stdout.flush();
+            }
+            EventKind::RunState { state, error } if state.is_terminal() => {
+                println!();
+                if let Some(error) = error {
+                    eprintln!("run {} {state}: {error}", run.id);
+                }
+                break if *state == RunState::Completed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            }
+            _ => {}
+        }
+    };
+    app.shutdown(std::time::Duration::from_secs(5)).await;
+    Ok(code)
+}
+
+/// `backend emulator`: the Bedrock emulator alone, until Ctrl-C or SIGTERM.
+pub async fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let listener =
+        tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("Bedrock emulator listening on http://{addr}");
+    Emulator::new(args.emulator_config()).serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,271 @@
+//! Command-line and environment configuration: `backend serve | run | emulator`.
+//!
+//! Every `serve` flag has an environment variable of the same meaning; flags win. Defaults
+//! follow the original system (2 retries, 5 s and 10 s between attempts, Claude 3 Sonnet).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use common::{FaultKind, FaultPlan};
+
+use crate::bedrock::{BedrockApi, Timeouts};
+use crate::emulator::EmulatorConfig;
+use crate::flow::{FlowSettings, RetryPolicy};
+use crate::store::Synchronous;
+
+/// The default model, as in the original system (a Legacy model on Bedrock: override it with
+/// `--model-id` or `BEDROCK_MODEL_ID`, e.g. `us.anthropic.claude-sonnet-4-5-20250929-v1:0`).
+pub const DEFAULT_MODEL_ID: &str = "anthropic.claude-3-sonnet-20240229-v1:0";
+
+/// The prompt pipeline for Claude on AWS Bedrock.
+#[derive(Debug, Parser)]
+#[command(name = "backend", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web app, the REST API and the WebSocket.
+    Serve(ServeArgs),
+    /// Run the flow once from the terminal, printing the response as it streams.
+    Run(RunArgs),
+    /// Run the built-in Bedrock emulator on its own.
+    Emulator(EmulatorArgs),
+}
+
+/// Which Bedrock to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum BedrockChoice {
+    /// AWS when credentials or an endpoint are configured, otherwise the built-in emulator.
+    #[default]
+    Auto,
+    /// Always the built-in emulator.
+    Emulator,
+    /// Always AWS (or `--bedrock-endpoint`), even without visible credentials.
+    Aws,
+}
+
+/// Settings shared by `serve` and `run`: storage, Bedrock and the flow.
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// Directory of the SQLite database.
+    #[arg(long, env = "APP_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// The prompt journal every submitted prompt is written to.
+    #[arg(long, env = "APP_PROMPTS_FILE", default_value = "./prompts.txt")]
+    pub prompts_file: PathBuf,
+    /// How hard SQLite syncs commits (see the README's "Durability").
+    #[arg(long, env = "APP_SQLITE_SYNCHRONOUS", value_enum, default_value_t)]
+    pub sqlite_synchronous: Synchronous,
+    /// Which Bedrock to call.
+    #[arg(long, env = "APP_BEDROCK", value_enum, default_value_t)]
+    pub bedrock: BedrockChoice,
+    /// Send every Bedrock call to this URL through the SDK (credentials from the AWS chain).
+    #[arg(long, env = "BEDROCK_ENDPOINT_URL")]
+    pub bedrock_endpoint: Option<String>,
+    /// Default model id or inference profile for runs that do not name one.
+    #[arg(long, env = "BEDROCK_MODEL_ID", default_value = DEFAULT_MODEL_ID)]
+    pub model_id: String,
+    /// ConverseStream (streaming) or InvokeModel (Anthropic Messages body, no streaming).
+    #[arg(long, env = "BEDROCK_API", value_enum, default_value_t)]
+    pub bedrock_api: BedrockApi,
+    /// Default response token limit.
+    #[arg(long, env = "APP_MAX_TOKENS", default_value_t = 1024)]
+    pub max_tokens: u32,
+    /// Retries of each task after its first attempt.
+    #[arg(long, env = "APP_RETRIES", default_value_t = 2)]
+    pub retries: u32,
+    /// Seconds between `load_prompt_file` attempts.
+    #[arg(long, env = "APP_LOAD_RETRY_DELAY_SECS", default_value_t = 5.0)]
+    pub load_retry_delay_secs: f64,
+    /// Seconds between `call_bedrock` attempts.
+    #[arg(long, env = "APP_BEDROCK_RETRY_DELAY_SECS", default_value_t = 10.0)]
+    pub bedrock_retry_delay_secs: f64,
+    /// Up to this many extra random seconds before each retry.
+    #[arg(long, env = "APP_RETRY_JITTER_SECS", default_value_t = 0.0)]
+    pub retry_jitter_secs: f64,
+    /// Seconds allowed to connect to Bedrock.
+    #[arg(long, env = "APP_CONNECT_TIMEOUT_SECS", default_value_t = 5.0)]
+    pub connect_timeout_secs: f64,
+    /// Seconds allowed for a whole Bedrock call, stream included.
+    #[arg(long, env = "APP_CALL_TIMEOUT_SECS", default_value_t = 300.0)]
+    pub call_timeout_secs: f64,
+    /// Seconds of silence after which a response stream counts as stalled (and is retried).
+    #[arg(long, env = "APP_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub stream_idle_timeout_secs: f64,
+    /// Pause before the built-in emulator's first byte, in milliseconds.
+    #[arg(long, env = "APP_EMULATOR_LATENCY_MS", default_value_t = 200)]
+    pub emulator_latency_ms: u64,
+    /// The built-in emulator's streaming pace (0 = unpaced).
+    #[arg(long, env = "APP_EMULATOR_TOKENS_PER_SEC", default_value_t = 40)]
+    pub emulator_tokens_per_sec: u32,
+}
+
+/// `backend serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "APP_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory of the built frontend, served at `/` (skipped when it does not exist).
+    #[arg(long, env = "APP_STATIC_DIR", default_value = "./dist")]
+    pub static_dir: PathBuf,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "APP_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest prompt accepted, in bytes.
+    #[arg(long, env = "APP_MAX_PROMPT_BYTES", default_value_t = 200 * 1024)]
+    pub max_prompt_bytes: usize,
+    /// Seconds runs in flight may take to finish at shutdown before they are interrupted.
+    #[arg(long, env = "APP_SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
+    pub shutdown_grace_secs: f64,
+    /// Storage, Bedrock and flow settings.
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// `backend run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The prompt.
+    #[arg(long, conflicts_with = "prompt_file", required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+    /// A plain text file holding the prompt.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Model id for this run.
+    #[arg(long = "run-model-id")]
+    pub run_model_id: Option<String>,
+    /// System prompt for this run.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Storage, Bedrock and flow settings.
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// `backend emulator`.
+#[derive(Debug, Clone, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4000")]
+    pub addr: SocketAddr,
+    /// Pause before the first byte, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub latency_ms: u64,
+    /// Streaming pace (0 = unpaced).
+    #[arg(long, default_value_t = 40)]
+    pub tokens_per_sec: u32,
+    /// Fail the first N calls.
+    #[arg(long, default_value_t = 0)]
+    pub fail_first: u32,
+    /// Also fail every Nth call after those (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub fail_every: u32,
+    /// How injected failures fail.
+    #[arg(long, value_parser = parse_fault_kind, default_value = "throttle")]
+    pub fail_kind: FaultKind,
+}
+
+fn parse_fault_kind(text: &str) -> Result<FaultKind, String> {
+    text.parse().map_err(|_| format!("expected one of {}", FaultKind::ALL.map(FaultKind::as_str).join(", ")))
+}
+
+/// Turns a non-negative number of seconds from the command line into a duration.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+impl AppArgs {
+    /// The flow's retry policies.
+    pub fn flow_settings(&self) -> FlowSettings {
+        let jitter = seconds(self.retry_jitter_secs);
+        FlowSettings {
+            load: RetryPolicy { retries: self.retries, delay: seconds(self.load_retry_delay_secs), jitter },
+            bedrock: RetryPolicy { retries: self.retries, delay: seconds(self.bedrock_retry_delay_secs), jitter },
+        }
+    }
+
+    /// Bedrock call time limits.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: seconds(self.connect_timeout_secs),
+            call: seconds(self.call_timeout_secs),
+            idle: seconds(self.stream_idle_timeout_secs),
+        }
+    }
+
+    /// The built-in emulator's settings.
+    pub fn emulator_config(&self) -> EmulatorConfig {
+        EmulatorConfig {
+            latency: Duration::from_millis(self.emulator_latency_ms),
+            tokens_per_sec: self.emulator_tokens_per_sec,
+            faults: None,
+        }
+    }
+}
+
+impl EmulatorArgs {
+    /// The emulator's settings.
+    pub fn emulator_config(&self) -> EmulatorConfig {
+        let faults = (self.fail_first > 0 || self.fail_every > 0).then_some(FaultPlan {
+            kind: self.fail_kind,
+            fail_first: self.fail_first,
+            every_nth: self.fail_every,
+        });
+        EmulatorConfig { latency: Duration::from_millis(self.latency_ms), tokens_per_sec: self.tokens_per_sec, faults }
+    }
+}
+
+impl ServeArgs {
+    /// Settings with every default, for tests and tools that build a server in code.
+    pub fn defaults() -> ServeArgs {
+        // Parsing an empty command line only applies the defaults declared above; it fails only
+        // if those defaults are themselves invalid, which the unit test below rules out.
+        match Cli::try_parse_from(["backend", "serve"]) {
+            Ok(Cli { command: Command::Serve(args) }) => args,
+            _ => unreachable!("the declared defaults of `serve` parse"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_follow_the_original_system() {
+        let args = ServeArgs::defaults();
+        assert_eq!(args.addr.to_string(), "127.0.0.1:8080");
+        let flow = args.app.flow_settings();
+        assert_eq!(flow.load.max_attempts(), 3);
+        assert_eq!(flow.load.delay, Duration::from_secs(5));
+        assert_eq!(flow.bedrock.delay, Duration::from_secs(10));
+        assert_eq!(args.app.model_id, DEFAULT_MODEL_ID);
+        assert_eq!(args.max_body_bytes, 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn emulator_fault_flags_build_a_plan() {
+        let cli = Cli::try_parse_from([
+            "backend",
+            "emulator",
+            "--addr",
+            "127.0.0.1:0",
+            "--fail-first",
+            "2",
+            "--fail-kind",
+            "503",
+        ])
+        .expect("valid flags");
+        let Command::Emulator(args) = cli.command else { panic!("emulator subcommand") };
+        let plan = args.emulator_config().faults.expect("a plan");
+        assert_eq!((plan.kind, plan.fail_first), (FaultKind::Unavailable, 2));
+    }
+}

@@ -1,0 +1,114 @@
+//! Fault injection: which model calls fail, and how, under a replaceable [`FaultPlan`].
+
+use std::sync::Mutex;
+
+use common::{EmulatorStatus, FaultKind, FaultPlan};
+
+/// Decides, call by call, whether the emulator injects a fault.
+///
+/// Plan and counters sit under one std mutex: the critical section is a few integer operations
+/// and never spans an `.await`, so an async mutex would only add cost, and keeping them together
+/// means a plan replaced mid-burst can never be applied with the previous plan's call count.
+#[derive(Debug, Default)]
+pub struct Faults {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    plan: Option<FaultPlan>,
+    /// Model calls since the emulator started, for [`EmulatorStatus`].
+    calls: u64,
+    /// Calls since the current plan was set: "fail the first N" counts from the moment it is set.
+    calls_under_plan: u64,
+}
+
+impl Faults {
+    /// Starts with `plan` (or none) and no calls.
+    pub fn new(plan: Option<FaultPlan>) -> Self {
+        Faults { state: Mutex::new(State { plan, calls: 0, calls_under_plan: 0 }) }
+    }
+
+    /// Replaces the plan; the new plan's "first N calls" start with the next call.
+    pub fn set(&self, plan: Option<FaultPlan>) {
+        let mut state = self.lock();
+        state.plan = plan;
+        state.calls_under_plan = 0;
+    }
+
+    /// The plan and the calls counted so far.
+    pub fn status(&self) -> EmulatorStatus {
+        let state = self.lock();
+        EmulatorStatus { plan: state.plan, calls: state.calls }
+    }
+
+    /// Counts one model call and returns the fault to inject into it, if any.
+    pub fn next_call(&self) -> Option<FaultKind> {
+        let mut state = self.lock();
+        state.calls += 1;
+        state.calls_under_plan += 1;
+        let plan = state.plan?;
+        fails(plan, state.calls_under_plan).then_some(plan.kind)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain integers updated atomically under the lock, so a panic elsewhere
+        // cannot leave it inconsistent: recover from poisoning instead of propagating it.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether call number `call` (from 1) under `plan` fails: the first `fail_first`, then every `every_nth` after those.
+pub fn fails(plan: FaultPlan, call: u64) -> bool {
+    let first = u64::from(plan.fail_first);
+    if call <= first {
+        return true;
+    }
+    plan.every_nth != 0 && (call - first).is_multiple_of(u64::from(plan.every_nth))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(fail_first: u32, every_nth: u32) -> FaultPlan {
+        FaultPlan { kind: FaultKind::Throttle, fail_first, every_nth }
+    }
+
+    fn pattern(faults: &Faults, calls: usize) -> Vec<bool> {
+        (0..calls).map(|_| faults.next_call().is_some()).collect()
+    }
+
+    #[test]
+    fn without_a_plan_no_call_fails_but_all_are_counted() {
+        let faults = Faults::new(None);
+        assert_eq!(pattern(&faults, 3), [false; 3]);
+        assert_eq!(faults.status(), EmulatorStatus { plan: None, calls: 3 });
+    }
+
+    #[test]
+    fn the_first_n_calls_fail_then_the_rest_succeed() {
+        let faults = Faults::new(Some(plan(2, 0)));
+        assert_eq!(pattern(&faults, 5), [true, true, false, false, false]);
+    }
+
+    #[test]
+    fn every_nth_call_after_the_first_ones_fails() {
+        let faults = Faults::new(Some(plan(1, 3)));
+        assert_eq!(pattern(&faults, 8), [true, false, false, true, false, false, true, false]);
+        let faults = Faults::new(Some(plan(0, 2)));
+        assert_eq!(pattern(&faults, 4), [false, true, false, true]);
+    }
+
+    #[test]
+    fn a_replaced_plan_counts_its_first_calls_from_when_it_was_set() {
+        let faults = Faults::new(None);
+        assert_eq!(pattern(&faults, 2), [false, false]);
+        faults.set(Some(plan(1, 0)));
+        assert_eq!(faults.next_call(), Some(FaultKind::Throttle));
+        assert_eq!(faults.next_call(), None);
+        faults.set(None);
+        assert_eq!(faults.next_call(), None);
+        assert_eq!(faults.status().calls, 5);
+    }
+}

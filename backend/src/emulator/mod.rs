@@ -1,0 +1,132 @@
+//! The built-in Bedrock Runtime emulator: the real REST-JSON and event-stream protocol, offline.
+//!
+//! The backend points the real `aws-sdk-bedrockruntime` client at this server (an endpoint
+//! override), so the code path that talks to AWS is exactly the one exercised offline and in tests.
+//!
+//! A tour:
+//! - [`server`] answers `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke` and
+//!   `/invoke-with-response-stream`, validates model ids and bodies as Bedrock does, and sends
+//!   errors with Bedrock's status, `x-amzn-ErrorType` header and `{"message"}` body.
+//! - [`eventstream`] encodes the binary `application/vnd.amazon.eventstream` frames byte-exact.
+//! - [`reply`] derives the deterministic answer from the prompt ([`reply_for`]), its chunks and token counts.
+//! - [`faults`] injects throttling, 500s, 503s, validation errors and stalls by a [`FaultPlan`]
+//!   that can be replaced while the emulator runs ([`Emulator::set_faults`]).
+//!
+//! Pacing: every answer waits [`EmulatorConfig::latency`] before its first byte, then streams one
+//! chunk every `1 / tokens_per_sec` seconds (non-streaming answers wait as long as streaming them
+//! would take). `tokens_per_sec = 0` sends everything at once without any timer.
+
+pub mod eventstream;
+pub mod faults;
+pub mod reply;
+pub mod server;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{EmulatorStatus, FaultKind, FaultPlan};
+use tokio::sync::watch;
+
+pub use reply::reply_for;
+pub use server::BedrockError;
+
+use faults::Faults;
+use server::Shared;
+
+/// Default streaming pace: about what Claude Sonnet streams, slow enough to watch in the UI.
+pub const DEFAULT_TOKENS_PER_SEC: u32 = 40;
+
+/// How the emulator behaves: pacing and the initial fault plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmulatorConfig {
+    /// Delay before the first byte of every answer (default 0).
+    pub latency: Duration,
+    /// Stream chunks per second; 0 sends the whole answer at once (default [`DEFAULT_TOKENS_PER_SEC`]).
+    pub tokens_per_sec: u32,
+    /// The fault plan in force from the first call (default none).
+    pub faults: Option<FaultPlan>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig { latency: Duration::ZERO, tokens_per_sec: DEFAULT_TOKENS_PER_SEC, faults: None }
+    }
+}
+
+impl EmulatorConfig {
+    /// Unpaced, no latency, no faults: the fastest configuration, for tests and benchmarks.
+    pub fn unpaced() -> Self {
+        EmulatorConfig { tokens_per_sec: 0, ..Self::default() }
+    }
+}
+
+/// A running-or-ready emulator; clones share the same state (fault plan, call count).
+#[derive(Clone, Debug)]
+pub struct Emulator {
+    shared: Arc<Shared>,
+}
+
+impl Emulator {
+    /// Creates an emulator; nothing listens until [`Emulator::serve`] or the [`Emulator::router`] is served.
+    pub fn new(config: EmulatorConfig) -> Self {
+        let EmulatorConfig { latency, tokens_per_sec, faults } = config;
+        let interval = (tokens_per_sec > 0).then(|| Duration::from_secs(1) / tokens_per_sec);
+        let (shutdown, _) = watch::channel(false);
+        Emulator {
+            shared: Arc::new(Shared {
+                latency,
+                interval,
+                faults: Faults::new(faults),
+                shutdown,
+                open_bodies: Arc::new(AtomicUsize::new(0)),
+            }),
+        }
+    }
+
+    /// The Bedrock Runtime routes with this emulator's state applied, ready to serve or nest.
+    pub fn router(&self) -> axum::Router {
+        server::router(Arc::clone(&self.shared))
+    }
+
+    /// Replaces the fault plan; a new plan's "first N calls" count from the next call.
+    pub fn set_faults(&self, plan: Option<FaultPlan>) {
+        self.shared.faults.set(plan);
+    }
+
+    /// The fault plan in force and the model calls received so far.
+    pub fn status(&self) -> EmulatorStatus {
+        self.shared.faults.status()
+    }
+
+    /// Response bodies still being streamed (paced or stalled); 0 once every client is gone.
+    pub fn open_streams(&self) -> usize {
+        self.shared.open_bodies.load(Ordering::Relaxed)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; stalled and paced streams are ended then,
+    /// so the graceful shutdown cannot hang on a client that never hangs up.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let signal = async move {
+            shutdown.await;
+            shared.shutdown.send_replace(true);
+        };
+        axum::serve(listener, self.router()).with_graceful_shutdown(signal).await
+    }
+}
+
+/// Builds the fault plan from the CLI's `--fail-first N --every-nth N --fail-kind K` flags;
+/// `None` when no kind is given or no call would ever fail.
+pub fn parse_fault_flags(fail_first: u32, every_nth: u32, kind: Option<FaultKind>) -> Option<FaultPlan> {
+    let kind = kind?;
+    (fail_first > 0 || every_nth > 0).then_some(FaultPlan { kind, fail_first, every_nth })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! The event hub: numbers each run's events, fans them out live, and hands them to the store.
+//!
+//! Every event of a run goes through [`Hub::publish`], which under one short lock assigns the
+//! next `seq`, appends the event to the run's in-memory log, broadcasts it and queues it for
+//! the store. Because subscribing takes the same lock, a WebSocket that asks for "run X after
+//! seq N" gets the backlog and the live feed with no gap and no duplicate. Runs stay in memory
+//! while in flight and for a while after they end (so a lagging client can resync from memory),
+//! then only the store has them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use chrono::Utc;
+use common::{Event, EventKind, RunDetail, RunId};
+use tokio::sync::broadcast;
+
+use crate::store::Store;
+
+/// Events buffered for live subscribers; a client further behind than this resyncs.
+const LIVE_CAPACITY: usize = 8192;
+/// Finished runs kept in memory at least this long, so a lagging client can resync from memory.
+const RETAIN_FINISHED_FOR: Duration = Duration::from_secs(10);
+/// Finished runs kept in memory regardless of age.
+const RETAIN_FINISHED_RUNS: usize = 256;
+
+/// An event with its wire form, serialized once however many clients receive it.
+#[derive(Debug)]
+pub struct Stamped {
+    /// The event.
+    pub event: Arc<Event>,
+    /// Its JSON text.
+    pub json: Utf8Bytes,
+}
+
+/// A published event, shared by every subscriber.
+pub type Published = Arc<Stamped>;
+
+/// The events of one run that the hub holds in memory.
+struct RunLog {
+    events: Vec<Published>,
+    finished_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Inner {
+    runs: HashMap<RunId, RunLog>,
+    finished: VecDeque<RunId>,
+}
+
+/// What a subscriber gets: the backlog it asked for, then the live feed.
+pub struct Subscription {
+    /// Events already published that the subscriber asked for, oldest first.
+    pub backlog: Vec<Published>,
+    /// Whether the run is held in memory; if not, its history must come from the store.
+    pub in_memory: bool,
+    /// Every event published from now on, of all runs.
+    pub live: broadcast::Receiver<Published>,
+}
+
+/// Fans out and persists the events of all runs of one server.
+pub struct Hub {
+    id: u64,
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<Published>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Hubs by id, so the tracing layer can route a run's log lines to the hub that owns the run.
+/// Several servers may share a process (tests do), and a tracing subscriber is process-wide.
+static HUBS: RwLock<Vec<(u64, Weak<Hub>)>> = RwLock::new(Vec::new());
+static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Hub {
+    /// Creates a hub that persists through `store`, registered for log routing.
+    pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let id = NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed);
+        let hub = Arc::new(Hub { id, inner: Mutex::new(Inner::default()), live, store });
+        if let Ok(mut hubs) = HUBS.write() {
+            hubs.retain(|(_, weak)| weak.strong_count() > 0);
+            hubs.push((id, Arc::downgrade(&hub)));
+        }
+        hub
+    }
+
+    /// The hub registered under `id`, if it is still alive.
+    pub fn find(id: u64) -> Option<Arc<Hub>> {
+        let hubs = HUBS.read().ok()?;
+        hubs.iter().find(|(hub_id, _)| *hub_id == id).and_then(|(_, weak)| weak.upgrade())
+    }
+
+    /// This hub's id, recorded on run spans for log routing.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The lock guards plain collections; a panic while holding it cannot leave them torn
+        // in a way that matters more than refusing all further events would.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts a run's log with its stored `run_created` event and announces it.
+    pub fn register(&self, created: Arc<Event>) {
+        let stamped = stamp(created);
+        let mut inner = self.lock();
+        inner.runs.insert(stamped.event.run_id, RunLog { events: vec![Arc::clone(&stamped)], finished_at: None });
+        let _ = self.live.send(stamped);
+    }
+
+    /// Publishes the run's next event; returns its `seq`, or `None` if the run is not live here
+    /// or already reached a terminal state (nothing follows the terminal event).
+    pub fn publish(&self, run_id: RunId, kind: EventKind) -> Option<u64> {
+        let terminal = matches!(&kind, EventKind::RunState { state, .. } if state.is_terminal());
+        let mut inner = self.lock();
+        let log = inner.runs.get_mut(&run_id)?;
+        if log.finished_at.is_some() {
+            return None;
+        }
+        let seq = log.events.len() as u64 + 1;
+        let stamped = stamp(Arc::new(Event { run_id, seq, ts: Utc::now(), kind }));
+        log.events.push(Arc::clone(&stamped));
+        if terminal {
+            log.finished_at = Some(Instant::now());
+            inner.finished.push_back(run_id);
+            evict_old(&mut inner);
+        }
+        self.store.enqueue_events(vec![Arc::clone(&stamped.event)]);
+        let _ = self.live.send(stamped);
+        Some(seq)
+    }
+
+    /// Subscribes to live events, with the backlog of `run_id` after `after_seq` if it is in memory.
+    pub fn subscribe(&self, run: Option<(RunId, u64)>) -> Subscription {
+        let inner = self.lock();
+        let live = self.live.subscribe();
+        let Some((run_id, after_seq)) = run else {
+            return Subscription { backlog: Vec::new(), in_memory: false, live };
+        };
+        match inner.runs.get(&run_id) {
+            Some(log) => Subscription {
+                backlog: log.events.iter().skip(usize::try_from(after_seq).unwrap_or(usize::MAX)).cloned().collect(),
+                in_memory: true,
+                live,
+            },
+            None => Subscription { backlog: Vec::new(), in_memory: false, live },
+        }
+    }
+
+    /// The run's current picture, if it is in memory.
+    pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
+        let events = self.events(run_id)?;
+        RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
+    }
+
+    /// Resubscribes a client that fell behind: the events in memory it has not seen (per run,
+    /// after the seq it last got; of `only` that run if given), then the live feed from there.
+    pub fn resubscribe(&self, seen: &HashMap<RunId, u64>, only: Option<RunId>) -> Subscription {
+        let inner = self.lock();
+        let live = self.live.subscribe();
+        let mut backlog = Vec::new();
+        for (run_id, log) in inner.runs.iter().filter(|(id, _)| only.is_none_or(|only| only == **id)) {
+            let after = seen.get(run_id).copied().unwrap_or(0);
+            backlog.extend(log.events.iter().skip(usize::try_from(after).unwrap_or(usize::MAX)).cloned());
+        }
+        let in_memory = only.is_none_or(|id| inner.runs.contains_key(&id));
+        Subscription { backlog, in_memory, live }
+    }
+
+    /// The events of a run held in memory, oldest first.
+    pub fn events(&self, run_id: RunId) -> Option<Vec<Published>> {
+        Some(self.lock().runs.get(&run_id)?.events.clone())
+    }
+
+    /// Whether the run is held in memory.
+    pub fn holds(&self, run_id: RunId) -> bool {
+        self.lock().runs.contains_key(&run_id)
+    }
+
+    /// How many runs are in flight.
+    pub fn runs_in_flight(&self) -> usize {
+        self.lock().runs.values().filter(|log| log.finished_at.is_none()).count()
+    }
+
+    /// How many WebSocket clients (and other subscribers) are following live events.
+    pub fn subscribers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    /// The store the hub persists to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// Gives a stored event its wire form.
+pub fn stamp(event: Arc<Event>) -> Published {
+    let json = Utf8Bytes::from(event.to_json());
+    Arc::new(Stamped { event, json })
+}
+
+fn evict_old(inner: &mut Inner) {
+    while inner.finished.len() > RETAIN_FINISHED_RUNS {
+        let Some(oldest) = inner.finished.front().copied() else { break };
+        let old_enough =
+            inner.runs.get(&oldest).and_then(|log| log.finished_at).is_none_or(|at| at.elapsed() > RETAIN_FINISHED_FOR);
+        if !old_enough {
+            break;
+        }
+        inner.finished.pop_front();
+        inner.runs.remove(&oldest);
+    }
+}

@@ -1,0 +1,305 @@
+//! The flow engine: runs `load_prompt_file` then `call_bedrock` for each run, with retries.
+//!
+//! A run is a Tokio task ([`Runner::start`]) inside a `run` tracing span; each attempt runs in
+//! a `task` span, so every log line is routed to the run's event stream with its task and
+//! attempt (see [`crate::telemetry`]). Every state change is an event published through the
+//! [`Hub`]; the states themselves, and their fold, live in `common`. A run's terminal state is
+//! published exactly once, by the code path that ends [`Runner::execute`], and the hub refuses
+//! anything after it.
+
+mod policy;
+mod tasks;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{AttemptOutcome, EventKind, RunId, RunState, TaskName, TaskState};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::bedrock::ModelClient;
+use crate::events::Hub;
+use crate::journal::{Journal, RecordRef};
+use crate::metrics::Metrics;
+
+pub use policy::RetryPolicy;
+
+/// Retry policies of the two tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSettings {
+    /// Policy of `load_prompt_file`.
+    pub load: RetryPolicy,
+    /// Policy of `call_bedrock`.
+    pub bedrock: RetryPolicy,
+}
+
+impl FlowSettings {
+    /// The policy of one task.
+    pub fn policy(&self, task: TaskName) -> &RetryPolicy {
+        match task {
+            TaskName::LoadPromptFile => &self.load,
+            TaskName::CallBedrock => &self.bedrock,
+        }
+    }
+
+    /// Attempts a task may make; the same for both tasks, since `--retries` sets both.
+    pub fn max_attempts(&self) -> u32 {
+        self.load.max_attempts().max(self.bedrock.max_attempts())
+    }
+}
+
+/// What a run needs to execute; the prompt itself comes back from the journal.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// The run.
+    pub id: RunId,
+    /// Where `load_prompt_file` finds the prompt.
+    pub journal: RecordRef,
+    /// The model to call.
+    pub model_id: String,
+    /// Optional system prompt.
+    pub system: Option<String>,
+    /// Response token limit.
+    pub max_tokens: u32,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+}
+
+/// A failed attempt, as a task reports it.
+#[derive(Debug, Clone)]
+pub struct AttemptFailure {
+    /// What went wrong.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// A short kind for metrics (`throttled`, `io`, ...).
+    pub kind: &'static str,
+    /// HTTP details, for `call_bedrock`.
+    pub outcome: AttemptOutcome,
+}
+
+/// How a task ended without a result.
+enum TaskEnd {
+    Failed(String),
+    Cancelled,
+}
+
+/// What [`Runner::cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run was in flight and is being cancelled.
+    Cancelling,
+    /// The run is not in flight here.
+    NotRunning,
+}
+
+/// Starts, tracks and cancels flow runs.
+pub struct Runner {
+    hub: Arc<Hub>,
+    journal: Journal,
+    model: Arc<dyn ModelClient>,
+    settings: FlowSettings,
+    metrics: Arc<Metrics>,
+    /// Cancellation handles of runs in flight. A std mutex: held for a map operation only.
+    active: Mutex<HashMap<RunId, CancellationToken>>,
+    tracker: TaskTracker,
+    /// Set at shutdown, so runs cut short end `Crashed` ("interrupted") rather than `Cancelled`.
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Runner {
+    /// Creates a runner that executes runs against `model`.
+    pub fn new(
+        hub: Arc<Hub>,
+        journal: Journal,
+        model: Arc<dyn ModelClient>,
+        settings: FlowSettings,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            hub,
+            journal,
+            model,
+            settings,
+            metrics,
+            active: Mutex::new(HashMap::new()),
+            tracker: TaskTracker::new(),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The retry settings.
+    pub fn settings(&self) -> &FlowSettings {
+        &self.settings
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, CancellationToken>> {
+        self.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts executing an accepted run in the background.
+    pub fn start(self: &Arc<Self>, spec: RunSpec) {
+        let token = CancellationToken::new();
+        self.active().insert(spec.id, token.clone());
+        let runner = Arc::clone(self);
+        self.tracker.spawn(async move { runner.execute(spec, token).await });
+    }
+
+    /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
+    pub fn cancel(&self, id: RunId) -> CancelOutcome {
+        match self.active().get(&id) {
+            Some(token) => {
+                token.cancel();
+                CancelOutcome::Cancelling
+            }
+            None => CancelOutcome::NotRunning,
+        }
+    }
+
+    /// Stops accepting work and waits up to `grace` for runs in flight; the rest are
+    /// interrupted and end `Crashed` with the reason.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            self.shutting_down.store(true, Ordering::SeqCst);
+            let tokens: Vec<_> = self.active().values().cloned().collect();
+            warn!(
+                runs = tokens.len(),
+                grace_secs = grace.as_secs_f32(),
+                "interrupting runs still in flight at shutdown"
+            );
+            for token in tokens {
+                token.cancel();
+            }
+            self.tracker.wait().await;
+        }
+    }
+
+    /// Executes one run to its terminal state.
+    async fn execute(self: Arc<Self>, spec: RunSpec, cancel: CancellationToken) {
+        let id = spec.id;
+        let span = info_span!("run", run_id = %id, hub = self.hub.id());
+        async {
+            self.metrics.run_started();
+            self.hub.publish(id, EventKind::RunState { state: RunState::Running, error: None });
+            info!(model_id = %spec.model_id, "flow run started");
+            let (state, error) = match self.run_tasks(&spec, &cancel).await {
+                Ok(()) => {
+                    info!("flow run completed");
+                    (RunState::Completed, None)
+                }
+                Err(TaskEnd::Failed(message)) => {
+                    error!(error = %message, "flow run failed");
+                    (RunState::Failed, Some(message))
+                }
+                Err(TaskEnd::Cancelled) if self.shutting_down.load(Ordering::SeqCst) => {
+                    let reason = "interrupted: the server shut down before the run finished".to_owned();
+                    warn!("{reason}");
+                    (RunState::Crashed, Some(reason))
+                }
+                Err(TaskEnd::Cancelled) => {
+                    info!("flow run cancelled");
+                    (RunState::Cancelled, Some("cancelled by a user".to_owned()))
+                }
+            };
+            self.hub.publish(id, EventKind::RunState { state, error });
+            self.metrics.run_finished(state);
+        }
+        .instrument(span)
+        .await;
+        self.active().remove(&id);
+    }
+
+    async fn run_tasks(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<(), TaskEnd> {
+        let prompt = self.run_task(spec.id, TaskName::LoadPromptFile, cancel, |_| self.load_prompt_file(spec)).await?;
+        let request = tasks::model_request(spec, prompt);
+        self.run_task(spec.id, TaskName::CallBedrock, cancel, |attempt| self.call_bedrock(spec.id, &request, attempt))
+            .await
+    }
+
+    /// Runs a task's attempts under its retry policy until one succeeds, the policy gives up, or
+    /// the run is cancelled.
+    async fn run_task<T, F, Fut>(
+        &self,
+        run_id: RunId,
+        task: TaskName,
+        cancel: &CancellationToken,
+        mut attempt_once: F,
+    ) -> Result<T, TaskEnd>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<(T, AttemptOutcome), AttemptFailure>>,
+    {
+        let policy = *self.settings.policy(task);
+        let max = policy.max_attempts();
+        let mut attempt = 1;
+        loop {
+            let span = info_span!("task", task = task.as_str(), attempt);
+            let publish =
+                |state, outcome| self.hub.publish(run_id, EventKind::TaskState { task, attempt, state, outcome });
+            publish(TaskState::Running, AttemptOutcome::default());
+            let result = async {
+                info!("{task} attempt {attempt} of {max} started");
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => None,
+                    result = attempt_once(attempt) => Some(result),
+                }
+            }
+            .instrument(span.clone())
+            .await;
+            self.metrics.attempt_finished(task, result.as_ref().and_then(|r| r.as_ref().err()).map(|f| f.kind));
+            let failure = match result {
+                None => {
+                    span.in_scope(|| info!("{task} cancelled"));
+                    publish(TaskState::Cancelled, AttemptOutcome::default());
+                    return Err(TaskEnd::Cancelled);
+                }
+                Some(Ok((value, outcome))) => {
+                    span.in_scope(|| info!("{task} completed"));
+                    publish(TaskState::Completed, outcome);
+                    return Ok(value);
+                }
+                Some(Err(failure)) => failure,
+            };
+            let mut outcome = failure.outcome;
+            outcome.error = Some(failure.message.clone());
+            outcome.retryable = Some(failure.retryable);
+            let Some(delay) = policy.after_failure(attempt, failure.retryable, fastrand::f64()) else {
+                let why = if failure.retryable { "no attempts left" } else { "not retryable" };
+                span.in_scope(|| error!(error = %failure.message, "{task} attempt {attempt} of {max} failed ({why})"));
+                publish(TaskState::Failed, outcome);
+                return Err(TaskEnd::Failed(format!("{task} failed after {attempt} attempt(s): {}", failure.message)));
+            };
+            let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+            outcome.retry_delay_ms = Some(delay_ms);
+            outcome.retry_at = chrono::Duration::from_std(delay).ok().map(|d| Utc::now() + d);
+            span.in_scope(|| {
+                warn!(error = %failure.message, "{task} attempt {attempt} of {max} failed; retrying in {:.1} s", delay.as_secs_f64());
+            });
+            self.metrics.retry_scheduled(task);
+            publish(TaskState::AwaitingRetry, outcome);
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    span.in_scope(|| info!("{task} cancelled while waiting to retry"));
+                    publish(TaskState::Cancelled, AttemptOutcome::default());
+                    return Err(TaskEnd::Cancelled);
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Prometheus metrics: counters and histograms kept in memory, rendered by `GET /metrics`.
+//!
+//! A small hand-rolled registry: the set of series is fixed and small, one short lock per
+//! update is far below the cost of the work being counted, and it keeps a metrics crate and
+//! its exporter stack out of the build.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{RunState, TaskName};
+
+use crate::bedrock::{CallError, ModelReply};
+
+/// Bucket upper bounds, in seconds, for latency histograms.
+const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    counters: BTreeMap<(&'static str, String), u64>,
+    gauges: BTreeMap<&'static str, i64>,
+    histograms: BTreeMap<(&'static str, String), Histogram>,
+}
+
+/// Help texts and types, in exposition order.
+const FAMILIES: [(&str, &str, &str); 13] = [
+    ("app_runs_finished_total", "counter", "Runs that reached a terminal state, by state."),
+    ("app_runs_in_flight", "gauge", "Runs executing now."),
+    ("app_task_attempts_total", "counter", "Task attempts, by task and outcome (ok or the error kind)."),
+    ("app_task_retries_total", "counter", "Retries scheduled, by task."),
+    ("app_bedrock_first_byte_seconds", "histogram", "Time from sending a Bedrock request to its response headers."),
+    ("app_bedrock_call_seconds", "histogram", "Duration of Bedrock calls, successful or not."),
+    ("app_bedrock_errors_total", "counter", "Failed Bedrock calls, by error kind."),
+    ("app_tokens_total", "counter", "Tokens reported by Bedrock, by model and direction."),
+    ("app_ws_clients", "gauge", "WebSocket clients connected."),
+    ("app_ws_events_lagged_total", "counter", "Broadcast events skipped by WebSocket clients that fell behind."),
+    ("app_ws_events_resynced_total", "counter", "Events re-sent from memory to WebSocket clients that fell behind."),
+    ("app_http_requests_total", "counter", "HTTP requests, by route template, method and status."),
+    ("app_http_request_duration_seconds", "histogram", "HTTP request durations, by route template."),
+];
+
+/// The server's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    fn with(&self, update: impl FnOnce(&mut Registry)) {
+        let mut registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        update(&mut registry);
+    }
+
+    fn add(&self, name: &'static str, labels: String, by: u64) {
+        self.with(|r| *r.counters.entry((name, labels)).or_default() += by);
+    }
+
+    fn observe(&self, name: &'static str, labels: String, value: Duration) {
+        self.with(|r| r.histograms.entry((name, labels)).or_default().observe(value.as_secs_f64()));
+    }
+
+    fn gauge(&self, name: &'static str, delta: i64) {
+        self.with(|r| *r.gauges.entry(name).or_default() += delta);
+    }
+
+    /// A run started executing.
+    pub fn run_started(&self) {
+        self.gauge("app_runs_in_flight", 1);
+    }
+
+    /// A run reached its terminal state.
+    pub fn run_finished(&self, state: RunState) {
+        self.gauge("app_runs_in_flight", -1);
+        self.add("app_runs_finished_total", format!("state=\"{state}\""), 1);
+    }
+
+    /// A task attempt ended, successfully (`None`) or with an error kind.
+    pub fn attempt_finished(&self, task: TaskName, error_kind: Option<&str>) {
+        let outcome = error_kind.unwrap_or("ok");
+        self.add("app_task_attempts_total", format!("task=\"{task}\",outcome=\"{outcome}\""), 1);
+    }
+
+    /// A retry was scheduled.
+    pub fn retry_scheduled(&self, task: TaskName) {
+        self.add("app_task_retries_total", format!("task=\"{task}\""), 1);
+    }
+
+    /// Bedrock answered.
+    pub fn model_answered(&self, model_id: &str, reply: &ModelReply) {
+        if let Some(ms) = reply.trace.first_byte_ms {
+            self.observe("app_bedrock_first_byte_seconds", String::new(), Duration::from_millis(ms));
+        }
+        if let Some(ms) = reply.trace.total_ms {
+            self.observe("app_bedrock_call_seconds", String::new(), Duration::from_millis(ms));
+        }
+        if let Some(usage) = reply.usage {
+            let model = escape(model_id);
+            self.add(
+                "app_tokens_total",
+                format!("model=\"{model}\",direction=\"input\""),
+                u64::from(usage.input_tokens),
+            );
+            self.add(
+                "app_tokens_total",
+                format!("model=\"{model}\",direction=\"output\""),
+                u64::from(usage.output_tokens),
+            );
+        }
+    }
+
+    /// A Bedrock call failed.
+    pub fn model_failed(&self, error: &CallError) {
+        if let Some(ms) = error.trace.total_ms {
+            self.observe("app_bedrock_call_seconds", String::new(), Duration::from_millis(ms));
+        }
+        self.add("app_bedrock_errors_total", format!("kind=\"{}\"", error.kind), 1);
+    }
+
+    /// A WebSocket client connected (`1`) or left (`-1`).
+    pub fn ws_client(&self, delta: i64) {
+        self.gauge("app_ws_clients", delta);
+    }
+
+    /// A client fell `lagged` broadcast events behind and was re-sent `resynced` of its own.
+    pub fn ws_lagged(&self, lagged: u64, resynced: u64) {
+        self.add("app_ws_events_lagged_total", String::new(), lagged);
+        self.add("app_ws_events_resynced_total", String::new(), resynced);
+    }
+
+    /// An HTTP request finished.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
+        let route = escape(route);
+        self.add("app_http_requests_total", format!("route=\"{route}\",method=\"{method}\",status=\"{status}\""), 1);
+        self.observe("app_http_request_duration_seconds", format!("route=\"{route}\""), duration);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = String::with_capacity(4096);
+        for (family, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+            match kind {
+                "gauge" => {
+                    let _ = writeln!(out, "{family} {}", registry.gauges.get(family).copied().unwrap_or(0));
+                }
+                "counter" => {
+                    for ((name, labels), value) in registry.counters.range((family, String::new())..) {
+                        if *name != family {
+                            break;
+                        }
+                        let _ = writeln!(out, "{family}{} {value}", braces(labels));
+                    }
+                }
+                _ => {
+                    for ((name, labels), histogram) in registry.histograms.range((family, String::new())..) {
+                        if *name != family {
+                            break;
+                        }
+                        let sep = if labels.is_empty() { "" } else { "," };
+                        for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
+                            let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"{bound}\"}} {count}");
+                        }
+                        let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", histogram.count);
+                        let _ = writeln!(out, "{family}_sum{} {}", braces(labels), histogram.sum);
+                        let _ = writeln!(out, "{family}_count{} {}", braces(labels), histogram.count);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn braces(labels: &str) -> String {
+    if labels.is_empty() { String::new() } else { format!("{{{labels}}}") }
+}
+
+/// Escapes a label value as the exposition format requires.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_exposition_format() {
+        let metrics = Metrics::default();
+        metrics.run_started();
+        metrics.run_finished(RunState::Completed);
+        metrics.http_request("/api/runs", "POST", 202, Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("app_runs_finished_total{state=\"Completed\"} 1"), "{text}");
+        assert!(text.contains("app_runs_in_flight 0"), "{text}");
+        assert!(
+            text.contains("app_http_request_duration_seconds_bucket{route=\"/api/runs\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("app_http_request_duration_seconds_bucket{route=\"/api/runs\",le=\"0.001\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("app_http_request_duration_seconds_count{route=\"/api/runs\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

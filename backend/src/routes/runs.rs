@@ -1,0 +1,130 @@
+//! `/api/runs`: submit, list, inspect, read the logs of, and cancel runs.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use common::{LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun};
+use serde::Deserialize;
+
+use super::extract::{Json, Path, Query};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::flow::CancelOutcome;
+use crate::store::RunQuery;
+
+/// Runs listed when the client does not say how many.
+const DEFAULT_LIMIT: u32 = 50;
+/// Most runs one list request may ask for.
+const MAX_LIMIT: u32 = 1000;
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// The routes of this resource.
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/runs", post(create).get(list))
+        .route("/api/runs/{id}", get(detail))
+        .route("/api/runs/{id}/logs", get(logs))
+        .route("/api/runs/{id}/cancel", post(cancel))
+}
+
+/// Parses a run id from a path or query, with an error that says what was wrong.
+pub fn parse_run_id(text: &str) -> Result<RunId, ApiError> {
+    text.parse().map_err(|_| ApiError::BadRequest(format!("`{}` is not a run id (expected a UUID)", truncate(text))))
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key =
+        value.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN).ok_or_else(
+            || {
+                ApiError::BadRequest(format!(
+                    "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+                ))
+            },
+        )?;
+    Ok(Some(key.to_owned()))
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Json(body): Json<SubmitRun>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let run = app.submit(body, key).await?;
+    let mut response = (StatusCode::ACCEPTED, Json(&run)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/runs/{}", run.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Query of `GET /api/runs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    limit: Option<u32>,
+    state: Option<String>,
+    before: Option<String>,
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
+    }
+    let state = params
+        .state
+        .map(|s| {
+            s.parse::<RunState>().map_err(|_| {
+                let names: Vec<_> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::BadRequest(format!("state `{}` is not one of {}", truncate(&s), names.join(", ")))
+            })
+        })
+        .transpose()?;
+    let before = params.before.as_deref().map(parse_run_id).transpose()?;
+    Ok(Json(app.store.list_runs(&RunQuery { limit, state, before }).await?))
+}
+
+async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+    let id = parse_run_id(&id)?;
+    app.detail(id).await?.map(Json).ok_or_else(|| not_found(id))
+}
+
+async fn logs(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Vec<LogEntry>>, ApiError> {
+    let id = parse_run_id(&id)?;
+    if let Some(events) = app.hub.events(id) {
+        let logs = events.iter().filter_map(|p| LogEntry::try_from(p.event.as_ref()).ok()).collect();
+        return Ok(Json(logs));
+    }
+    if app.store.run_summary(id).await?.is_none() {
+        return Err(not_found(id));
+    }
+    Ok(Json(app.store.run_logs(id).await?))
+}
+
+async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_run_id(&id)?;
+    let outcome = app.runner.cancel(id);
+    let detail = app.detail(id).await?.ok_or_else(|| not_found(id))?;
+    match outcome {
+        CancelOutcome::Cancelling => Ok((StatusCode::ACCEPTED, Json(detail.summary())).into_response()),
+        CancelOutcome::NotRunning => Err(ApiError::Conflict(format!("run {id} is already {}", detail.state))),
+    }
+}
+
+fn not_found(id: RunId) -> ApiError {
+    ApiError::NotFound(format!("no run with id {id}"))
+}

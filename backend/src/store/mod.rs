@@ -1,0 +1,116 @@
+//! The run store: runs, their events (state changes, attempts, log lines, deltas) and history.
+//!
+//! The rest of the backend sees only the [`Store`] trait, so a PostgreSQL store for several
+//! replicas can be added beside [`SqliteStore`] without touching the flow or the HTTP layer.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{Event, LogEntry, RunId, RunState, RunSummary};
+
+use crate::journal::RecordRef;
+
+pub use sqlite::{SqliteStore, Synchronous};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed the operation (disk full, read-only, corrupt...).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be migrated.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored row could not be decoded.
+    #[error("stored data is malformed: {0}")]
+    Malformed(String),
+    /// A batched write failed; every caller waiting on that batch gets the same error.
+    #[error("database write failed: {0}")]
+    Write(#[source] Arc<sqlx::Error>),
+    /// The store's writer has stopped (the server is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// A run about to be accepted.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its `run_created` event (seq 1), which carries the prompt and settings.
+    pub created: Arc<Event>,
+    /// The model id, for history.
+    pub model_id: String,
+    /// The prompt preview, for history.
+    pub prompt_preview: String,
+    /// Where its prompt sits in the journal.
+    pub journal: RecordRef,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+}
+
+/// What [`Store::create_run`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The run is stored.
+    New,
+    /// A run with the same idempotency key exists already; nothing was stored.
+    Existing(RunId),
+}
+
+/// A filter for run history.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// Most runs to return.
+    pub limit: u32,
+    /// Only runs in this state.
+    pub state: Option<RunState>,
+    /// Only runs created before this one (a page cursor).
+    pub before: Option<RunId>,
+}
+
+/// What is needed to resume a run interrupted by a crash.
+#[derive(Debug, Clone)]
+pub struct InterruptedRun {
+    /// The run.
+    pub id: RunId,
+    /// Its events so far.
+    pub events: Vec<Event>,
+}
+
+/// Durable storage of runs and their events.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new run and its `run_created` event; returns once both are durable.
+    async fn create_run(&self, run: NewRun) -> Result<Created, StoreError>;
+
+    /// Queues events for storage, in order; they are written in the background, in batches.
+    fn enqueue_events(&self, events: Vec<Arc<Event>>);
+
+    /// Waits until every event queued so far is stored.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Runs matching the query, newest first.
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError>;
+
+    /// The run's summary, if it exists.
+    async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;
+
+    /// The run's events with `seq > after_seq`, oldest first.
+    async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError>;
+
+    /// The run's log lines, oldest first.
+    async fn run_logs(&self, id: RunId) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// The runs left `Pending` or `Running` by a previous process, with their events.
+    async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError>;
+}

@@ -1,0 +1,358 @@
+//! The SQLite store: WAL mode, one writer connection that group-commits, a small reader pool.
+//!
+//! Durability: `synchronous=FULL` by default, so a commit is on disk when it returns, and a run
+//! is durable before `POST /api/runs` answers. Every write goes through one writer task that
+//! folds whatever is queued (run creations, events from all runs) into one transaction, so a
+//! burst of N writes costs one sync instead of N. `--sqlite-synchronous normal` trades the
+//! last moments before a power loss (not a process crash: WAL survives that) for fewer syncs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary, Usage};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
+
+/// Most queued writes folded into one transaction.
+const MAX_BATCH: usize = 4096;
+/// How long a reader waits for a lock before reporting the database busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reader connections; SQLite readers in WAL mode never block the writer.
+const READERS: u32 = 4;
+
+/// How hard SQLite syncs commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Synchronous {
+    /// Every commit is synced: nothing acknowledged is lost, even on power loss.
+    #[default]
+    Full,
+    /// WAL syncs at checkpoints only: survives process crashes, may lose the last commits on power loss.
+    Normal,
+}
+
+enum WriteOp {
+    Create(Box<NewRun>, oneshot::Sender<Result<Created, StoreError>>),
+    Events(Vec<Arc<Event>>),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// Runs and events in a SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writes: mpsc::UnboundedSender<WriteOp>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens `runs.db` in `data_dir` (creating both if needed), migrates it and starts the writer.
+    pub async fn open(data_dir: &Path, synchronous: Synchronous) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("runs.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match synchronous {
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(BUSY_TIMEOUT);
+        let mut writer = SqliteConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations").run(&mut writer).await?;
+        let readers = SqlitePoolOptions::new().max_connections(READERS).connect_with(options.read_only(true)).await?;
+        let (writes, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(writer, rx));
+        Ok(SqliteStore { readers, writes })
+    }
+
+    fn send(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.writes.send(op).map_err(|_| StoreError::Closed)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_run(&self, run: NewRun) -> Result<Created, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.send(WriteOp::Create(Box::new(run), reply))?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn enqueue_events(&self, events: Vec<Arc<Event>>) {
+        // Only fails once the writer is gone at shutdown, after the final flush.
+        let _ = self.send(WriteOp::Events(events));
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.send(WriteOp::Flush(reply))?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
+        let before = query.before.map(|id| id.to_string());
+        let rows = sqlx::query(concat!(
+            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview,",
+            " input_tokens, output_tokens, error FROM runs",
+            " WHERE (?1 IS NULL OR state = ?1)",
+            " AND (?2 IS NULL OR seq < (SELECT seq FROM runs WHERE id = ?2))",
+            " ORDER BY seq DESC LIMIT ?3"
+        ))
+        .bind(query.state.map(RunState::as_str))
+        .bind(before)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview,",
+            " input_tokens, output_tokens, error FROM runs WHERE id = ?1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(summary_from_row).transpose()
+    }
+
+    async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        let rows = sqlx::query("SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+            .bind(id.to_string())
+            .bind(after)
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(|row| parse_event(row.try_get("body")?)).collect()
+    }
+
+    async fn run_logs(&self, id: RunId) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = sqlx::query("SELECT body FROM events WHERE run_id = ?1 AND kind = 'log' ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.readers)
+            .await?;
+        let mut logs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let event = parse_event(row.try_get("body")?)?;
+            if let Ok(entry) = LogEntry::try_from(&event) {
+                logs.push(entry);
+            }
+        }
+        Ok(logs)
+    }
+
+    async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM runs WHERE state IN ('Pending', 'Running') ORDER BY seq")
+            .fetch_all(&self.readers)
+            .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = parse_id(row.try_get("id")?)?;
+            runs.push(InterruptedRun { id, events: self.run_events(id, 0).await? });
+        }
+        Ok(runs)
+    }
+}
+
+/// Applies queued writes in batches, one transaction (and one sync) per batch.
+async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut results = Vec::with_capacity(batch.len());
+        let committed = write_batch(&mut conn, &batch, &mut results).await;
+        let shared_error = committed.err().map(Arc::new);
+        if let Some(error) = &shared_error {
+            tracing::error!(error = %error, ops = batch.len(), "store write failed; this batch is not stored");
+        }
+        let mut results = results.into_iter();
+        for op in batch.drain(..) {
+            match op {
+                WriteOp::Create(_, reply) => {
+                    let result = match &shared_error {
+                        Some(error) => Err(StoreError::Write(Arc::clone(error))),
+                        None => results.next().unwrap_or(Ok(Created::New)),
+                    };
+                    let _ = reply.send(result);
+                }
+                WriteOp::Flush(reply) => {
+                    let _ = reply.send(shared_error.as_ref().map_or(Ok(()), |e| Err(StoreError::Write(Arc::clone(e)))));
+                }
+                WriteOp::Events(_) => {}
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    batch: &[WriteOp],
+    created: &mut Vec<Result<Created, StoreError>>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut last_seq: HashMap<RunId, u64> = HashMap::new();
+    for op in batch {
+        match op {
+            WriteOp::Create(run, _) => created.push(Ok(insert_run(&mut tx, run).await?)),
+            WriteOp::Events(events) => {
+                for event in events {
+                    insert_event(&mut tx, event).await?;
+                    let seq = last_seq.entry(event.run_id).or_default();
+                    *seq = (*seq).max(event.seq);
+                }
+            }
+            WriteOp::Flush(_) => {}
+        }
+    }
+    for (run_id, seq) in last_seq {
+        sqlx::query("UPDATE runs SET last_seq = MAX(last_seq, ?1) WHERE id = ?2")
+            .bind(seq as i64)
+            .bind(run_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {
+    let id = run.created.run_id.to_string();
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO runs (id, state, created_at, model_id, prompt_preview, journal_offset, journal_len,",
+        " journal_crc32, last_seq, idempotency_key) VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        " ON CONFLICT (idempotency_key) DO NOTHING"
+    ))
+    .bind(&id)
+    .bind(timestamp(run.created.ts))
+    .bind(&run.model_id)
+    .bind(&run.prompt_preview)
+    .bind(run.journal.offset as i64)
+    .bind(run.journal.len as i64)
+    .bind(i64::from(run.journal.crc32))
+    .bind(run.created.seq as i64)
+    .bind(run.idempotency_key.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        let existing: String = sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = ?1")
+            .bind(run.idempotency_key.as_deref())
+            .fetch_one(&mut *conn)
+            .await?;
+        return match existing.parse() {
+            Ok(id) => Ok(Created::Existing(id)),
+            Err(_) => Err(sqlx::Error::Decode(format!("stored run id `{existing}` is not a UUID").into())),
+        };
+    }
+    insert_event(conn, &run.created).await?;
+    Ok(Created::New)
+}
+
+async fn insert_event(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
+    let id = event.run_id.to_string();
+    let kind = event_kind_name(&event.kind);
+    sqlx::query("INSERT OR IGNORE INTO events (run_id, seq, kind, body) VALUES (?1, ?2, ?3, ?4)")
+        .bind(&id)
+        .bind(event.seq as i64)
+        .bind(kind)
+        .bind(event.to_json())
+        .execute(&mut *conn)
+        .await?;
+    match &event.kind {
+        EventKind::RunState { state, error } => {
+            // The state guard makes a terminal state final in the store too.
+            sqlx::query(concat!(
+                "UPDATE runs SET state = ?1,",
+                " started_at = CASE WHEN ?1 = 'Running' THEN COALESCE(started_at, ?2) ELSE started_at END,",
+                " finished_at = CASE WHEN ?3 THEN ?2 ELSE finished_at END,",
+                " error = COALESCE(?4, error)",
+                " WHERE id = ?5 AND state IN ('Pending', 'Running')"
+            ))
+            .bind(state.as_str())
+            .bind(timestamp(event.ts))
+            .bind(state.is_terminal())
+            .bind(error.as_deref())
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        }
+        EventKind::ModelResult { usage: Some(usage), .. } => {
+            sqlx::query("UPDATE runs SET input_tokens = ?1, output_tokens = ?2 WHERE id = ?3")
+                .bind(i64::from(usage.input_tokens))
+                .bind(i64::from(usage.output_tokens))
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn event_kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::RunCreated { .. } => "run_created",
+        EventKind::RunState { .. } => "run_state",
+        EventKind::TaskState { .. } => "task_state",
+        EventKind::Log { .. } => "log",
+        EventKind::Delta { .. } => "delta",
+        EventKind::ModelResult { .. } => "model_result",
+    }
+}
+
+fn timestamp(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Malformed(format!("timestamp `{text}`: {e}")))
+}
+
+fn parse_id(text: &str) -> Result<RunId, StoreError> {
+    RunId::from_str(text).map_err(|e| StoreError::Malformed(format!("run id `{text}`: {e}")))
+}
+
+fn parse_event(body: &str) -> Result<Event, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Malformed(format!("event: {e}")))
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
+    let optional_time = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        row.try_get::<Option<&str>, _>(column)?.map(parse_time).transpose()
+    };
+    let tokens = |column: &str| -> Result<Option<u32>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.and_then(|n| u32::try_from(n).ok()))
+    };
+    let usage = match (tokens("input_tokens")?, tokens("output_tokens")?) {
+        (Some(input_tokens), Some(output_tokens)) => Some(Usage { input_tokens, output_tokens }),
+        _ => None,
+    };
+    let state: &str = row.try_get("state")?;
+    Ok(RunSummary {
+        id: parse_id(row.try_get("id")?)?,
+        state: state.parse().map_err(|e| StoreError::Malformed(format!("{e}")))?,
+        created_at: parse_time(row.try_get("created_at")?)?,
+        started_at: optional_time("started_at")?,
+        finished_at: optional_time("finished_at")?,
+        model_id: row.try_get("model_id")?,
+        prompt_preview: row.try_get("prompt_preview")?,
+        usage,
+        error: row.try_get("error")?,
+    })
+}
