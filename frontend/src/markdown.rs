@@ -110,11 +110,8 @@ const ALLOWED_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
 /// URL as the browser will see it, and returns that cleaned form. Relative and scheme-less
 /// targets are refused too: model output has no business linking into this app.
 pub fn safe_href(raw: &str) -> Option<String> {
-    let cleaned: String = raw
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect();
+    let cleaned: String =
+        raw.trim_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
     let (scheme, rest) = cleaned.split_once(':')?;
     let scheme_ok = !scheme.is_empty()
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
@@ -286,11 +283,7 @@ mod tests {
     fn safe_links_keep_their_target() {
         assert_eq!(
             all_links("[a](https://example.com/x?y=1) [b](http://e.org) [c](mailto:me@e.org)"),
-            vec![
-                Some("https://example.com/x?y=1".into()),
-                Some("http://e.org".into()),
-                Some("mailto:me@e.org".into())
-            ]
+            vec![Some("https://example.com/x?y=1".into()), Some("http://e.org".into()), Some("mailto:me@e.org".into())]
         );
         assert_eq!(all_links("<https://auto.link>"), vec![Some("https://auto.link".into())]);
     }
@@ -407,15 +400,17 @@ mod tests {
             )
         );
         assert_eq!(tree[2], el(Kind::Heading(1), vec![text("Title")]));
-        assert_eq!(
-            tree[3],
-            el(Kind::Paragraph, vec![text("line one"), el(Kind::LineBreak, vec![]), text("line two")])
-        );
+        assert_eq!(tree[3], el(Kind::Paragraph, vec![text("line one"), el(Kind::LineBreak, vec![]), text("line two")]));
     }
 
     #[test]
     fn hostile_nesting_depth_is_bounded() {
-        for input in ["> ".repeat(10_000), "- ".repeat(10_000), "[".repeat(10_000) + "x" + &"](https://a.b)".repeat(10_000), "*a ".repeat(5_000) + &"*".repeat(5_000)] {
+        for input in [
+            "> ".repeat(10_000),
+            "- ".repeat(10_000),
+            "[".repeat(10_000) + "x" + &"](https://a.b)".repeat(10_000),
+            "*a ".repeat(5_000) + &"*".repeat(5_000),
+        ] {
             // Must return (no stack overflow) and keep every character as text somewhere.
             let tree = parse(&input);
             assert!(!tree.is_empty());
@@ -425,9 +420,10 @@ mod tests {
     #[test]
     fn links_inside_hostile_html_are_text() {
         let tree = parse("<a href=\"javascript:alert(1)\">[ok](https://ok.example)</a>");
-        assert_eq!(all_links("<a href=\"javascript:alert(1)\">[ok](https://ok.example)</a>"), vec![Some(
-            "https://ok.example".into()
-        )]);
+        assert_eq!(
+            all_links("<a href=\"javascript:alert(1)\">[ok](https://ok.example)</a>"),
+            vec![Some("https://ok.example".into())]
+        );
         assert!(text_of(&tree).contains("<a href=\"javascript:alert(1)\">"));
     }
 }

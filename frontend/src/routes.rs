@@ -38,6 +38,15 @@ impl Route {
         }
     }
 
+    /// The document title for the route, so tabs and history entries can be told apart.
+    pub fn title(&self) -> String {
+        match self {
+            Route::Home => "Prompt Runner".to_owned(),
+            Route::Run { id } => format!("Run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
+            Route::NotFound => "Not found · Prompt Runner".to_owned(),
+        }
+    }
+
     /// The URL path of the route.
     pub fn path(&self) -> String {
         match self {
@@ -93,6 +102,11 @@ pub fn Router(props: &RouterProps) -> Html {
             move || drop(listener)
         });
     }
+    use_effect_with((*route).clone(), |route| {
+        if let Some(document) = web_sys::window().and_then(|w| w.document()) {
+            document.set_title(&route.title());
+        }
+    });
     let navigate = {
         let route = route.clone();
         Callback::from(move |next: Route| {
@@ -104,6 +118,8 @@ pub fn Router(props: &RouterProps) -> Html {
                 window.scroll_to_with_x_and_y(0.0, 0.0);
             }
             route.set(next);
+            // Screen readers follow focus: start the new page at its main content.
+            crate::components::focus("main");
         })
     };
     html! {

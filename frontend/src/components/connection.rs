@@ -18,10 +18,9 @@ pub fn ConnectionIndicator(props: &ConnectionProps) -> Html {
         Connection::Idle => ("idle", "Not connected".to_owned()),
         Connection::Connecting => ("connecting", "Connecting…".to_owned()),
         Connection::Open => ("open", "Live".to_owned()),
-        Connection::Retrying { attempt, delay_ms } => (
-            "retrying",
-            format!("Reconnecting in {} s (attempt {attempt})", delay_ms.div_ceil(1_000)),
-        ),
+        Connection::Retrying { attempt, delay_ms } => {
+            ("retrying", format!("Reconnecting in {} s (attempt {attempt})", delay_ms.div_ceil(1_000)))
+        }
     };
     html! {
         <span id="connection-status" data-testid="connection-status" data-state={ state }

@@ -46,7 +46,7 @@ fn target_value(event: &yew::Event) -> String {
 }
 
 /// Moves keyboard focus to the element with this id, if it exists.
-fn focus(id: &str) {
+pub(crate) fn focus(id: &str) {
     if let Some(element) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id(id))

@@ -71,8 +71,7 @@ fn is_rule(line: &str) -> bool {
         return false;
     }
     let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.len() >= 3
-        && ['-', '*', '_'].iter().any(|&mark| compact.chars().all(|c| c == mark))
+    compact.len() >= 3 && ['-', '*', '_'].iter().any(|&mark| compact.chars().all(|c| c == mark))
 }
 
 /// A list item marker: (ordered start, marker char, column where the content starts).
@@ -106,11 +105,8 @@ fn list_marker(line: &str) -> Option<(Option<u64>, char, usize)> {
 fn cells(line: &str) -> Vec<String> {
     let trimmed = line.trim();
     let trimmed = trimmed.strip_prefix('|').unwrap_or(trimmed);
-    let trimmed = if trimmed.ends_with('|') && !trimmed.ends_with("\\|") {
-        &trimmed[..trimmed.len() - 1]
-    } else {
-        trimmed
-    };
+    let trimmed =
+        if trimmed.ends_with('|') && !trimmed.ends_with("\\|") { &trimmed[..trimmed.len() - 1] } else { trimmed };
     let mut out = vec![String::new()];
     let mut chars = trimmed.chars().peekable();
     while let Some(c) = chars.next() {
@@ -235,9 +231,9 @@ fn list(lines: &[&str], i: &mut usize, depth: usize) -> Node {
     let base = indent(lines[*i]);
     let mut items = Vec::new();
     while *i < lines.len() {
-        let Some((_, this_marker, content_at)) = list_marker(lines[*i]).filter(|(s, m, _)| {
-            *m == marker && s.is_some() == start.is_some() && indent(lines[*i]) == base
-        }) else {
+        let Some((_, this_marker, content_at)) = list_marker(lines[*i])
+            .filter(|(s, m, _)| *m == marker && s.is_some() == start.is_some() && indent(lines[*i]) == base)
+        else {
             break;
         };
         debug_assert_eq!(this_marker, marker);

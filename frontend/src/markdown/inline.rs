@@ -415,9 +415,9 @@ mod tests {
             inline("[w](https://e.org/a_(b) \"t\")"),
             vec![el(Kind::Link(Some("https://e.org/a_(b)".into())), vec![Node::Text("w".into())])]
         );
-        assert_eq!(inline("<me@example.org>"), vec![el(
-            Kind::Link(Some("mailto:me@example.org".into())),
-            vec![Node::Text("me@example.org".into())]
-        )]);
+        assert_eq!(
+            inline("<me@example.org>"),
+            vec![el(Kind::Link(Some("mailto:me@example.org".into())), vec![Node::Text("me@example.org".into())])]
+        );
     }
 }

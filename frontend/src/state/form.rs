@@ -232,9 +232,8 @@ mod tests {
 
     #[test]
     fn blank_optional_fields_are_left_to_the_server() {
-        let request = Form { model_id: " ".into(), system: "".into(), ..form("hi") }
-            .request(Some(&limits()))
-            .expect("valid");
+        let request =
+            Form { model_id: " ".into(), system: "".into(), ..form("hi") }.request(Some(&limits())).expect("valid");
         assert_eq!(request, SubmitRun { prompt: "hi".into(), ..SubmitRun::default() });
         let full = Form {
             model_id: " m ".into(),
@@ -254,10 +253,8 @@ mod tests {
     #[test]
     fn defaults_fill_only_untouched_fields() {
         let defaults = Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2 };
-        let state = reduce(
-            Form::default(),
-            [FormAction::Edit(Field::Model, "mine".into()), FormAction::Defaults(defaults)],
-        );
+        let state =
+            reduce(Form::default(), [FormAction::Edit(Field::Model, "mine".into()), FormAction::Defaults(defaults)]);
         assert_eq!(state.model_id, "mine");
         assert_eq!(state.max_tokens, "512");
     }

@@ -277,7 +277,12 @@ mod tests {
                 HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Completed)] },
                 HistoryAction::Event(Box::new(created(5))),
                 HistoryAction::Event(Box::new(created(5))),
-                HistoryAction::Event(Box::new(ev(5, 2, 6, EventKind::RunState { state: RunState::Running, error: None }))),
+                HistoryAction::Event(Box::new(ev(
+                    5,
+                    2,
+                    6,
+                    EventKind::RunState { state: RunState::Running, error: None },
+                ))),
                 HistoryAction::Event(Box::new(ev(
                     5,
                     9,
@@ -288,7 +293,12 @@ mod tests {
                         latency_ms: None,
                     },
                 ))),
-                HistoryAction::Event(Box::new(ev(5, 10, 8, EventKind::RunState { state: RunState::Completed, error: None }))),
+                HistoryAction::Event(Box::new(ev(
+                    5,
+                    10,
+                    8,
+                    EventKind::RunState { state: RunState::Completed, error: None },
+                ))),
             ],
         );
         assert_eq!(ids(&history), [id(5), id(2)]);
@@ -313,7 +323,12 @@ mod tests {
                     runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)],
                 },
                 HistoryAction::Event(Box::new(created(7))),
-                HistoryAction::Event(Box::new(ev(3, 5, 9, EventKind::RunState { state: RunState::Failed, error: None }))),
+                HistoryAction::Event(Box::new(ev(
+                    3,
+                    5,
+                    9,
+                    EventKind::RunState { state: RunState::Failed, error: None },
+                ))),
             ],
         );
         // The stale unfiltered answer was ignored, the new pending run is not "Running" yet.
@@ -326,7 +341,12 @@ mod tests {
             History::default(),
             [
                 HistoryAction::Event(Box::new(created(8))),
-                HistoryAction::Event(Box::new(ev(2, 3, 9, EventKind::RunState { state: RunState::Completed, error: None }))),
+                HistoryAction::Event(Box::new(ev(
+                    2,
+                    3,
+                    9,
+                    EventKind::RunState { state: RunState::Completed, error: None },
+                ))),
                 // The page was read before both events: run 8 missing, run 2 still running.
                 HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
                 HistoryAction::Refresh,
@@ -363,7 +383,12 @@ mod tests {
             History::default(),
             [
                 HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(1, RunState::Cancelled)] },
-                HistoryAction::Event(Box::new(ev(1, 4, 2, EventKind::RunState { state: RunState::Completed, error: None }))),
+                HistoryAction::Event(Box::new(ev(
+                    1,
+                    4,
+                    2,
+                    EventKind::RunState { state: RunState::Completed, error: None },
+                ))),
             ],
         );
         assert_eq!(history.runs[0].state, RunState::Cancelled);
@@ -371,7 +396,8 @@ mod tests {
 
     #[test]
     fn paging_appends_older_runs_once() {
-        let page: Vec<RunSummary> = (0..PAGE_SIZE as u128).rev().map(|n| summary(n + 100, RunState::Completed)).collect();
+        let page: Vec<RunSummary> =
+            (0..PAGE_SIZE as u128).rev().map(|n| summary(n + 100, RunState::Completed)).collect();
         let history = reduce(
             History::default(),
             [
