@@ -149,11 +149,9 @@ where
         let mut target = None;
         for span in scope {
             let extensions = span.extensions();
-            if task.is_none() {
-                if let Some(found) = extensions.get::<TaskTarget>() {
-                    task = found.task;
-                    attempt = found.attempt;
-                }
+            if let (None, Some(found)) = (task, extensions.get::<TaskTarget>()) {
+                task = found.task;
+                attempt = found.attempt;
             }
             if let Some(found) = extensions.get::<RunTarget>() {
                 target = found.hub.upgrade().map(|hub| (found.run_id, hub));

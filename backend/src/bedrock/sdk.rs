@@ -134,7 +134,7 @@ impl SdkClient {
         if let Some(system) = &request.system {
             call = call.system(SystemContentBlock::Text(system.clone()));
         }
-        let output = call.send().await.map_err(|e| operation_error(e, trace))?;
+        let output = call.send().await.map_err(|e| operation_error(&e, trace))?;
         trace.http_status = Some(200);
         trace.request_id = output.request_id().map(str::to_owned);
         trace.first_byte_ms = Some(elapsed_ms(started));
@@ -177,7 +177,7 @@ impl SdkClient {
                         Some(code) => (ErrorKind::from_code(code), error.message().unwrap_or(code).to_owned()),
                         None => (
                             ErrorKind::StreamBroken,
-                            format!("the response stream broke: {}", DisplayErrorContext(&error)),
+                            format!("the response stream broke: {}", DisplayErrorContext(error)),
                         ),
                     };
                     return Err(local_error(kind, message, trace));
@@ -221,7 +221,7 @@ impl SdkClient {
             .body(Blob::new(body.to_string()))
             .send()
             .await
-            .map_err(|e| operation_error(e, trace))?;
+            .map_err(|e| operation_error(&e, trace))?;
         trace.http_status = Some(200);
         trace.request_id = output.request_id().map(str::to_owned);
         trace.first_byte_ms = Some(elapsed_ms(started));
@@ -314,7 +314,7 @@ fn local_error(kind: ErrorKind, message: String, trace: &CallTrace) -> CallError
 
 /// Classifies an error returned before the response body, keeping the status and request id.
 fn operation_error<E>(
-    error: SdkError<E, aws_sdk_bedrockruntime::config::http::HttpResponse>,
+    error: &SdkError<E, aws_sdk_bedrockruntime::config::http::HttpResponse>,
     trace: &mut CallTrace,
 ) -> CallError
 where
@@ -324,7 +324,7 @@ where
         trace.http_status = Some(response.status().as_u16());
         trace.request_id = response.headers().get("x-amzn-requestid").map(str::to_owned);
     }
-    let (kind, message) = match &error {
+    let (kind, message) = match error {
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("UnknownError");
             let message = context.err().message().map_or_else(|| code.to_owned(), |m| format!("{code}: {m}"));
@@ -332,16 +332,16 @@ where
         }
         SdkError::TimeoutError(_) => (ErrorKind::Timeout, "the request to Bedrock timed out".to_owned()),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => {
-            (ErrorKind::Timeout, format!("connecting to Bedrock timed out: {}", DisplayErrorContext(&error)))
+            (ErrorKind::Timeout, format!("connecting to Bedrock timed out: {}", DisplayErrorContext(error)))
         }
         SdkError::DispatchFailure(_) => {
-            (ErrorKind::Connection, format!("could not reach Bedrock: {}", DisplayErrorContext(&error)))
+            (ErrorKind::Connection, format!("could not reach Bedrock: {}", DisplayErrorContext(error)))
         }
         SdkError::ResponseError(_) => (
             ErrorKind::Connection,
-            format!("the response from Bedrock was cut or unreadable: {}", DisplayErrorContext(&error)),
+            format!("the response from Bedrock was cut or unreadable: {}", DisplayErrorContext(error)),
         ),
-        _ => (ErrorKind::Other, format!("the request could not be sent: {}", DisplayErrorContext(&error))),
+        _ => (ErrorKind::Other, format!("the request could not be sent: {}", DisplayErrorContext(error))),
     };
     CallError { kind, message, trace: trace.clone() }
 }
