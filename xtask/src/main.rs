@@ -27,7 +27,7 @@ commands:
   test [--coverage] [-- <cargo test args>]
                               setup, release frontend, all tests (APP_DIST_DIR=dist for browser tests),
                               the frontend's native unit tests; --coverage adds an llvm-cov summary
-  bench [-- <args>]           run the backend's benchmark suite (release)
+  bench [-- <args>]           run the benchmark suite (release) and write BENCHMARKS.md
   help                        this text
 ";
 

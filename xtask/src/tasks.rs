@@ -158,20 +158,18 @@ pub fn test(opts: &TestOptions) -> Result {
 
 /// `cargo xtask bench [-- <args>]`: runs the backend's `bench` binary once it exists.
 pub fn bench(args: &[String]) -> Result {
-    if !bench_binary_exists() {
-        return Err("the benchmark suite is not built yet (no `bench` binary in backend/)".into());
-    }
-    util::run(util::cargo().args(["run", "--release", "-p", "backend", "--bin", "bench", "--"]).args(args))
-}
-
-/// Whether `backend` has a `bench` binary target, by Cargo's conventions or a `[[bin]]` entry.
-fn bench_binary_exists() -> bool {
-    let backend = util::root().join("backend");
-    let by_convention = backend.join("src/bin/bench.rs").is_file() || backend.join("src/bin/bench/main.rs").is_file();
-    let declared = fs::read_to_string(backend.join("Cargo.toml"))
-        .map(|manifest| {
-            manifest.contains("[[bin]]") && manifest.lines().any(|l| l.replace(' ', "") == "name=\"bench\"")
-        })
-        .unwrap_or(false);
-    by_convention || declared
+    setup::setup(Options::default())?;
+    build_frontend(true)?;
+    util::run(util::cargo().args(["build", "--release", "-p", "backend", "-p", "bench"]))?;
+    let root = util::root();
+    let release = root.join("target").join("release");
+    let mut cmd = util::command(release.join("bench"));
+    cmd.arg("--backend")
+        .arg(release.join("backend"))
+        .arg("--dist")
+        .arg(util::dist_dir())
+        .arg("--out")
+        .arg(root.join("BENCHMARKS.md"))
+        .args(args);
+    util::run(&mut cmd)
 }

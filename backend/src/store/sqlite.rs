@@ -106,19 +106,25 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let before = query.before.map(|id| id.to_string());
-        let rows = sqlx::query(concat!(
-            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview,",
-            " input_tokens, output_tokens, error FROM runs",
-            " WHERE (?1 IS NULL OR state = ?1)",
-            " AND (?2 IS NULL OR seq < (SELECT seq FROM runs WHERE id = ?2))",
-            " ORDER BY seq DESC LIMIT ?3"
-        ))
-        .bind(query.state.map(RunState::as_str))
-        .bind(before)
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.readers)
-        .await?;
+        // One statement per filter shape: `(?1 IS NULL OR state = ?1)` would hide the
+        // `runs_by_state` index from SQLite's planner and scan the whole history.
+        let mut sql = String::from(
+            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview, \
+             input_tokens, output_tokens, error FROM runs WHERE 1 = 1",
+        );
+        if query.state.is_some() {
+            sql.push_str(" AND state = ?1");
+        }
+        if query.before.is_some() {
+            sql.push_str(" AND seq < (SELECT seq FROM runs WHERE id = ?2)");
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?3");
+        let rows = sqlx::query(&sql)
+            .bind(query.state.map(RunState::as_str))
+            .bind(query.before.map(|id| id.to_string()))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.readers)
+            .await?;
         rows.iter().map(summary_from_row).collect()
     }
 

@@ -1,0 +1,517 @@
+//! The figures of the suite, one function each. Each starts its own server with the settings
+//! the figure calls for and returns a [`Figure`] for the report.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::response::Response;
+use backend::emulator::{Emulator, EmulatorConfig};
+use backend::journal::RecordRef;
+use backend::store::{NewRun, SqliteStore, Store, Synchronous};
+use common::{Event, EventKind, RunId, RunState};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::feed::{self, follow, next_event, submit, terminal_state};
+use crate::server::{Server, mb, scratch};
+use crate::stats::{Samples, ms};
+
+/// One row of the report.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// What is measured.
+    pub name: &'static str,
+    /// How.
+    pub how: String,
+    /// The target.
+    pub target: &'static str,
+    /// The measurement.
+    pub measured: String,
+    /// Whether the target is met.
+    pub met: bool,
+}
+
+/// Sizes of the suite: the full run, or a quick one for trying it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    /// Sequential runs for the overhead figure.
+    pub sequential_runs: usize,
+    /// Seconds of sustained load.
+    pub throughput_secs: u64,
+    /// Concurrent runs with 2 s latency.
+    pub in_flight: usize,
+    /// WebSocket clients for fan-out.
+    pub fan_out_clients: usize,
+    /// Runs stored for the history query.
+    pub history_runs: usize,
+}
+
+/// Flags of a server on the built-in emulator with zero latency and an unpaced reply.
+const INSTANT_EMULATOR: [&str; 6] =
+    ["--bedrock", "emulator", "--emulator-latency-ms", "0", "--emulator-tokens-per-sec", "0"];
+
+/// Orchestration overhead: `POST /api/runs` to the `Completed` event, one run at a time.
+pub async fn orchestration(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    let dir = scratch("overhead")?;
+    let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+    let client = reqwest::Client::new();
+    let mut feed = feed::connect(&server.addr).await?;
+    let mut total = Samples::default();
+    let mut bedrock = Samples::default();
+    for n in 0..scale.sequential_runs + 20 {
+        let started = Instant::now();
+        let id = submit(&client, &server.url, &format!("overhead run {n}")).await?;
+        let (state, _) = follow(&mut feed, id).await?;
+        let took = started.elapsed();
+        if state != RunState::Completed {
+            bail!("run {id} ended {state}");
+        }
+        // The first runs warm connections and caches; they are not what a user waits for.
+        if n >= 20 {
+            total.push(took);
+            bedrock.push(bedrock_call_time(&client, &server.url, id).await?);
+        }
+    }
+    server.stop();
+    let p50 = total.percentile(50.0);
+    let p99 = total.percentile(99.0);
+    Ok(Figure {
+        name: "orchestration overhead per run",
+        how: format!(
+            "{} sequential runs, zero-latency unpaced emulator, SQLite synchronous=FULL and fsynced journal; \
+             POST to `Completed` on a WebSocket, of which the Bedrock call (SDK + emulator over loopback HTTP, ms \
+             resolution) took {}",
+            total.len(),
+            bedrock.describe()
+        ),
+        target: "p50 ≤ 2 ms, p99 ≤ 10 ms",
+        measured: format!("{} (end to end, the emulator's time included)", total.describe()),
+        met: p50 <= Duration::from_millis(2) && p99 <= Duration::from_millis(10),
+    })
+}
+
+async fn bedrock_call_time(client: &reqwest::Client, url: &str, id: RunId) -> anyhow::Result<Duration> {
+    let detail: serde_json::Value = client.get(format!("{url}/api/runs/{id}")).send().await?.json().await?;
+    let ms = detail["tasks"][1]["attempts"][0]["total_ms"].as_u64().unwrap_or(0);
+    Ok(Duration::from_millis(ms))
+}
+
+/// Sustained throughput: as many runs as the server completes, with a bounded number in flight.
+pub async fn throughput(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    const IN_FLIGHT: usize = 256;
+    const SUBMITTERS: usize = 32;
+    let dir = scratch("throughput")?;
+    let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+    let client = reqwest::Client::new();
+    let mut feed = feed::connect(&server.addr).await?;
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let failures = Arc::new(AtomicU64::new(0));
+    let window = Duration::from_secs(scale.throughput_secs);
+    let deadline = Instant::now() + window;
+    let mut submitters = Vec::new();
+    for n in 0..SUBMITTERS {
+        let (client, url, slots, failures) = (client.clone(), server.url.clone(), Arc::clone(&slots), Arc::clone(&failures));
+        submitters.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let Ok(permit) = slots.acquire().await else { break };
+                permit.forget();
+                if submit(&client, &url, &format!("throughput {n}-{i}")).await.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    slots.add_permits(1);
+                }
+                i += 1;
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut completed = 0u64;
+    let mut other = 0u64;
+    while Instant::now() < deadline {
+        let Ok(received) = tokio::time::timeout_at(deadline.into(), next_event(&mut feed)).await else { break };
+        let (event, _) = received?;
+        match terminal_state(&event) {
+            Some(RunState::Completed) => completed += 1,
+            Some(_) => other += 1,
+            None => continue,
+        }
+        slots.add_permits(1);
+    }
+    let elapsed = started.elapsed();
+    slots.close();
+    for submitter in submitters {
+        let _ = submitter.await;
+    }
+    let peak = server.peak_rss()?;
+    server.stop();
+    let rate = completed as f64 / elapsed.as_secs_f64();
+    Ok(Figure {
+        name: "sustained throughput",
+        how: format!(
+            "{SUBMITTERS} submitters, at most {IN_FLIGHT} runs in flight, {} s, zero-latency unpaced emulator, durable writes; \
+             {completed} completed, {other} ended otherwise, {} submissions refused; server peak RSS {}",
+            scale.throughput_secs,
+            failures.load(Ordering::Relaxed),
+            mb(peak)
+        ),
+        target: "≥ 1,000 completed runs/s",
+        measured: format!("{rate:.0} completed runs/s"),
+        met: rate >= 1000.0 && other == 0,
+    })
+}
+
+/// Runs in flight: many concurrent runs held open by a slow model.
+pub async fn in_flight(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    let dir = scratch("in-flight")?;
+    let flags = ["--bedrock", "emulator", "--emulator-latency-ms", "2000", "--emulator-tokens-per-sec", "0"];
+    let server = Server::start(binary, &dir, &flags, &[]).await?;
+    let idle = server.rss()?;
+    let client = reqwest::Client::new();
+    let mut feed = feed::connect(&server.addr).await?;
+    let target = scale.in_flight;
+    let submitting = {
+        let (client, url) = (client.clone(), server.url.clone());
+        tokio::spawn(async move {
+            let results = futures_util::stream::iter(0..target)
+                .map(|n| {
+                    let (client, url) = (client.clone(), url.clone());
+                    async move { submit(&client, &url, &format!("in flight {n}")).await }
+                })
+                .buffer_unordered(64)
+                .collect::<Vec<_>>()
+                .await;
+            results.into_iter().filter(Result::is_err).count()
+        })
+    };
+    let started = Instant::now();
+    let mut completed = 0;
+    let mut other = 0;
+    while completed + other < target {
+        let (event, _) = tokio::time::timeout(Duration::from_secs(60), next_event(&mut feed))
+            .await
+            .context("no run finished for 60 s")??;
+        match terminal_state(&event) {
+            Some(RunState::Completed) => completed += 1,
+            Some(_) => other += 1,
+            None => {}
+        }
+    }
+    let took = started.elapsed();
+    let refused = submitting.await?;
+    let peak = server.peak_rss()?;
+    server.stop();
+    Ok(Figure {
+        name: "runs in flight",
+        how: format!(
+            "{target} runs submitted at once (64 concurrent POSTs), emulator latency 2 s; all finished in {:.1} s; \
+             idle RSS {}",
+            took.as_secs_f64(),
+            mb(idle)
+        ),
+        target: "all complete; peak RSS ≤ 200 MB",
+        measured: format!("{completed} of {target} completed ({other} otherwise, {refused} refused); peak RSS {}", mb(peak)),
+        met: completed == target && peak <= 200 * 1024 * 1024,
+    })
+}
+
+/// An emulator in this process whose response bodies note when each delta frame is written.
+struct StampedEmulator {
+    addr: String,
+    stamps: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl StampedEmulator {
+    async fn start(tokens_per_sec: u32) -> anyhow::Result<StampedEmulator> {
+        let emulator = Emulator::new(EmulatorConfig { latency: Duration::ZERO, tokens_per_sec, faults: None });
+        let stamps = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Arc::clone(&stamps);
+        let router = emulator.router().layer(axum::middleware::map_response(move |response: Response| {
+            let stamps = Arc::clone(&recorder);
+            async move {
+                let (parts, body) = response.into_parts();
+                let frames = body.into_data_stream().map(move |frame| {
+                    if let Ok(bytes) = &frame {
+                        if bytes.windows(17).any(|w| w == b"contentBlockDelta") {
+                            if let Ok(mut stamps) = stamps.lock() {
+                                stamps.push(Instant::now());
+                            }
+                        }
+                    }
+                    frame
+                });
+                Response::from_parts(parts, Body::from_stream(frames))
+            }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(StampedEmulator { addr, stamps })
+    }
+
+    fn take(&self) -> Vec<Instant> {
+        self.stamps.lock().map(|mut s| std::mem::take(&mut *s)).unwrap_or_default()
+    }
+
+    async fn server(&self, binary: &Path, dir: &Path) -> anyhow::Result<Server> {
+        let endpoint = format!("http://{}", self.addr);
+        let env = [("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"), ("AWS_REGION", "us-east-1")];
+        Server::start(binary, dir, &["--bedrock-endpoint", &endpoint], &env).await
+    }
+}
+
+/// Pairs the k-th delta written by the emulator with the k-th delta received.
+fn pair(written: &[Instant], received: &[Instant], samples: &mut Samples) -> bool {
+    for (w, r) in written.iter().zip(received) {
+        samples.push(r.saturating_duration_since(*w));
+    }
+    written.len() == received.len()
+}
+
+/// First token to browser: emulator writing a delta to a WebSocket client receiving it.
+pub async fn first_token(binary: &Path) -> anyhow::Result<Figure> {
+    let emulator = StampedEmulator::start(50).await?;
+    let dir = scratch("first-token")?;
+    let server = emulator.server(binary, &dir).await?;
+    let client = reqwest::Client::new();
+    let mut feed = feed::connect(&server.addr).await?;
+    let mut samples = Samples::default();
+    let mut complete = true;
+    for n in 0..10 {
+        emulator.take();
+        let id = submit(&client, &server.url, &format!("first token {n}")).await?;
+        let (_, received) = follow(&mut feed, id).await?;
+        complete &= pair(&emulator.take(), &received, &mut samples);
+    }
+    server.stop();
+    let (p50, p99) = (samples.percentile(50.0), samples.percentile(99.0));
+    Ok(Figure {
+        name: "first token to browser",
+        how: "10 streamed runs at 50 tokens/s from an emulator in the bench process (via --bedrock-endpoint); \
+              each delta timed from the emulator's body write to its arrival on a WebSocket client"
+            .into(),
+        target: "p50 ≤ 1 ms, p99 ≤ 5 ms",
+        measured: format!("{}{}", samples.describe(), if complete { "" } else { "; some deltas unpaired" }),
+        met: complete && p50 <= Duration::from_millis(1) && p99 <= Duration::from_millis(5),
+    })
+}
+
+/// Fan-out: many WebSocket clients following one streaming run.
+pub async fn fan_out(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    let emulator = StampedEmulator::start(20).await?;
+    let dir = scratch("fan-out")?;
+    let server = emulator.server(binary, &dir).await?;
+    let client = reqwest::Client::new();
+    let mut watchers = Vec::new();
+    for _ in 0..scale.fan_out_clients {
+        let mut feed = feed::connect(&server.addr).await?;
+        watchers.push(tokio::spawn(async move {
+            let mut deltas: HashMap<RunId, Vec<Instant>> = HashMap::new();
+            loop {
+                let (event, arrived): (Event, Instant) = next_event(&mut feed).await?;
+                if matches!(event.kind, EventKind::Delta { .. }) {
+                    deltas.entry(event.run_id).or_default().push(arrived);
+                }
+                if terminal_state(&event).is_some() {
+                    return anyhow::Ok((event.run_id, deltas.remove(&event.run_id).unwrap_or_default()));
+                }
+            }
+        }));
+    }
+    emulator.take();
+    let id = submit(&client, &server.url, "fan out to every watcher").await?;
+    let mut samples = Samples::default();
+    let mut complete = 0;
+    let mut written = Vec::new();
+    for watcher in watchers {
+        let (ended, received) = tokio::time::timeout(Duration::from_secs(60), watcher).await.context("watcher stuck")???;
+        if written.is_empty() {
+            written = emulator.take();
+        }
+        if ended == id && pair(&written, &received, &mut samples) {
+            complete += 1;
+        }
+    }
+    server.stop();
+    let clients = scale.fan_out_clients;
+    Ok(Figure {
+        name: "fan-out",
+        how: format!(
+            "{clients} WebSocket clients on the all-runs feed, one run streaming {} deltas at 20 tokens/s; \
+             each delta timed from the emulator's write to each client's receipt",
+            written.len()
+        ),
+        target: "every delta delivered; p99 ≤ 50 ms",
+        measured: format!("{complete} of {clients} clients got every delta; {}", samples.describe()),
+        met: complete == clients && samples.percentile(99.0) <= Duration::from_millis(50),
+    })
+}
+
+/// Cold start: process start to `/api/health` answering, and idle memory after one run.
+pub async fn cold_start_and_idle_memory(binary: &Path) -> anyhow::Result<(Figure, Figure)> {
+    let dir = scratch("cold-start")?;
+    let mut starts = Samples::default();
+    for _ in 0..10 {
+        let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+        starts.push(server.started_in);
+        server.stop();
+    }
+    let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+    let client = reqwest::Client::new();
+    let mut feed = feed::connect(&server.addr).await?;
+    let id = submit(&client, &server.url, "one run before measuring memory").await?;
+    follow(&mut feed, id).await?;
+    drop(feed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = server.rss()?;
+    server.stop();
+    let cold = Figure {
+        name: "cold start",
+        how: "spawn of the release binary to the first 200 from /api/health (existing data dir, built-in emulator), 10 starts".into(),
+        target: "≤ 100 ms",
+        measured: format!("p50 {}, max {}", ms(starts.percentile(50.0)), ms(starts.percentile(100.0))),
+        met: starts.percentile(50.0) <= Duration::from_millis(100),
+    };
+    let idle = Figure {
+        name: "idle memory",
+        how: "VmRSS of the server 0.5 s after start and one completed run".into(),
+        target: "≤ 30 MB",
+        measured: mb(rss),
+        met: rss <= 30 * 1024 * 1024,
+    };
+    Ok((cold, idle))
+}
+
+/// Page weight: gzip-compressed bytes of everything the first page load fetches.
+pub fn page_weight(dist: &Path) -> anyhow::Result<Figure> {
+    let mut total = 0;
+    let mut parts = Vec::new();
+    let entries = std::fs::read_dir(dist).with_context(|| format!("{} (build the frontend first)", dist.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if !["html", "js", "wasm", "css"].contains(&ext) {
+            continue;
+        }
+        let output = std::process::Command::new("gzip").args(["-9", "-c"]).arg(&path).output().context("gzip")?;
+        total += output.stdout.len();
+        parts.push(format!("{ext} {:.1} KB", output.stdout.len() as f64 / 1024.0));
+    }
+    parts.sort();
+    Ok(Figure {
+        name: "page weight",
+        how: format!("gzip -9 of dist/ (HTML, JS, Wasm, CSS): {}", parts.join(", ")),
+        target: "≤ 250 KB",
+        measured: format!("{:.1} KB", total as f64 / 1024.0),
+        met: total <= 250 * 1024,
+    })
+}
+
+/// History query: listing the newest runs with a large history stored.
+pub async fn history(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    let dir = scratch("history")?;
+    let seeded = Instant::now();
+    seed_history(&dir.join("data"), scale.history_runs).await?;
+    let seed_time = seeded.elapsed();
+    let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+    let client = reqwest::Client::new();
+    let mut quiet = Samples::default();
+    let mut filtered = Samples::default();
+    for n in 0..1000 {
+        let (url, samples) = if n % 2 == 0 {
+            (format!("{}/api/runs?limit=50", server.url), &mut quiet)
+        } else {
+            (format!("{}/api/runs?limit=50&state=Failed", server.url), &mut filtered)
+        };
+        let started = Instant::now();
+        let runs: Vec<serde_json::Value> = client.get(&url).send().await?.json().await?;
+        samples.push(started.elapsed());
+        if runs.len() != 50 {
+            bail!("expected 50 runs from {url}, got {}", runs.len());
+        }
+    }
+    let loaded = loaded_latency(&client, &server.url).await?;
+    server.stop();
+    Ok(Figure {
+        name: "history query",
+        how: format!(
+            "{} runs stored (seeded in {:.1} s); GET /api/runs?limit=50 sequentially: {}; with state=Failed (1 % of \
+             runs): {}",
+            scale.history_runs,
+            seed_time.as_secs_f64(),
+            quiet.describe(),
+            filtered.describe()
+        ),
+        target: "p99 ≤ 5 ms",
+        measured: format!("under load (8 concurrent clients): {}", loaded.describe()),
+        met: quiet.percentile(99.0) <= Duration::from_millis(5) && loaded.percentile(99.0) <= Duration::from_millis(5),
+    })
+}
+
+async fn loaded_latency(client: &reqwest::Client, url: &str) -> anyhow::Result<Samples> {
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url) = (client.clone(), format!("{url}/api/runs?limit=50"));
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::default();
+            for _ in 0..250 {
+                let started = Instant::now();
+                client.get(&url).send().await?.bytes().await?;
+                samples.push(started.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut all = Samples::default();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+/// Stores `count` finished runs directly through the store (1 % `Failed`).
+async fn seed_history(data_dir: &Path, count: usize) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data_dir, Synchronous::Normal).await?;
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let creations = chunk.iter().map(|n| {
+            let id = RunId(uuid::Uuid::now_v7());
+            let created = Arc::new(Event {
+                run_id: id,
+                seq: 1,
+                ts: chrono::Utc::now(),
+                kind: EventKind::RunCreated {
+                    prompt: format!("seeded run {n}"),
+                    model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
+                    system: None,
+                    max_tokens: 1024,
+                    temperature: None,
+                    max_attempts: 3,
+                },
+            });
+            let new_run = NewRun {
+                created,
+                model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
+                prompt_preview: format!("seeded run {n}"),
+                journal: RecordRef { offset: 0, len: 0, crc32: 0 },
+                idempotency_key: None,
+            };
+            let store = &store;
+            async move {
+                store.create_run(new_run).await?;
+                let state = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
+                let event = |seq, state| Arc::new(Event { run_id: id, seq, ts: chrono::Utc::now(), kind: EventKind::RunState { state, error: None } });
+                store.enqueue_events(vec![event(2, RunState::Running), event(3, state)]);
+                anyhow::Ok(())
+            }
+        });
+        for result in futures_util::future::join_all(creations).await {
+            result?;
+        }
+    }
+    store.flush().await?;
+    Ok(())
+}
