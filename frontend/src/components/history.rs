@@ -140,7 +140,7 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
                         { browser::local_time(run.created_at) }
                     </time>
                     <span data-testid="history-duration">{ duration.unwrap_or_else(|| "—".into()) }</span>
-                    { for tokens.map(|t| html! { <span data-testid="history-tokens">{ t }</span> }) }
+                    if let Some(tokens) = tokens { <span data-testid="history-tokens">{ tokens }</span> }
                 </span>
             </Link>
         </li>

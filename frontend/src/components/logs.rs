@@ -93,13 +93,14 @@ pub fn LogPanel(props: &LogProps) -> Html {
             </div>
             <ol id="log-list" data-testid="log-list" class="log-list" ref={ list } onscroll={ onscroll }
                 tabindex="0" role="log" aria-label="Log lines">
-                if props.lines.is_empty() {
-                    <li class="muted log-empty" data-testid="log-empty">
-                        { if props.loaded { "No log lines yet." } else { "Loading log lines…" } }
-                    </li>
-                }
+                // Only keyed lines in here, so a new line is one insertion, not a re-render of all.
                 { for props.lines.iter().map(log_line) }
             </ol>
+            if props.lines.is_empty() {
+                <p class="muted log-empty" data-testid="log-empty">
+                    { if props.loaded { "No log lines yet." } else { "Loading log lines…" } }
+                </p>
+            }
             if *unseen {
                 <button type="button" class="small jump" id="log-follow" data-testid="log-follow" onclick={ onjump }>
                     { "↓ New lines: jump to latest" }

@@ -72,7 +72,7 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
             if let Copy::Failed(error) = &*copy {
                 <p class="form-error" data-testid="copy-error">{ error.clone() }</p>
             }
-            <div id="response" data-testid="response" class={ classes!("markdown", streaming.then_some("streaming")) }
+            <div id="response" data-testid="response" class={ classes!("markdown", (streaming && !text.is_empty()).then_some("streaming")) }
                  aria-busy={ streaming.to_string() } data-streaming={ streaming.to_string() }>
                 { body }
             </div>

@@ -91,11 +91,6 @@ pub fn SubmitForm() -> Html {
     // A refused setting must be visible to be fixed (and focusable).
     let settings_error = form.error.as_ref().is_some_and(|e| e.field != Field::Prompt);
     let max_tokens_limit = health.health().map(|h| h.limits.max_tokens.to_string());
-    let error = form.error.as_ref().map(|error| {
-        html! {
-            <p id="form-error" data-testid="form-error" class="form-error" role="alert">{ error.message.clone() }</p>
-        }
-    });
 
     html! {
         <form class="panel submit-form" id="submit-form" aria-labelledby="submit-heading" novalidate=true
@@ -131,7 +126,9 @@ pub fn SubmitForm() -> Html {
                               value={ form.system.clone() } oninput={ edit(Field::System) } />
                 </div>
             </details>
-            { for error }
+            if let Some(error) = &form.error {
+                <p id="form-error" data-testid="form-error" class="form-error" role="alert">{ error.message.clone() }</p>
+            }
             <div class="form-actions">
                 <button type="submit" id="submit" data-testid="submit-run" class="primary"
                         disabled={ sending } aria-busy={ sending.to_string() }

@@ -54,7 +54,6 @@ fn task_row(task: &TaskView, now: f64) -> Html {
         };
         html! {
             <p class="countdown" data-testid="retry-countdown" role="timer">
-                <span class="countdown-clock" aria-hidden="true">{ "⏱ " }</span>
                 { text }
                 { format!(" (attempt {} of {} next)", attempt.number + 1, task.max_attempts) }
             </p>
@@ -69,9 +68,11 @@ fn task_row(task: &TaskView, now: f64) -> Html {
                 <h3 class="task-name">{ task_title(task.name) }</h3>
                 <StateBadge state={ task.state.as_str() } testid="task-state" />
                 <span class="task-attempt" data-testid="task-attempt">{ attempt_text }</span>
-                { for duration.map(|d| html! { <span class="task-duration" data-testid="task-duration">{ d }</span> }) }
+                if let Some(duration) = duration {
+                    <span class="task-duration" data-testid="task-duration">{ duration }</span>
+                }
             </div>
-            { for countdown }
+            if let Some(countdown) = countdown { { countdown } }
             if !task.attempts.is_empty() {
                 <ol class="attempts" data-testid="attempts">
                     { for task.attempts.iter().map(|attempt| attempt_row(attempt, now)) }
@@ -101,14 +102,14 @@ fn attempt_row(attempt: &AttemptView, now: f64) -> Html {
             data-state={ attempt.state.as_str() }>
             <span class="attempt-number">{ format!("#{}", attempt.number) }</span>
             <StateBadge state={ attempt.state.as_str() } />
-            { for took.map(|t| html! { <span class="attempt-duration">{ t }</span> }) }
-            { for facts.into_iter().map(|fact| html! { <span class="attempt-fact">{ fact }</span> }) }
-            { for attempt.request_id.as_ref().map(|id| html! {
+            if let Some(took) = took { <span class="attempt-duration">{ took }</span> }
+            if !facts.is_empty() { <span class="attempt-fact">{ facts.join(" · ") }</span> }
+            if let Some(id) = &attempt.request_id {
                 <span class="attempt-fact request-id" title="AWS request id">{ "request " }<code>{ id.clone() }</code></span>
-            }) }
-            { for attempt.error.as_ref().map(|error| html! {
+            }
+            if let Some(error) = &attempt.error {
                 <p class="attempt-error" data-testid="attempt-error">{ error.clone() }</p>
-            }) }
+            }
         </li>
     }
 }
