@@ -194,14 +194,17 @@ fn RunView(props: &RunViewProps) -> Html {
                     </span>
                     <ConnectionIndicator connection={ connection } />
                 </div>
-                <dl class="facts run-facts">
-                    <dt>{ "Created" }</dt>
-                    <dd><time datetime={ detail.created_at.to_rfc3339() }>{ browser::local_time(detail.created_at) }</time></dd>
-                    <dt>{ "Duration" }</dt>
-                    <dd data-testid="run-duration">{ duration.unwrap_or_else(|| "—".into()) }</dd>
-                    <dt>{ "Model" }</dt><dd><code>{ detail.model_id.clone() }</code></dd>
-                    <dt>{ "Max tokens" }</dt><dd>{ detail.max_tokens }</dd>
-                    if let Some(t) = detail.temperature { <dt>{ "Temperature" }</dt><dd>{ format::temperature(t) }</dd> }
+                <dl class="run-facts">
+                    <div>
+                        <dt>{ "Created" }</dt>
+                        <dd><time datetime={ detail.created_at.to_rfc3339() }>{ browser::local_time(detail.created_at) }</time></dd>
+                    </div>
+                    <div><dt>{ "Duration" }</dt><dd data-testid="run-duration">{ duration.unwrap_or_else(|| "—".into()) }</dd></div>
+                    <div><dt>{ "Model" }</dt><dd><code>{ detail.model_id.clone() }</code></dd></div>
+                    <div><dt>{ "Max tokens" }</dt><dd>{ detail.max_tokens }</dd></div>
+                    if let Some(t) = detail.temperature {
+                        <div><dt>{ "Temperature" }</dt><dd>{ format::temperature(t) }</dd></div>
+                    }
                 </dl>
                 <details class="prompt-box" data-testid="run-prompt">
                     <summary>{ "Prompt" }</summary>
