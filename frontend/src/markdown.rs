@@ -1,11 +1,13 @@
 //! Model output as Markdown, made safe: text → a small tree of known elements → Yew nodes.
 //!
-//! Model output is untrusted. [`parse`] (a small parser of our own: blocks in `blocks`, spans in
-//! `inline`; pulldown-cmark, tried first, added
-//! about 125 KB (50 KB gzipped) to the Wasm) builds a [`Node`] tree whose element
-//! kinds are a closed list with no attribute that can run code: raw HTML becomes literal text, images become their alt text, and a link keeps its target
-//! only when [`safe_href`] accepts it (`http:`, `https:`, `mailto:`). [`render`] turns the tree into
-//! Yew nodes without `inner_html`, so nothing in the text can reach the DOM as markup.
+//! Model output is untrusted. [`parse`] builds a [`Node`] tree whose element kinds are a closed
+//! list with no attribute that can run code: raw HTML becomes literal text, images become their
+//! alt text, and a link keeps its target only when [`safe_href`] accepts it (`http:`, `https:`,
+//! `mailto:`). [`render`] turns the tree into Yew nodes without `inner_html`, so nothing in the
+//! text can reach the DOM as markup.
+//!
+//! The parser is our own (blocks in `blocks`, spans in `inline`): pulldown-cmark, tried first,
+//! added about 125 KB (50 KB gzipped) to the Wasm.
 
 mod blocks;
 mod inline;
