@@ -1,0 +1,18 @@
+//! End-to-end tests of the prompt pipeline: the real server on port 0, the real AWS SDK, the
+//! built-in Bedrock emulator. One binary, one module per area (see `tests/src/lib.rs` for the
+//! helpers).
+#![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
+
+mod bad_input;
+mod cancel;
+mod cli;
+mod concurrency;
+mod crash;
+mod happy_path;
+mod idempotency;
+mod load_retry;
+mod metrics;
+mod restart;
+mod retries;
+mod shutdown;
+mod websocket;

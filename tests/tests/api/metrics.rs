@@ -1,0 +1,34 @@
+use common::{FaultKind, FaultPlan, RunState};
+use tests::{metric, spawn_app};
+
+#[tokio::test]
+async fn metrics_count_completed_failed_and_retried_runs() {
+    let app = spawn_app().await;
+    let before = app.metrics().await;
+    assert_eq!(metric(&before, r#"app_runs_finished_total{state="Completed"}"#), 0.0);
+
+    let ok = app.submit("Count me").await;
+    app.wait_for_state(ok.id, RunState::Completed).await;
+    app.inject(FaultPlan { kind: FaultKind::Validation, fail_first: 1, every_nth: 0 }).await;
+    let failed = app.submit("Fail me").await;
+    app.wait_for_state(failed.id, RunState::Failed).await;
+    app.inject(FaultPlan { kind: FaultKind::Throttle, fail_first: 1, every_nth: 0 }).await;
+    let retried = app.submit("Retry me").await;
+    app.wait_for_state(retried.id, RunState::Completed).await;
+
+    let text = app.metrics().await;
+    let expect = [
+        (r#"app_runs_finished_total{state="Completed"}"#, 2.0),
+        (r#"app_runs_finished_total{state="Failed"}"#, 1.0),
+        (r#"app_task_attempts_total{task="call_bedrock",outcome="ok"}"#, 2.0),
+        (r#"app_task_attempts_total{task="call_bedrock",outcome="throttled"}"#, 1.0),
+        (r#"app_task_attempts_total{task="call_bedrock",outcome="validation"}"#, 1.0),
+        (r#"app_task_attempts_total{task="load_prompt_file",outcome="ok"}"#, 3.0),
+        (r#"app_task_retries_total{task="call_bedrock"}"#, 1.0),
+        ("app_runs_in_flight", 0.0),
+    ];
+    for (series, value) in expect {
+        assert_eq!(metric(&text, series), value, "{series} in\n{text}");
+    }
+    assert!(metric(&text, r#"app_http_requests_total{route="/api/runs",method="POST",status="202"}"#) >= 3.0, "{text}");
+}
