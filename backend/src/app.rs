@@ -66,6 +66,14 @@ pub enum SubmitError {
     /// The store could not record the run.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A concurrency or rate limit is reached; nothing was stored and no Bedrock call made.
+    #[error("{message}")]
+    Limited {
+        /// Which limit.
+        message: String,
+        /// Seconds until a submission may be accepted.
+        retry_after_secs: u64,
+    },
 }
 
 /// Per-run defaults and limits applied to submissions.
@@ -75,6 +83,8 @@ pub struct Policy {
     pub defaults: Defaults,
     /// Limits on fields.
     pub limits: ApiLimits,
+    /// Most runs in flight at once.
+    pub max_concurrent_runs: usize,
 }
 
 /// The server's core.
@@ -99,6 +109,8 @@ pub struct App {
     pub closing: CancellationToken,
     /// Stops the background services (the emulator) once runs are done.
     pub shutdown: CancellationToken,
+    /// Limits submissions per minute, when configured.
+    rate: Option<RateLimiter>,
 }
 
 impl std::fmt::Debug for App {
@@ -180,24 +192,17 @@ impl App {
         let runner = Runner::new(Arc::clone(&hub), journal.clone(), model, args.flow_settings(), Arc::clone(&metrics));
         let defaults = Defaults { model_id: args.model_id.clone(), max_tokens: args.max_tokens, retries: args.retries };
         let closing = CancellationToken::new();
-        Ok(App {
-            store,
-            journal,
-            hub,
-            runner,
-            metrics,
-            emulator,
-            bedrock,
-            policy: Policy { defaults, limits },
-            closing,
-            shutdown,
-        })
+        let policy = Policy { defaults, limits, max_concurrent_runs: args.max_concurrent_runs.max(1) };
+        let rate =
+            (args.max_submissions_per_minute > 0).then(|| RateLimiter::per_minute(args.max_submissions_per_minute));
+        Ok(App { store, journal, hub, runner, metrics, emulator, bedrock, policy, closing, shutdown, rate })
     }
 
     /// Validates and accepts a run: its prompt is in the journal and the run in the store
     /// (both durable) before this returns, and it is executing.
     pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
         let run = self.validate(request)?;
+        self.admit()?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
         let created = Arc::new(Event {
@@ -248,6 +253,24 @@ impl App {
         }
         let events = self.store.run_events(id, 0).await?;
         Ok(RunDetail::fold(&events))
+    }
+
+    /// Checks the cost limits before anything is stored or any Bedrock call is made.
+    fn admit(&self) -> Result<(), SubmitError> {
+        let in_flight = self.runner.in_flight();
+        if in_flight >= self.policy.max_concurrent_runs {
+            return Err(SubmitError::Limited {
+                message: format!("{in_flight} runs are in flight, the configured maximum; try again shortly"),
+                retry_after_secs: 1,
+            });
+        }
+        if let Some(wait) = self.rate.as_ref().and_then(RateLimiter::try_take) {
+            return Err(SubmitError::Limited {
+                message: "the configured number of submissions per minute is reached".into(),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        Ok(())
     }
 
     fn validate(&self, request: SubmitRun) -> Result<Validated, SubmitError> {
@@ -304,6 +327,40 @@ impl App {
             tracing::error!(error = %error, "could not store the last events at shutdown");
         }
         self.shutdown.cancel();
+    }
+}
+
+/// A token bucket: `capacity` submissions at once, refilled evenly over a minute.
+struct RateLimiter {
+    capacity: f64,
+    per_sec: f64,
+    /// Tokens left and when they were counted; a std mutex, held for arithmetic only.
+    state: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimiter {
+    fn per_minute(limit: u32) -> RateLimiter {
+        let capacity = f64::from(limit);
+        RateLimiter {
+            capacity,
+            per_sec: capacity / 60.0,
+            state: std::sync::Mutex::new((capacity, std::time::Instant::now())),
+        }
+    }
+
+    /// Takes a token; when none is left, returns how long until one is.
+    fn try_take(&self) -> Option<Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, counted) = *state;
+        let now = std::time::Instant::now();
+        let tokens = (tokens + now.duration_since(counted).as_secs_f64() * self.per_sec).min(self.capacity);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            None
+        } else {
+            *state = (tokens, now);
+            Some(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 /// `backend serve`: the web app until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let static_dir = args.static_dir.clone();
+    let token = args.auth_token.clone();
     let application = Application::build(args).await.context("cannot start the server")?;
     let info = &application.app().bedrock;
     if info.backend == BedrockBackend::Emulator {
@@ -25,6 +26,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!(dir = %static_dir.display(), "the frontend is not built; only the API is served");
     }
     tracing::info!("listening on http://{}", application.addr());
+    if let Some(token) = token {
+        // Printed, not logged: the token opens the app, so it stays out of log files.
+        println!("open http://{}/?token={token} once to sign this browser in", application.addr());
+    }
     application.run_until_stopped(shutdown_signal()).await.context("server error")?;
     Ok(ExitCode::SUCCESS)
 }

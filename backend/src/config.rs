@@ -99,6 +99,12 @@ pub struct AppArgs {
     /// Seconds of silence after which a response stream counts as stalled (and is retried).
     #[arg(long, env = "APP_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 30.0)]
     pub stream_idle_timeout_secs: f64,
+    /// Most runs in flight at once (each makes at most one Bedrock call at a time); 429 beyond.
+    #[arg(long, env = "APP_MAX_CONCURRENT_RUNS", default_value_t = 10_000)]
+    pub max_concurrent_runs: usize,
+    /// Most submissions accepted per minute (0 = no limit); 429 with `Retry-After` beyond.
+    #[arg(long, env = "APP_MAX_SUBMISSIONS_PER_MINUTE", default_value_t = 0)]
+    pub max_submissions_per_minute: u32,
     /// Pause before the built-in emulator's first byte, in milliseconds.
     #[arg(long, env = "APP_EMULATOR_LATENCY_MS", default_value_t = 200)]
     pub emulator_latency_ms: u64,
@@ -122,6 +128,12 @@ pub struct ServeArgs {
     /// Largest prompt accepted, in bytes.
     #[arg(long, env = "APP_MAX_PROMPT_BYTES", default_value_t = 200 * 1024)]
     pub max_prompt_bytes: usize,
+    /// Access token every request must carry; required when `--addr` is not a loopback address.
+    #[arg(long, env = "APP_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// Extra host names the server answers to (besides loopback names and the bound address).
+    #[arg(long = "allowed-host", env = "APP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Seconds runs in flight may take to finish at shutdown before they are interrupted.
     #[arg(long, env = "APP_SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
     pub shutdown_grace_secs: f64,

@@ -25,6 +25,23 @@ pub enum ApiError {
     /// 422: the request is well-formed but a value is not acceptable (empty prompt...).
     #[error("{0}")]
     Invalid(String),
+    /// 401: an access token is required and was missing or wrong.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the request comes from another site, or may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 421: the request names a host this server does not answer to (DNS rebinding).
+    #[error("{0}")]
+    MisdirectedRequest(String),
+    /// 429: a rate or concurrency limit is reached; `Retry-After` says when to come back.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What limit was reached.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// 404: no such run or route.
     #[error("{0}")]
     NotFound(String),
@@ -50,6 +67,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -64,6 +85,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         let mut response = (self.status(), Json(ErrorBody { error: message.clone() })).into_response();
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
         response.extensions_mut().insert(LoggedError(message));
         response
     }
@@ -116,6 +140,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::TooLarge(message) => ApiError::TooLarge(message),
             SubmitError::Journal(error) => error.into(),
             SubmitError::Store(error) => error.into(),
+            SubmitError::Limited { message, retry_after_secs } => {
+                ApiError::TooManyRequests { message, retry_after_secs }
+            }
         }
     }
 }

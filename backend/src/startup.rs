@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, MAX_TOKENS_LIMIT, StartupError};
 use crate::config::ServeArgs;
-use crate::routes;
+use crate::routes::{self, Guard};
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -37,13 +37,23 @@ impl Application {
             max_prompt_bytes: args.max_prompt_bytes,
             max_tokens: MAX_TOKENS_LIMIT,
         };
+        if !args.addr.ip().is_loopback() && args.auth_token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            return Err(StartupError::Config(format!(
+                "listening on {} exposes the app beyond this machine: set an access token with --auth-token or APP_AUTH_TOKEN",
+                args.addr
+            )));
+        }
         let app = Arc::new(App::build(&args.app, limits).await?);
         let listener = TcpListener::bind(args.addr)
             .await
             .map_err(|source| StartupError::Bind { addr: args.addr.to_string(), source })?;
         let addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: args.addr.to_string(), source })?;
-        let router = routes::router(Arc::clone(&app), &args.static_dir, args.max_body_bytes);
+        let guard = Guard {
+            allowed_hosts: allowed_hosts(&args, addr),
+            token: args.auth_token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(Arc::from),
+        };
+        let router = routes::router(Arc::clone(&app), guard, &args.static_dir, args.max_body_bytes);
         let grace = Duration::try_from_secs_f64(args.shutdown_grace_secs.max(0.0)).unwrap_or(Duration::MAX);
         Ok(Application { listener, addr, app, router, grace })
     }
@@ -76,6 +86,20 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The host names requests may name: loopback names, the bound address, `--allowed-host`s.
+/// With an access token and no `--allowed-host`, any: a rebinding page cannot present the token.
+fn allowed_hosts(args: &ServeArgs, addr: SocketAddr) -> Option<Vec<String>> {
+    if args.auth_token.is_some() && args.allowed_hosts.is_empty() && !addr.ip().is_loopback() {
+        return None;
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).into();
+    if !addr.ip().is_unspecified() {
+        hosts.push(addr.ip().to_string());
+    }
+    hosts.extend(args.allowed_hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()));
+    Some(hosts)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -14,7 +14,8 @@ pub type Feed = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens the all-runs feed of the server at `addr`.
 pub async fn connect(addr: &str) -> anyhow::Result<Feed> {
-    let (feed, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws")).await.context("WebSocket connect")?;
+    let (feed, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws")).await.context("WebSocket connect")?;
     Ok(feed)
 }
 

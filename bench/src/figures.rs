@@ -115,7 +115,8 @@ pub async fn throughput(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
     let deadline = Instant::now() + window;
     let mut submitters = Vec::new();
     for n in 0..SUBMITTERS {
-        let (client, url, slots, failures) = (client.clone(), server.url.clone(), Arc::clone(&slots), Arc::clone(&failures));
+        let (client, url, slots, failures) =
+            (client.clone(), server.url.clone(), Arc::clone(&slots), Arc::clone(&failures));
         submitters.push(tokio::spawn(async move {
             let mut i = 0u64;
             while Instant::now() < deadline {
@@ -214,7 +215,10 @@ pub async fn in_flight(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
             mb(idle)
         ),
         target: "all complete; peak RSS ≤ 200 MB",
-        measured: format!("{completed} of {target} completed ({other} otherwise, {refused} refused); peak RSS {}", mb(peak)),
+        measured: format!(
+            "{completed} of {target} completed ({other} otherwise, {refused} refused); peak RSS {}",
+            mb(peak)
+        ),
         met: completed == target && peak <= 200 * 1024 * 1024,
     })
 }
@@ -328,7 +332,8 @@ pub async fn fan_out(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
     let mut complete = 0;
     let mut written = Vec::new();
     for watcher in watchers {
-        let (ended, received) = tokio::time::timeout(Duration::from_secs(60), watcher).await.context("watcher stuck")???;
+        let (ended, received) =
+            tokio::time::timeout(Duration::from_secs(60), watcher).await.context("watcher stuck")???;
         if written.is_empty() {
             written = emulator.take();
         }
@@ -394,6 +399,7 @@ pub fn page_weight(dist: &Path) -> anyhow::Result<Figure> {
     for entry in entries {
         let path = entry?.path();
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        // `.gz` files are the build's precompressed copies of the same assets.
         if !["html", "js", "wasm", "css"].contains(&ext) {
             continue;
         }
@@ -503,7 +509,14 @@ async fn seed_history(data_dir: &Path, count: usize) -> anyhow::Result<()> {
             async move {
                 store.create_run(new_run).await?;
                 let state = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
-                let event = |seq, state| Arc::new(Event { run_id: id, seq, ts: chrono::Utc::now(), kind: EventKind::RunState { state, error: None } });
+                let event = |seq, state| {
+                    Arc::new(Event {
+                        run_id: id,
+                        seq,
+                        ts: chrono::Utc::now(),
+                        kind: EventKind::RunState { state, error: None },
+                    })
+                };
                 store.enqueue_events(vec![event(2, RunState::Running), event(3, state)]);
                 anyhow::Ok(())
             }

@@ -59,7 +59,13 @@ async fn main() -> ExitCode {
     let scale = if options.quick {
         Scale { sequential_runs: 100, throughput_secs: 5, in_flight: 1000, fan_out_clients: 200, history_runs: 10_000 }
     } else {
-        Scale { sequential_runs: 500, throughput_secs: 30, in_flight: 5000, fan_out_clients: 1000, history_runs: 100_000 }
+        Scale {
+            sequential_runs: 500,
+            throughput_secs: 30,
+            in_flight: 5000,
+            fan_out_clients: 1000,
+            history_runs: 100_000,
+        }
     };
     let wanted = |name: &str| options.only.as_deref().is_none_or(|only| name.contains(only));
     let binary = options.backend.as_path();

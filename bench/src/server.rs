@@ -72,7 +72,8 @@ impl Server {
 
     fn status_field(&self, field: &str) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} in /proc status"))?;
+        let line =
+            status.lines().find(|l| l.starts_with(field)).with_context(|| format!("no {field} in /proc status"))?;
         let kb: u64 = line.split_whitespace().nth(1).context("malformed status line")?.parse()?;
         Ok(kb * 1024)
     }

@@ -46,7 +46,23 @@ pub fn build_frontend(release: bool) -> Result {
     let (result, took) = util::timed(|| util::run(&mut cmd));
     result?;
     println!("frontend: built {} bundle in {}", if release { "release" } else { "debug" }, util::secs(took));
+    if release {
+        precompress(&util::dist_dir())?;
+    }
     print_dist_sizes(&util::dist_dir());
+    Ok(())
+}
+
+/// Writes `NAME.gz` beside each text and Wasm file of `dist/`; the server sends those to
+/// browsers that accept gzip, so nothing is compressed per request.
+fn precompress(dist: &Path) -> Result {
+    for entry in fs::read_dir(dist)? {
+        let path = entry?.path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if ["html", "js", "wasm", "css"].contains(&ext) {
+            util::run(util::command("gzip").args(["-9", "--keep", "--force"]).arg(&path))?;
+        }
+    }
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use aws_sdk_bedrockruntime::types::{
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use common::{StopReason, Usage};
+use futures_util::FutureExt as _;
 use serde::Deserialize;
 
 use super::{CallError, CallTrace, ErrorKind, ModelClient, ModelReply, ModelRequest, TextSink};
@@ -147,15 +148,36 @@ impl SdkClient {
             trace: CallTrace::default(),
         };
         let mut stopped = false;
+        // Text of deltas that arrived together, handed to the sink as one piece: a fast stream
+        // (or an unpaced emulator) then costs one event per read instead of one per token,
+        // while a paced stream still reaches the sink delta by delta.
+        let mut pending = String::new();
         loop {
-            let next = tokio::time::timeout(self.timeouts.idle, stream.recv()).await.map_err(|_| {
-                let message = format!("the response stream was idle for {} s", self.timeouts.idle.as_secs_f32());
-                local_error(ErrorKind::StreamIdle, message, trace)
-            })?;
+            let next = if pending.is_empty() {
+                tokio::time::timeout(self.timeouts.idle, stream.recv()).await.map_err(|_| {
+                    let message = format!("the response stream was idle for {} s", self.timeouts.idle.as_secs_f32());
+                    local_error(ErrorKind::StreamIdle, message, trace)
+                })?
+            } else {
+                // `recv` keeps undecoded bytes in the receiver, so dropping it when nothing is
+                // ready loses nothing.
+                match stream.recv().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        sink.text(&pending);
+                        pending.clear();
+                        continue;
+                    }
+                }
+            };
+            if !pending.is_empty() && !matches!(next, Ok(Some(StreamEvent::ContentBlockDelta(_)))) {
+                sink.text(&pending);
+                pending.clear();
+            }
             match next {
                 Ok(Some(StreamEvent::ContentBlockDelta(event))) => {
                     if let Some(ContentBlockDelta::Text(text)) = event.delta {
-                        sink.text(&text);
+                        pending.push_str(&text);
                         reply.text.push_str(&text);
                     }
                 }

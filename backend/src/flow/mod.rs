@@ -148,6 +148,11 @@ impl Runner {
         self.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// How many runs are in flight.
+    pub fn in_flight(&self) -> usize {
+        self.active().len()
+    }
+
     /// Starts executing an accepted run in the background.
     pub fn start(self: &Arc<Self>, spec: RunSpec) {
         let token = CancellationToken::new();

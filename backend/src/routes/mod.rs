@@ -1,11 +1,12 @@
 //! The HTTP layer: REST routes, the WebSocket, static files, and the middleware around them.
 //!
 //! Each resource module exposes `fn router() -> Router<Arc<App>>`; [`router`] merges them and
-//! adds what applies to every request: the body limit, metrics by route template, and logging
-//! of failed requests (once, here, with the error's message).
+//! adds what applies to every request: the [`Guard`] (host, cross-site and token checks), the
+//! body limit, metrics by route template, and logging of failed requests (once, here).
 
 mod emulator;
 mod extract;
+mod guard;
 mod health;
 mod runs;
 mod static_files;
@@ -25,8 +26,10 @@ use axum::routing::any;
 use crate::app::App;
 use crate::error::{ApiError, LoggedError};
 
+pub use guard::{Guard, TOKEN_COOKIE};
+
 /// The whole HTTP API, plus the frontend from `static_dir` when it exists.
-pub fn router(app: Arc<App>, static_dir: &Path, max_body_bytes: usize) -> Router {
+pub fn router(app: Arc<App>, guard: Guard, static_dir: &Path, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(runs::router())
         .merge(ws::router())
@@ -37,6 +40,7 @@ pub fn router(app: Arc<App>, static_dir: &Path, max_body_bytes: usize) -> Router
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(static_files::service(static_dir))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(Arc::new(guard), guard::check))
         .layer(middleware::from_fn_with_state(Arc::clone(&app), observe))
         .with_state(app)
 }

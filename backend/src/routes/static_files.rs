@@ -15,8 +15,9 @@ use crate::error::ApiError;
 pub fn service(dir: &Path) -> MethodRouter<()> {
     if dir.join("index.html").is_file() {
         // ServeDir normalises the path and refuses `..`, encoded or not, so nothing outside
-        // `dir` is reachable.
-        any_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html"))))
+        // `dir` is reachable. The build writes a `.gz` beside each file; browsers get those.
+        let index = ServeFile::new(dir.join("index.html")).precompressed_gzip();
+        any_service(ServeDir::new(dir).precompressed_gzip().fallback(index))
     } else {
         any_service(service_fn(|_request| async {
             Ok::<_, Infallible>(
