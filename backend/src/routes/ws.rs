@@ -65,11 +65,7 @@ async fn upgrade(
     Ok(ws.max_message_size(MAX_CLIENT_MESSAGE_BYTES).max_frame_size(MAX_CLIENT_MESSAGE_BYTES).on_upgrade(
         move |socket| async move {
             app.metrics.ws_client(1);
-            let closing = app.closing.clone();
-            tokio::select! {
-                () = follow_events(socket, &app, follow) => {}
-                () = closing.cancelled() => {}
-            }
+            follow_events(socket, &app, follow).await;
             app.metrics.ws_client(-1);
         },
     ))
@@ -128,6 +124,11 @@ async fn follow_events(socket: WebSocket, app: &App, follow: Option<(RunId, u64)
                     Err(RecvError::Lagged(missed)) => break missed,
                     Err(RecvError::Closed) => return,
                 },
+                () = app.closing.cancelled() => {
+                    let frame = CloseFrame { code: close_code::AWAY, reason: "the server is shutting down".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
                 message = incoming.next() => match message {
                     Some(Ok(Message::Binary(_))) => {
                         let frame = CloseFrame { code: close_code::UNSUPPORTED, reason: "this socket only sends; binary frames are not accepted".into() };
