@@ -24,9 +24,11 @@ commands:
   frontend [--release]        setup, then `trunk build` into dist/ (release: size-tuned wasm-release profile)
   run [-- <serve flags>]      setup, release frontend, then `backend serve --static-dir dist <flags>`
                               (http://127.0.0.1:8080 by default)
-  test [--coverage] [-- <cargo test args>]
-                              setup, release frontend, all tests (APP_DIST_DIR=dist for browser tests),
-                              the frontend's native unit tests; --coverage adds an llvm-cov summary
+  test [--no-coverage] [-- <cargo test args>]
+                              setup (with cargo-llvm-cov), release frontend, all tests under llvm-cov
+                              (APP_DIST_DIR=dist for browser tests) with the line coverage of common
+                              and backend, then the frontend's native unit tests; --no-coverage runs
+                              plain `cargo test`
   bench [-- <args>]           run the benchmark suite (release) and write BENCHMARKS.md
   help                        this text
 ";
@@ -95,8 +97,9 @@ fn parse(args: &[String]) -> Result<Task> {
         // `run` forwards everything: `cargo xtask run --addr X` works as well as `run -- --addr X`.
         "run" => Task::Run { serve_args: flags.iter().cloned().chain(passthrough).collect() },
         "test" => {
-            only(&["--coverage"])?;
-            Task::Test { coverage: has("--coverage"), cargo_test_args: passthrough }
+            only(&["--coverage", "--no-coverage"])?;
+            // Coverage is on by default: the suite runs once, instrumented, and prints the summary.
+            Task::Test { coverage: !has("--no-coverage"), cargo_test_args: passthrough }
         }
         "bench" => Task::Bench { args: flags.iter().cloned().chain(passthrough).collect() },
         "help" | "--help" | "-h" => Task::Help,
@@ -129,7 +132,9 @@ mod tests {
     #[test]
     fn test_takes_coverage_and_passes_the_rest_to_cargo_test() {
         let expected = Task::Test { coverage: true, cargo_test_args: args("-- happy_path") };
-        assert_eq!(parse(&args("test --coverage -- -- happy_path")).ok(), Some(expected));
+        assert_eq!(parse(&args("test -- -- happy_path")).ok(), Some(expected));
+        let expected = Task::Test { coverage: false, cargo_test_args: vec![] };
+        assert_eq!(parse(&args("test --no-coverage")).ok(), Some(expected));
     }
 
     #[test]
