@@ -386,7 +386,8 @@ impl TestApp {
         match tokio_tungstenite::connect_async(url.as_str()).await {
             Ok(_) => panic!("{url} was upgraded, expected a refusal"),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-                let body = response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let body =
+                    response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
                 (response.status().as_u16(), body)
             }
             Err(other) => panic!("{url}: {other}"),

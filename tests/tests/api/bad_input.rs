@@ -28,7 +28,12 @@ async fn every_bad_submission_is_refused_with_a_json_error_and_creates_nothing()
     let json = "application/json";
     let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode)> = vec![
         ("empty prompt", Some(json), br#"{"prompt":""}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("whitespace-only prompt", Some(json), b"{\"prompt\":\" \\n\\t \\r\\n \"}".to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "whitespace-only prompt",
+            Some(json),
+            b"{\"prompt\":\" \\n\\t \\r\\n \"}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("missing prompt", Some(json), br#"{}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
         ("malformed JSON", Some(json), br#"{"prompt": "hi""#.to_vec(), StatusCode::BAD_REQUEST),
         ("not JSON at all", Some(json), b"prompt=hi".to_vec(), StatusCode::BAD_REQUEST),
@@ -39,27 +44,96 @@ async fn every_bad_submission_is_refused_with_a_json_error_and_creates_nothing()
         ("prompt of the wrong type", Some(json), br#"{"prompt":42}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
         ("null prompt", Some(json), br#"{"prompt":null}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
         ("max_tokens 0", Some(json), br#"{"prompt":"hi","max_tokens":0}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("negative max_tokens", Some(json), br#"{"prompt":"hi","max_tokens":-5}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("huge max_tokens", Some(json), br#"{"prompt":"hi","max_tokens":100000000}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("max_tokens beyond u32", Some(json), br#"{"prompt":"hi","max_tokens":99999999999999}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("max_tokens as text", Some(json), br#"{"prompt":"hi","max_tokens":"10"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("temperature -1", Some(json), br#"{"prompt":"hi","temperature":-1}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "negative max_tokens",
+            Some(json),
+            br#"{"prompt":"hi","max_tokens":-5}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "huge max_tokens",
+            Some(json),
+            br#"{"prompt":"hi","max_tokens":100000000}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "max_tokens beyond u32",
+            Some(json),
+            br#"{"prompt":"hi","max_tokens":99999999999999}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "max_tokens as text",
+            Some(json),
+            br#"{"prompt":"hi","max_tokens":"10"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "temperature -1",
+            Some(json),
+            br#"{"prompt":"hi","temperature":-1}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("temperature 2", Some(json), br#"{"prompt":"hi","temperature":2}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("temperature as text", Some(json), br#"{"prompt":"hi","temperature":"hot"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("model id with a space", Some(json), br#"{"prompt":"hi","model_id":"anthropic claude"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("model id with a slash-dot-dot", Some(json), br#"{"prompt":"hi","model_id":"a?b=c"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("empty model id", Some(json), br#"{"prompt":"hi","model_id":"  "}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("model id too long", Some(json), format!(r#"{{"prompt":"hi","model_id":"{}"}}"#, "a".repeat(300)).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("system prompt over the limit", Some(json), format!(r#"{{"prompt":"hi","system":"{}"}}"#, "s".repeat(MAX_PROMPT + 1)).into_bytes(), StatusCode::PAYLOAD_TOO_LARGE),
-        ("prompt over max_prompt_bytes", Some(json), format!(r#"{{"prompt":"{}"}}"#, "p".repeat(MAX_PROMPT + 1)).into_bytes(), StatusCode::PAYLOAD_TOO_LARGE),
-        ("body over max_body_bytes", Some(json), format!(r#"{{"prompt":"{}"}}"#, "b".repeat(MAX_BODY)).into_bytes(), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            "temperature as text",
+            Some(json),
+            br#"{"prompt":"hi","temperature":"hot"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "model id with a space",
+            Some(json),
+            br#"{"prompt":"hi","model_id":"anthropic claude"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "model id with a slash-dot-dot",
+            Some(json),
+            br#"{"prompt":"hi","model_id":"a?b=c"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "empty model id",
+            Some(json),
+            br#"{"prompt":"hi","model_id":"  "}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "model id too long",
+            Some(json),
+            format!(r#"{{"prompt":"hi","model_id":"{}"}}"#, "a".repeat(300)).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "system prompt over the limit",
+            Some(json),
+            format!(r#"{{"prompt":"hi","system":"{}"}}"#, "s".repeat(MAX_PROMPT + 1)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "prompt over max_prompt_bytes",
+            Some(json),
+            format!(r#"{{"prompt":"{}"}}"#, "p".repeat(MAX_PROMPT + 1)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "body over max_body_bytes",
+            Some(json),
+            format!(r#"{{"prompt":"{}"}}"#, "b".repeat(MAX_BODY)).into_bytes(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
         ("invalid UTF-8", Some(json), b"{\"prompt\":\"\xff\xfe\"}".to_vec(), StatusCode::BAD_REQUEST),
     ];
     let mut wrong = Vec::new();
     for (name, content_type, body, expected) in cases {
         let response = app.post_raw("/api/runs", content_type, body).await;
         if response.status() != expected {
-            wrong.push(format!("{name}: expected {expected}, got {} ({})", response.status(), response.text().await.unwrap()));
+            wrong.push(format!(
+                "{name}: expected {expected}, got {} ({})",
+                response.status(),
+                response.text().await.unwrap()
+            ));
             continue;
         }
         let _ = error_of(response).await;
@@ -123,7 +197,11 @@ async fn bad_queries_and_ids_are_refused_with_json_errors() {
     for (method, path, expected) in cases {
         let response = app.client.request(method.clone(), app.url(&path)).send().await.unwrap();
         if response.status() != expected {
-            wrong.push(format!("{method} {path}: expected {expected}, got {} ({})", response.status(), response.text().await.unwrap()));
+            wrong.push(format!(
+                "{method} {path}: expected {expected}, got {} ({})",
+                response.status(),
+                response.text().await.unwrap()
+            ));
             continue;
         }
         let _ = error_of(response).await;
@@ -155,7 +233,11 @@ async fn bad_websocket_queries_are_refused_before_the_upgrade() {
 async fn bad_fault_plans_are_refused() {
     let app = small_limits_app().await;
     let url = app.url("/api/emulator/faults");
-    for body in [json!({"kind": "meteor", "fail_first": 1}), json!({"kind": "throttle"}), json!({"kind": "throttle", "fail_first": 1, "x": 1})] {
+    for body in [
+        json!({"kind": "meteor", "fail_first": 1}),
+        json!({"kind": "throttle"}),
+        json!({"kind": "throttle", "fail_first": 1, "x": 1}),
+    ] {
         let response = app.client.put(&url).json(&body).send().await.unwrap();
         let (status, _) = error_of(response).await;
         assert!(status.is_client_error(), "{body}: {status}");

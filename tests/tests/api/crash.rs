@@ -86,7 +86,11 @@ async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
 
     let records = app.dirs.journal();
     assert!(records.iter().all(|r| matches!(r, ScannedRecord::Intact { .. })), "{records:#?}");
-    assert!(records.iter().any(|r| matches!(r, ScannedRecord::Intact { run_id, prompt: p, .. } if *run_id == id && *p == prompt)));
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, ScannedRecord::Intact { run_id, prompt: p, .. } if *run_id == id && *p == prompt))
+    );
 
     // The recovered history replays over the WebSocket, ending with the crash.
     let mut feed = app.ws_follow(id, 0).await;

@@ -61,7 +61,9 @@ async fn a_submitted_prompt_is_recorded_in_the_prompt_journal_under_its_run_id()
     // The record is durable before the run is accepted: no wait needed.
     let records = app.dirs.journal();
     assert!(
-        records.iter().any(|r| matches!(r, ScannedRecord::Intact { run_id, prompt: p, .. } if *run_id == run.id && p == prompt)),
+        records
+            .iter()
+            .any(|r| matches!(r, ScannedRecord::Intact { run_id, prompt: p, .. } if *run_id == run.id && p == prompt)),
         "no intact record of run {} in {records:#?}",
         run.id
     );
@@ -93,7 +95,8 @@ async fn the_list_shows_the_newest_run_first_with_a_prompt_preview() {
     assert_eq!(runs[0].prompt_preview, "second prompt with a newline");
     assert_eq!(runs[0].model_id, backend::config::DEFAULT_MODEL_ID);
 
-    let page: Vec<common::RunSummary> = app.list_runs(&format!("limit=10&before={}", second.id)).await.json().await.unwrap();
+    let page: Vec<common::RunSummary> =
+        app.list_runs(&format!("limit=10&before={}", second.id)).await.json().await.unwrap();
     assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [first.id]);
     let completed: Vec<common::RunSummary> = app.list_runs("state=Completed&limit=1").await.json().await.unwrap();
     assert_eq!(completed.len(), 1);

@@ -37,7 +37,10 @@ async fn history_survives_a_restart_identically() {
 
         let mut feed = app.ws_follow(id, 0).await;
         let events = feed.until_finished(id).await;
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=details_before[i].last_seq).collect::<Vec<_>>());
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=details_before[i].last_seq).collect::<Vec<_>>()
+        );
         assert_eq!(RunDetail::fold(&events).unwrap(), details_before[i], "the replay folds into the same run");
     }
 

@@ -72,7 +72,9 @@ async fn the_all_runs_feed_sees_the_events_of_a_run_submitted_after_connecting()
     'warm: for _ in 0..10 {
         let warmup = app.submit("warm-up").await;
         while let Some(event) = feed.next_within(std::time::Duration::from_secs(1)).await {
-            if event.run_id == warmup.id && matches!(event.kind, EventKind::RunState { state, .. } if state.is_terminal()) {
+            if event.run_id == warmup.id
+                && matches!(event.kind, EventKind::RunState { state, .. } if state.is_terminal())
+            {
                 break 'warm;
             }
         }
