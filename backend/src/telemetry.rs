@@ -24,13 +24,19 @@ use crate::events::Hub;
 
 static INIT: Once = Once::new();
 
+/// Directives appended to every terminal filter: at debug and trace the AWS SDK logs the
+/// resolved identity (the access key id) and the request it signs, so its crates are capped at
+/// `info` whatever `RUST_LOG` asks, and no credential reaches the terminal.
+const CREDENTIAL_SAFE_DIRECTIVES: &str = "aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sigv4=info,aws_runtime=info,aws_config=info,aws_credential_types=info";
+
 /// Installs the process-wide subscriber once: terminal output filtered by `terminal_filter`
 /// (an `EnvFilter` directive such as `info` or `backend=debug`; `None` keeps the terminal
 /// silent, as tests do) and the run log layer. Later calls do nothing.
 pub fn init(terminal_filter: Option<&str>) {
     INIT.call_once(|| {
         let terminal = terminal_filter.map(|directives| {
-            let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+            let filter = EnvFilter::try_new(format!("{directives},{CREDENTIAL_SAFE_DIRECTIVES}"))
+                .unwrap_or_else(|_| EnvFilter::new(format!("info,{CREDENTIAL_SAFE_DIRECTIVES}")));
             tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr).with_filter(filter)
         });
         // A run's own lines at debug and above; other crates (the SDK, hyper) only when they warn.

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use common::{EmulatorStatus, FaultPlan};
 
-use super::extract::Json;
+use super::extract::{Json, Object};
 use crate::app::App;
 use crate::emulator::Emulator;
 use crate::error::ApiError;
@@ -27,7 +27,10 @@ async fn status(State(app): State<Arc<App>>) -> Result<Json<EmulatorStatus>, Api
     Ok(Json(emulator(&app)?.status()))
 }
 
-async fn set(State(app): State<Arc<App>>, Json(plan): Json<FaultPlan>) -> Result<Json<EmulatorStatus>, ApiError> {
+async fn set(
+    State(app): State<Arc<App>>,
+    Json(Object(plan)): Json<Object<FaultPlan>>,
+) -> Result<Json<EmulatorStatus>, ApiError> {
     if plan.fail_first == 0 && plan.every_nth == 0 {
         return Err(ApiError::Invalid("a fault plan needs fail_first or every_nth above 0".into()));
     }

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use common::{LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun};
 use serde::Deserialize;
 
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Object, Path, Query};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::flow::CancelOutcome;
@@ -57,7 +57,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 async fn create(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    Json(body): Json<SubmitRun>,
+    Json(Object(body)): Json<Object<SubmitRun>>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let run = app.submit(body, key).await?;
@@ -95,7 +95,15 @@ async fn list(
         })
         .transpose()?;
     let before = params.before.as_deref().map(parse_run_id).transpose()?;
-    Ok(Json(app.store.list_runs(&RunQuery { limit, state, before }).await?))
+    let mut runs = app.store.list_runs(&RunQuery { limit, state, before }).await?;
+    // The store is written in the background; runs still in memory are more current there.
+    for run in &mut runs {
+        if let Some(live) = app.hub.detail(run.id) {
+            *run = live.summary();
+        }
+    }
+    runs.retain(|run| state.is_none_or(|state| run.state == state));
+    Ok(Json(runs))
 }
 
 async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {

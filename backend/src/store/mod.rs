@@ -99,6 +99,9 @@ pub trait Store: Send + Sync + 'static {
     /// Waits until every event queued so far is stored.
     async fn flush(&self) -> Result<(), StoreError>;
 
+    /// The run created with this idempotency key, if any.
+    async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError>;
+
     /// Runs matching the query, newest first.
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError>;
 

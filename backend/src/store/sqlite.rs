@@ -105,6 +105,14 @@ impl Store for SqliteStore {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
+    async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError> {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = ?1")
+            .bind(key)
+            .fetch_optional(&self.readers)
+            .await?;
+        id.as_deref().map(parse_id).transpose()
+    }
+
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
         // One statement per filter shape: `(?1 IS NULL OR state = ?1)` would hide the
         // `runs_by_state` index from SQLite's planner and scan the whole history.
@@ -321,7 +329,7 @@ fn event_kind_name(kind: &EventKind) -> &'static str {
 }
 
 fn timestamp(ts: DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
+    ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {

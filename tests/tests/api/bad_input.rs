@@ -147,7 +147,6 @@ async fn every_bad_submission_is_refused_with_a_json_error_and_creates_nothing()
 }
 
 #[tokio::test]
-#[ignore = "backend bug: serde's derived Deserialize of common::SubmitRun accepts the sequence form, so `[\"hi\"]` is a run"]
 async fn a_json_array_body_is_refused() {
     let app = small_limits_app().await;
     let response = app.post_raw("/api/runs", Some("application/json"), r#"["hi"]"#).await;

@@ -115,7 +115,6 @@ async fn the_invoke_api_also_completes_with_the_exact_emulated_response() {
 }
 
 #[tokio::test]
-#[ignore = "backend bug: GET /api/runs reads the store, which trails the in-memory detail; and the runs table keeps microsecond timestamps where events keep nanoseconds"]
 async fn the_list_agrees_with_the_detail_as_soon_as_a_run_has_finished() {
     let app = spawn_app().await;
     for i in 0..10 {

@@ -48,7 +48,6 @@ async fn concurrent_posts_with_the_same_idempotency_key_create_one_run() {
 }
 
 #[tokio::test]
-#[ignore = "backend bug: App::submit appends to prompts.txt before the store finds the existing run for the key"]
 async fn a_repeated_idempotent_post_does_not_journal_the_prompt_again() {
     let app = spawn_app().await;
     let body = json!({ "prompt": "Journal me once" });
