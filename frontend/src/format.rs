@@ -51,6 +51,23 @@ pub fn countdown(at: DateTime<Utc>, now_ms: f64) -> String {
     }
 }
 
+/// A count of calls in words: `1 call`, `3 calls`.
+pub fn calls(n: u64) -> String {
+    if n == 1 { "1 call".into() } else { format!("{n} calls") }
+}
+
+/// An English ordinal: `2nd`, `3rd`, `11th`, `21st`.
+pub fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// Token usage as `12 in · 340 out`.
 pub fn usage(usage: &Usage) -> String {
     format!("{} in · {} out", usage.input_tokens, usage.output_tokens)
@@ -129,6 +146,15 @@ mod tests {
         assert_eq!(elapsed(at(1_000), None, 500.0), None);
         assert_eq!(between_ms(at(10), at(25)), Some(15));
         assert_eq!(between_ms(at(25), at(10)), None);
+    }
+
+    #[test]
+    fn counts_and_ordinals_read_as_english() {
+        assert_eq!(calls(1), "1 call");
+        assert_eq!(calls(0), "0 calls");
+        assert_eq!(calls(2), "2 calls");
+        let ordinals: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 103, 111].into_iter().map(ordinal).collect();
+        assert_eq!(ordinals, ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "103rd", "111th"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use yew::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::components::target_value;
+use crate::format;
 
 /// Calls to fail by default: enough to see a retry, few enough that the run still completes.
 const DEFAULT_FAIL_FIRST: u32 = 2;
@@ -81,14 +82,14 @@ pub fn FaultPanel() -> Html {
         Status::Loading => html! { <p class="muted">{ "Reading the emulator's state…" }</p> },
         Status::Failed(error) => html! { <p class="form-error" role="alert">{ error.clone() }</p> },
         Status::Ready(EmulatorStatus { plan: None, calls }) => html! {
-            <p>{ format!("No faults: every call succeeds. {calls} calls served.") }</p>
+            <p>{ format!("No faults: every call succeeds. {} served.", format::calls(*calls)) }</p>
         },
         Status::Ready(EmulatorStatus { plan: Some(plan), calls }) => html! {
             <p>
                 <strong>{ describe(plan.kind) }</strong>
-                { format!(" for the next {} calls", plan.fail_first) }
-                { if plan.every_nth > 0 { format!(", then every {}th", plan.every_nth) } else { String::new() } }
-                { format!(". {calls} calls served.") }
+                { format!(" for the next {}", format::calls(plan.fail_first.into())) }
+                { if plan.every_nth > 0 { format!(", then every {} call", format::ordinal(plan.every_nth.into())) } else { String::new() } }
+                { format!(". {} served.", format::calls(*calls)) }
             </p>
         },
     };

@@ -1,3 +1,16 @@
-//! stub
-#[test]
-fn stub() { let _ = fantoccini::Locator::Css("x"); let _ = hyper_util::client::legacy::connect::HttpConnector::new(); }
+//! End-to-end tests in a real headless Chromium: the real server on port 0 serving the built
+//! frontend (`dist/`, see [`harness::dist_dir`]), the built-in emulator behind the real SDK,
+//! and a page driven through chromedriver exactly as a person would use it.
+//!
+//! Each test has its own server and its own browser. Screenshots of the main views land in
+//! `tests/screenshots/` (git-ignored) for a person to look at.
+#![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
+
+mod harness;
+
+mod form;
+mod history;
+mod hostile;
+mod live;
+mod retries;
+mod submit;
