@@ -102,6 +102,9 @@ pub struct AppArgs {
     /// Most runs in flight at once (each makes at most one Bedrock call at a time); 429 beyond.
     #[arg(long, env = "APP_MAX_CONCURRENT_RUNS", default_value_t = 10_000)]
     pub max_concurrent_runs: usize,
+    /// Most Bedrock calls in progress at once, across all runs; further calls wait their turn.
+    #[arg(long, env = "APP_MAX_CONCURRENT_BEDROCK_CALLS", default_value_t = 1000)]
+    pub max_concurrent_bedrock_calls: usize,
     /// Most submissions accepted per minute (0 = no limit); 429 with `Retry-After` beyond.
     #[arg(long, env = "APP_MAX_SUBMISSIONS_PER_MINUTE", default_value_t = 0)]
     pub max_submissions_per_minute: u32,
@@ -201,6 +204,7 @@ impl AppArgs {
         FlowSettings {
             load: RetryPolicy { retries: self.retries, delay: seconds(self.load_retry_delay_secs), jitter },
             bedrock: RetryPolicy { retries: self.retries, delay: seconds(self.bedrock_retry_delay_secs), jitter },
+            max_concurrent_calls: self.max_concurrent_bedrock_calls,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct FlowSettings {
     pub load: RetryPolicy,
     /// Policy of `call_bedrock`.
     pub bedrock: RetryPolicy,
+    /// Most Bedrock calls in progress at once, across all runs; further calls wait their turn.
+    pub max_concurrent_calls: usize,
 }
 
 impl FlowSettings {
@@ -108,6 +110,9 @@ pub struct Runner {
     /// Cancellation handles of runs in flight. A std mutex: held for a map operation only.
     active: Mutex<HashMap<RunId, CancellationToken>>,
     tracker: TaskTracker,
+    /// Bounds concurrent Bedrock calls: each costs money, an open connection and tens of KB
+    /// of SDK state, and Bedrock throttles far below thousands of concurrent calls anyway.
+    call_slots: Arc<tokio::sync::Semaphore>,
     /// Set at shutdown, so runs cut short end `Crashed` ("interrupted") rather than `Cancelled`.
     shutting_down: AtomicBool,
 }
@@ -135,6 +140,7 @@ impl Runner {
             metrics,
             active: Mutex::new(HashMap::new()),
             tracker: TaskTracker::new(),
+            call_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_calls.max(1))),
             shutting_down: AtomicBool::new(false),
         })
     }

@@ -1,5 +1,7 @@
 //! The two tasks of the flow: `load_prompt_file` and `call_bedrock`.
 
+use std::sync::Arc;
+
 use common::{AttemptOutcome, EventKind, RunId};
 use tracing::{info, warn};
 
@@ -52,6 +54,18 @@ impl Runner {
         request: &ModelRequest,
         attempt: u32,
     ) -> Result<((), AttemptOutcome), AttemptFailure> {
+        let _slot = match Arc::clone(&self.call_slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                info!(limit = self.settings.max_concurrent_calls, "waiting for a free Bedrock call slot");
+                Arc::clone(&self.call_slots).acquire_owned().await.map_err(|_| AttemptFailure {
+                    message: "the server is shutting down".into(),
+                    retryable: false,
+                    kind: "shutdown",
+                    outcome: AttemptOutcome::default(),
+                })?
+            }
+        };
         info!(model_id = %request.model_id, max_tokens = request.max_tokens, "calling Bedrock");
         let mut on_text = |text: &str| {
             self.hub.publish(run_id, EventKind::Delta { attempt, text: text.to_owned() });
