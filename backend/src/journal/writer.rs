@@ -97,6 +97,8 @@ fn read_range(path: &Path, at: RecordRef) -> Result<Vec<u8>, JournalError> {
 fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::UnboundedReceiver<Append>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut buffer = Vec::new();
+    // Whether the file ends in the partial bytes of a failed group that could not be cut off.
+    let mut torn_tail = false;
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -106,6 +108,11 @@ fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::Unbounded
             }
         }
         buffer.clear();
+        if torn_tail {
+            // Partial bytes of a failed group are on disk: start on a fresh line so the scanner
+            // (and a person) do not read this group's first header as part of them.
+            buffer.push(b'\n');
+        }
         let mut refs = Vec::with_capacity(group.len());
         for append in &group {
             refs.push(RecordRef {
@@ -119,15 +126,19 @@ fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::Unbounded
         match written {
             Ok(()) => {
                 end += buffer.len() as u64;
+                torn_tail = false;
                 for (append, at) in group.drain(..).zip(refs) {
                     let _ = append.reply.send(Ok(at));
                 }
             }
             Err(error) => {
-                // A short write may have left part of the group on disk: find the real end so
-                // the next group's offsets stay true. The partial bytes are a torn record that
-                // no run references.
-                end = file.seek(SeekFrom::End(0)).unwrap_or(end);
+                // A short write (disk full) may have left part of the group on disk. No run
+                // references those bytes, so cut them off; if even that fails, find the real end
+                // so the next group's offsets stay true, and start that group on a new line.
+                if file.set_len(end).is_err() {
+                    end = file.seek(SeekFrom::End(0)).unwrap_or(end);
+                    torn_tail = true;
+                }
                 let kind = error.kind();
                 let message = error.to_string();
                 for append in group.drain(..) {

@@ -1,0 +1,164 @@
+//! Load: many WebSocket watchers while hundreds of runs stream (every event to every client,
+//! in order, memory back near idle), and history queries over 10,000 stored runs under load.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backend::journal::RecordRef;
+use backend::store::{NewRun, SqliteStore, Store, Synchronous};
+use common::{Event, EventKind, RunId, RunState, RunSummary};
+use tests::{TestDirs, spawn_app_in, unique_prompt};
+
+use crate::support::{BinaryServer, long, percentile, serve_flags, try_submit};
+use crate::websocket::verify_feeds;
+
+#[tokio::test]
+async fn fifty_watchers_receive_every_event_of_two_hundred_runs_in_order() {
+    let (clients, runs, over) = if long() { (200, 1000, Duration::from_secs(60)) } else { (50, 200, Duration::ZERO) };
+    let dirs = TestDirs::new();
+    let server = BinaryServer::start(&serve_flags(&dirs), &[]).await;
+    let _ = try_submit(&reqwest::Client::new(), &server.address, "warm up").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = server.rss_kib();
+
+    let mut watchers = Vec::new();
+    for _ in 0..clients {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/api/ws", server.port)).await.unwrap();
+        watchers.push(tokio::spawn(crate::websocket::watch_all_pub(socket, runs)));
+    }
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    let pause = over / u32::try_from(runs).unwrap();
+    let mut submitters = Vec::new();
+    for worker in 0..4 {
+        let (client, address) = (client.clone(), server.address.clone());
+        submitters.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in (worker..runs).step_by(4) {
+                ids.push(try_submit(&client, &address, &unique_prompt("load")).await.expect("accepted"));
+                tokio::time::sleep(pause * 4).await;
+            }
+            ids
+        }));
+    }
+    let mut ids: Vec<RunId> = Vec::new();
+    let mut peak = idle;
+    for submitter in submitters {
+        ids.extend(submitter.await.unwrap());
+        peak = peak.max(server.rss_kib());
+    }
+    let mut feeds = Vec::new();
+    for watcher in watchers {
+        feeds.push(watcher.await.unwrap());
+        peak = peak.max(server.rss_kib());
+    }
+    let elapsed = started.elapsed();
+    let total = verify_feeds(&server.address, &ids, feeds).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = server.rss_kib();
+    assert!(after < idle * 3 + 64 * 1024, "RSS idle {idle} KiB, after the load {after} KiB");
+    eprintln!(
+        "FIGURE load: {clients} WS clients × {runs} runs in {elapsed:?}: {total} events delivered, every run's \
+         events 1..=last in order at every client; RSS idle {idle} KiB, peak {peak} KiB, after {after} KiB"
+    );
+}
+
+/// Stores `count` finished runs directly, as `bench` does (1 % Failed, the rest Completed).
+async fn seed_history(data_dir: &std::path::Path, count: usize) {
+    let store = SqliteStore::open(data_dir, Synchronous::Normal).await.unwrap();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
+        let creations = chunk.iter().map(|n| {
+            let id = RunId(uuid::Uuid::now_v7());
+            let created = Arc::new(Event {
+                run_id: id,
+                seq: 1,
+                ts: chrono::Utc::now(),
+                kind: EventKind::RunCreated {
+                    prompt: format!("seeded run {n}"),
+                    model_id: backend::config::DEFAULT_MODEL_ID.into(),
+                    system: None,
+                    max_tokens: 1024,
+                    temperature: None,
+                    max_attempts: 3,
+                },
+            });
+            let new_run = NewRun {
+                created,
+                model_id: backend::config::DEFAULT_MODEL_ID.into(),
+                prompt_preview: format!("seeded run {n}"),
+                journal: RecordRef { offset: 0, len: 0, crc32: 0 },
+                idempotency_key: None,
+            };
+            let store = &store;
+            async move {
+                store.create_run(new_run).await.unwrap();
+                let state = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
+                let event = |seq, state| {
+                    Arc::new(Event {
+                        run_id: id,
+                        seq,
+                        ts: chrono::Utc::now(),
+                        kind: EventKind::RunState { state, error: None },
+                    })
+                };
+                store.enqueue_events(vec![event(2, RunState::Running), event(3, state)]);
+            }
+        });
+        futures_util::future::join_all(creations).await;
+    }
+    store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn listing_and_filtering_ten_thousand_runs_stays_correct_under_load() {
+    let dirs = TestDirs::new();
+    let seeding = Instant::now();
+    seed_history(&dirs.data_dir, 10_000).await;
+    let seeded_in = seeding.elapsed();
+    let app = spawn_app_in(dirs, |_| {}).await;
+
+    // Submissions keep running while the history is queried.
+    let load = {
+        let (client, address) = (app.client.clone(), app.address.clone());
+        tokio::spawn(async move {
+            let mut accepted = 0u32;
+            loop {
+                if try_submit(&client, &address, &unique_prompt("background")).await.is_some() {
+                    accepted += 1;
+                }
+                if accepted >= 2000 {
+                    return accepted;
+                }
+            }
+        })
+    };
+    let (mut plain, mut filtered) = (Vec::new(), Vec::new());
+    for n in 0..200 {
+        let query = if n % 2 == 0 { "limit=50" } else { "limit=50&state=Failed" };
+        let started = Instant::now();
+        let response = app.list_runs(query).await;
+        assert_eq!(response.status(), 200);
+        let runs: Vec<RunSummary> = response.json().await.unwrap();
+        let elapsed = started.elapsed();
+        assert_eq!(runs.len(), 50, "{query}");
+        assert!(runs.windows(2).all(|w| w[0].created_at >= w[1].created_at), "{query}: newest first");
+        if n % 2 == 0 {
+            plain.push(elapsed);
+        } else {
+            assert!(runs.iter().all(|r| r.state == RunState::Failed), "{query}");
+            filtered.push(elapsed);
+        }
+    }
+    load.abort();
+    let background = app.runs().await.len();
+    eprintln!(
+        "FIGURE history: 10,000 runs seeded in {seeded_in:?}; with submissions running, GET /api/runs?limit=50 \
+         p50 {:?} p99 {:?}; &state=Failed p50 {:?} p99 {:?} (debug build, 100 samples each; {background} runs in \
+         the newest page of 1000)",
+        percentile(&mut plain, 50.0),
+        percentile(&mut plain, 99.0),
+        percentile(&mut filtered, 50.0),
+        percentile(&mut filtered, 99.0),
+    );
+}
