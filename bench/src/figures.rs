@@ -63,6 +63,7 @@ pub async fn orchestration(binary: &Path, scale: Scale) -> anyhow::Result<Figure
     let mut feed = feed::connect(&server.addr).await?;
     let mut total = Samples::default();
     let mut bedrock = Samples::default();
+    let mut overhead = Samples::default();
     for n in 0..scale.sequential_runs + 20 {
         let started = Instant::now();
         let id = submit(&client, &server.url, &format!("overhead run {n}")).await?;
@@ -73,32 +74,37 @@ pub async fn orchestration(binary: &Path, scale: Scale) -> anyhow::Result<Figure
         }
         // The first runs warm connections and caches; they are not what a user waits for.
         if n >= 20 {
+            let call = bedrock_call_time(&client, &server.url, id).await?;
             total.push(took);
-            bedrock.push(bedrock_call_time(&client, &server.url, id).await?);
+            bedrock.push(call);
+            overhead.push(took.saturating_sub(call));
         }
     }
     server.stop();
-    let p50 = total.percentile(50.0);
-    let p99 = total.percentile(99.0);
+    let p50 = overhead.percentile(50.0);
+    let p99 = overhead.percentile(99.0);
     Ok(Figure {
         name: "orchestration overhead per run",
         how: format!(
             "{} sequential runs, zero-latency unpaced emulator, SQLite synchronous=FULL and fsynced journal; \
-             POST to `Completed` on a WebSocket, of which the Bedrock call (SDK + emulator over loopback HTTP, ms \
-             resolution) took {}",
+             POST to the `Completed` event on a WebSocket took {} end to end, minus the `call_bedrock` attempt \
+             (SDK, loopback HTTP and emulator, from the attempt's own timestamps) {}",
             total.len(),
+            total.describe(),
             bedrock.describe()
         ),
         target: "p50 ≤ 2 ms, p99 ≤ 10 ms",
-        measured: format!("{} (end to end, the emulator's time included)", total.describe()),
+        measured: overhead.describe(),
         met: p50 <= Duration::from_millis(2) && p99 <= Duration::from_millis(10),
     })
 }
 
+/// How long the run's `call_bedrock` attempt took, from its start and end timestamps.
 async fn bedrock_call_time(client: &reqwest::Client, url: &str, id: RunId) -> anyhow::Result<Duration> {
-    let detail: serde_json::Value = client.get(format!("{url}/api/runs/{id}")).send().await?.json().await?;
-    let ms = detail["tasks"][1]["attempts"][0]["total_ms"].as_u64().unwrap_or(0);
-    Ok(Duration::from_millis(ms))
+    let detail: common::RunDetail = client.get(format!("{url}/api/runs/{id}")).send().await?.json().await?;
+    let attempt = detail.tasks.get(1).and_then(|t| t.attempts.first()).context("no call_bedrock attempt")?;
+    let finished = attempt.finished_at.context("attempt not finished")?;
+    Ok((finished - attempt.started_at).to_std().unwrap_or_default())
 }
 
 /// Sustained throughput: as many runs as the server completes, with a bounded number in flight.
