@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use axum::routing::get;
@@ -44,8 +45,11 @@ struct WsParams {
 async fn upgrade(
     State(app): State<Arc<App>>,
     Query(params): Query<WsParams>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|rejection| {
+        ApiError::BadRequest(format!("{}: /api/ws needs a WebSocket handshake", rejection.body_text()))
+    })?;
     let follow = match (params.run_id.as_deref(), params.after_seq) {
         (None, Some(_)) => return Err(ApiError::BadRequest("after_seq needs a run_id".into())),
         (None, None) => None,

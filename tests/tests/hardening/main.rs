@@ -7,6 +7,7 @@
 mod bad_input;
 mod bedrock_faults;
 mod disk;
+mod fuzz;
 mod kill9;
 mod limits;
 mod load;
