@@ -75,14 +75,18 @@ fn task_row(task: &TaskView, now: f64) -> Html {
             if let Some(countdown) = countdown { { countdown } }
             if !task.attempts.is_empty() {
                 <ol class="attempts" data-testid="attempts">
-                    { for task.attempts.iter().map(|attempt| attempt_row(attempt, now)) }
+                    { for task.attempts.iter().map(|attempt| attempt_row(attempt, current, now)) }
                 </ol>
             }
         </li>
     }
 }
 
-fn attempt_row(attempt: &AttemptView, now: f64) -> Html {
+fn attempt_row(attempt: &AttemptView, current: Option<&AttemptView>, now: f64) -> Html {
+    // An earlier attempt that was retried keeps the wire state `AwaitingRetry`; once its retry
+    // has started, what a reader wants to know is that it failed.
+    let retried = attempt.state == TaskState::AwaitingRetry && current.is_some_and(|c| c.number > attempt.number);
+    let badge = if retried { TaskState::Failed.as_str() } else { attempt.state.as_str() };
     let took = attempt
         .total_ms
         .map(format::duration_ms)
@@ -101,7 +105,8 @@ fn attempt_row(attempt: &AttemptView, now: f64) -> Html {
         <li class="attempt" data-testid="attempt" data-attempt={ attempt.number.to_string() }
             data-state={ attempt.state.as_str() }>
             <span class="attempt-number">{ format!("#{}", attempt.number) }</span>
-            <StateBadge state={ attempt.state.as_str() } />
+            <StateBadge state={ badge } />
+            if retried { <span class="attempt-fact">{ "retried" }</span> }
             if let Some(took) = took { <span class="attempt-duration">{ took }</span> }
             if !facts.is_empty() { <span class="attempt-fact">{ facts.join(" · ") }</span> }
             if let Some(id) = &attempt.request_id {
