@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use common::{Event, EventKind, LogEntry, LogLevel, RunDetail};
+use common::{Event, LogEntry, LogLevel, RunDetail};
 use yew::Reducible;
 
 use super::Load;
@@ -78,17 +78,10 @@ impl RunPage {
                 }
             }
         }
-        if let EventKind::Log { level, task, attempt, message } = &event.kind
+        if let Ok(entry) = LogEntry::try_from(event)
             && self.detail.as_ref().is_some_and(|detail| detail.id == event.run_id)
         {
-            self.add_log(LogEntry {
-                seq: event.seq,
-                ts: event.ts,
-                level: *level,
-                task: *task,
-                attempt: *attempt,
-                message: message.clone(),
-            });
+            self.add_log(entry);
         }
     }
 }
@@ -127,7 +120,7 @@ impl Reducible for RunPage {
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;
-    use common::{AttemptOutcome, RunId, RunState, TaskName, TaskState};
+    use common::{AttemptOutcome, EventKind, RunId, RunState, TaskName, TaskState};
     use uuid::Uuid;
 
     use super::*;
