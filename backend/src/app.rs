@@ -204,10 +204,10 @@ impl App {
         let run = self.validate(request)?;
         // A repeated submission must not journal its prompt again; a race between two
         // first submissions is settled by the store's unique key below.
-        if let Some(key) = &idempotency_key {
-            if let Some(existing) = self.store.run_for_idempotency_key(key).await? {
-                return self.existing_run(existing).await;
-            }
+        if let Some(key) = &idempotency_key
+            && let Some(existing) = self.store.run_for_idempotency_key(key).await?
+        {
+            return self.existing_run(existing).await;
         }
         self.admit()?;
         let id = RunId(Uuid::now_v7());

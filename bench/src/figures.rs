@@ -271,12 +271,11 @@ impl StampedEmulator {
             async move {
                 let (parts, body) = response.into_parts();
                 let frames = body.into_data_stream().map(move |frame| {
-                    if let Ok(bytes) = &frame {
-                        if bytes.windows(17).any(|w| w == b"contentBlockDelta") {
-                            if let Ok(mut stamps) = stamps.lock() {
-                                stamps.push(Instant::now());
-                            }
-                        }
+                    if let Ok(bytes) = &frame
+                        && bytes.windows(17).any(|w| w == b"contentBlockDelta")
+                        && let Ok(mut stamps) = stamps.lock()
+                    {
+                        stamps.push(Instant::now());
                     }
                     frame
                 });

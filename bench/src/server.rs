@@ -57,10 +57,10 @@ impl Server {
         let client = reqwest::Client::new();
         let health = format!("{}/api/health", self.url);
         while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(response) = client.get(&health).send().await {
-                if response.status().is_success() {
-                    return Ok(started.elapsed());
-                }
+            if let Ok(response) = client.get(&health).send().await
+                && response.status().is_success()
+            {
+                return Ok(started.elapsed());
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!("the server exited during start-up: {status}");
