@@ -393,12 +393,20 @@ pub enum FaultKind {
     Stall,
     /// `ValidationException`, HTTP 400.
     Validation,
+    /// The answer stops half-way: the stream ends without `messageStop`, a JSON body is cut.
+    Cut,
 }
 
 impl FaultKind {
     /// Every kind, for pickers.
-    pub const ALL: [FaultKind; 5] =
-        [FaultKind::Throttle, FaultKind::Internal, FaultKind::Unavailable, FaultKind::Stall, FaultKind::Validation];
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Throttle,
+        FaultKind::Internal,
+        FaultKind::Unavailable,
+        FaultKind::Stall,
+        FaultKind::Validation,
+        FaultKind::Cut,
+    ];
 
     /// The name used by flags and JSON.
     pub fn as_str(self) -> &'static str {
@@ -408,6 +416,7 @@ impl FaultKind {
             FaultKind::Unavailable => "503",
             FaultKind::Stall => "stall",
             FaultKind::Validation => "validation",
+            FaultKind::Cut => "cut",
         }
     }
 }

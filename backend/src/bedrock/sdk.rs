@@ -247,12 +247,10 @@ impl SdkClient {
         trace.http_status = Some(200);
         trace.request_id = output.request_id().map(str::to_owned);
         trace.first_byte_ms = Some(elapsed_ms(started));
+        // A body that does not parse was almost always cut in transit: worth another attempt.
         let parsed: MessagesResponse = serde_json::from_slice(output.body.as_ref()).map_err(|e| {
-            local_error(
-                ErrorKind::Other,
-                format!("Bedrock returned a body that is not an Anthropic message: {e}"),
-                trace,
-            )
+            let message = format!("the response body was cut or is not an Anthropic message: {e}");
+            local_error(ErrorKind::StreamBroken, message, trace)
         })?;
         let text: String = parsed.content.into_iter().filter_map(|block| block.text).collect();
         sink.text(&text);

@@ -123,7 +123,7 @@ impl BedrockError {
             FaultKind::Validation => Some(BedrockError::invalid(
                 "The emulator's fault plan rejected this request (injected ValidationException).",
             )),
-            FaultKind::Stall => None,
+            FaultKind::Stall | FaultKind::Cut => None,
         }
     }
 }
@@ -220,6 +220,7 @@ async fn answer(
     };
     let completion = Completion::new(&prompt.text, prompt.context_tokens, prompt.max_tokens);
     let stall = fault == Some(FaultKind::Stall);
+    let cut = fault == Some(FaultKind::Cut);
     if !shared.latency.is_zero() {
         tokio::time::sleep(shared.latency).await;
     }
@@ -229,6 +230,11 @@ async fn answer(
             if stall {
                 let head = Bytes::from(whole_body(op, &model_id, &completion, timing, true));
                 return Ok(json_response(stalled_body(shared, vec![head])));
+            }
+            if cut {
+                let mut whole = whole_body(op, &model_id, &completion, timing, false);
+                whole.truncate(whole.len() / 2);
+                return Ok(json_response(Body::from(whole)));
             }
             if let Some(generation) = timing.generation {
                 tokio::time::sleep(generation).await;
@@ -241,11 +247,18 @@ async fn answer(
             Ok(response)
         }
         Operation::ConverseStream | Operation::InvokeStream => {
-            let ticks = stream_frames(op, &model_id, &completion, timing, stall || shared.interval.is_some())?;
+            let mut ticks =
+                stream_frames(op, &model_id, &completion, timing, stall || cut || shared.interval.is_some())?;
+            if cut {
+                // Half the frames, and never the closing ones: the stream just ends.
+                ticks.truncate((ticks.len() / 2).max(1));
+            }
             let body = if stall {
                 stalled_body(shared, ticks.into_iter().take(1).collect())
             } else if let Some(interval) = shared.interval {
                 paced_body(shared, ticks, interval)
+            } else if cut {
+                Body::from(ticks.concat())
             } else {
                 Body::from(ticks.into_iter().next().unwrap_or_default())
             };

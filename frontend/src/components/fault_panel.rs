@@ -25,6 +25,7 @@ fn describe(kind: FaultKind) -> &'static str {
         FaultKind::Unavailable => "Unavailable (503)",
         FaultKind::Stall => "Stalled stream",
         FaultKind::Validation => "Validation error (400)",
+        FaultKind::Cut => "Answer cut off mid-stream",
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use backend::bedrock::BedrockApi;
 use common::{FaultKind, FaultPlan, RunDetail, RunState, TaskName, TaskState};
 use tests::{TestApp, TestDirs, attempts, spawn_app_with, unique_prompt};
 
@@ -68,6 +69,26 @@ async fn a_stalled_stream_times_out_is_retried_and_completes_once_faults_clear()
     assert!(error.contains("idle"), "the first attempt failed as a stalled stream: {error}");
     assert_eq!(calls[0].retryable, Some(true));
     eprintln!("FIGURE bedrock stall: Completed after 2 attempts in {:?}; first: {error}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_answer_cut_off_mid_stream_is_retried_and_the_response_starts_afresh() {
+    for api in [BedrockApi::Converse, BedrockApi::Invoke] {
+        let app = spawn_app_with(|args| args.app.bedrock_api = api).await;
+        let prompt = "a prompt whose answer is cut";
+        app.inject(plan(FaultKind::Cut, 1, 0)).await;
+        let run = app.submit(prompt).await;
+        let run = app.wait_until_finished(run.id).await;
+        assert_eq!(run.state, RunState::Completed, "{api:?}: {run:#?}");
+        let calls = attempts(&run, TaskName::CallBedrock);
+        assert_eq!(calls.len(), 2, "{api:?}");
+        assert_eq!(calls[0].retryable, Some(true), "{api:?}");
+        let error = calls[0].error.as_deref().unwrap_or_default();
+        assert!(error.contains("ended before") || error.contains("cut"), "{api:?}: {error}");
+        // The half answer of the first attempt must not stay in front of the full one.
+        assert_eq!(run.response.as_deref(), Some(backend::emulator::reply_for(prompt).as_str()), "{api:?}");
+        eprintln!("FIGURE bedrock cut ({api:?}): Completed after 2 attempts; first: {error}");
+    }
 }
 
 #[tokio::test]
