@@ -1,9 +1,11 @@
 //! The SQLite store: WAL mode, one writer connection that group-commits, a small reader pool.
 //!
-//! Durability: `synchronous=FULL` by default, so a commit is on disk when it returns, and a run
-//! is durable before `POST /api/runs` answers. Every write goes through one writer task that
-//! folds whatever is queued (run creations, events from all runs) into one transaction, so a
-//! burst of N writes costs one sync instead of N. `--sqlite-synchronous normal` trades the
+//! Durability: `synchronous=FULL` by default for every commit that stores a new run or answers
+//! a flush, so a run is durable before `POST /api/runs` answers. Batches of events alone commit
+//! without a sync of their own (see `write_loop`); they reach the disk with the next synced
+//! commit or checkpoint, and a process crash loses none of them. Every write goes through one
+//! writer task that folds whatever is queued (run creations, events from all runs) into one
+//! transaction, so a burst of N writes costs one sync instead of N. `--sqlite-synchronous normal` trades the
 //! last moments before a power loss (not a process crash: WAL survives that) for fewer syncs.
 
 use std::collections::HashMap;
@@ -77,7 +79,7 @@ impl SqliteStore {
         sqlx::migrate!("./migrations").run(&mut writer).await?;
         let readers = SqlitePoolOptions::new().max_connections(READERS).connect_with(options.read_only(true)).await?;
         let (writes, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(writer, rx));
+        tokio::spawn(write_loop(writer, rx, synchronous));
         Ok(SqliteStore { readers, writes })
     }
 
@@ -186,10 +188,23 @@ impl Store for SqliteStore {
 }
 
 /// Applies queued writes in batches, one transaction (and one sync) per batch.
-async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<WriteOp>, synchronous: Synchronous) {
     let mut batch = Vec::with_capacity(64);
+    let mut syncing = true;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut results = Vec::with_capacity(batch.len());
+        // Only run creations and flushes must be on disk when they return. A batch of events
+        // alone commits without its own sync: WAL frames survive a process crash in the OS
+        // cache, and the next synced commit (a run's acceptance, a flush) or checkpoint carries
+        // them to disk. So events never put a sync in front of the next submission.
+        let must_sync = synchronous == Synchronous::Full
+            && batch.iter().any(|op| matches!(op, WriteOp::Create(..) | WriteOp::Flush(_)));
+        if must_sync != syncing {
+            let pragma = if must_sync { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+            if sqlx::query(pragma).execute(&mut conn).await.is_ok() {
+                syncing = must_sync;
+            }
+        }
         let committed = write_batch(&mut conn, &batch, &mut results).await;
         let shared_error = committed.err().map(Arc::new);
         if let Some(error) = &shared_error {
