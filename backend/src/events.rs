@@ -220,3 +220,86 @@ fn evict_old(inner: &mut Inner) {
         inner.runs.remove(&oldest);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::{LogLevel, RunState};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::store::{SqliteStore, Synchronous};
+
+    async fn hub() -> Arc<Hub> {
+        let dir = std::env::temp_dir().join(format!("hub-test-{}", Uuid::now_v7()));
+        let store = SqliteStore::open(&dir, Synchronous::Normal).await.expect("store");
+        Hub::new(Arc::new(store))
+    }
+
+    fn created(run_id: RunId) -> Arc<Event> {
+        Arc::new(Event {
+            run_id,
+            seq: 1,
+            ts: Utc::now(),
+            kind: EventKind::RunCreated {
+                prompt: "p".into(),
+                model_id: "m".into(),
+                system: None,
+                max_tokens: 1,
+                temperature: None,
+                max_attempts: 1,
+            },
+        })
+    }
+
+    fn log(n: usize) -> EventKind {
+        EventKind::Log { level: LogLevel::Info, task: None, attempt: None, message: format!("line {n}") }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_fell_behind_resyncs_every_event_it_missed_in_order() {
+        let hub = hub().await;
+        let run = RunId(Uuid::now_v7());
+        hub.register(created(run));
+        let mut slow = hub.subscribe(None).live;
+        for n in 0..LIVE_CAPACITY + 100 {
+            hub.publish(run, log(n));
+        }
+        let first = slow.recv().await;
+        assert!(matches!(first, Err(broadcast::error::RecvError::Lagged(_))), "the slow subscriber lagged");
+        let seen = HashMap::from([(run, 1)]);
+        let resynced = hub.resubscribe(&seen, None);
+        let seqs: Vec<u64> = resynced.backlog.iter().map(|e| e.event.seq).collect();
+        let expected: Vec<u64> = (2..=LIVE_CAPACITY as u64 + 101).collect();
+        assert_eq!(seqs, expected);
+    }
+
+    #[tokio::test]
+    async fn nothing_is_published_after_a_terminal_state() {
+        let hub = hub().await;
+        let run = RunId(Uuid::now_v7());
+        hub.register(created(run));
+        assert_eq!(hub.publish(run, EventKind::RunState { state: RunState::Cancelled, error: None }), Some(2));
+        assert_eq!(hub.publish(run, EventKind::RunState { state: RunState::Completed, error: None }), None);
+        assert_eq!(hub.publish(run, log(0)), None);
+        assert_eq!(hub.detail(run).map(|d| d.state), Some(RunState::Cancelled));
+        assert_eq!(hub.runs_in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_follower_gets_the_backlog_after_its_seq_then_the_live_feed() {
+        let hub = hub().await;
+        let run = RunId(Uuid::now_v7());
+        hub.register(created(run));
+        for n in 0..5 {
+            hub.publish(run, log(n));
+        }
+        let mut subscription = hub.subscribe(Some((run, 3)));
+        assert!(subscription.in_memory);
+        let backlog: Vec<u64> = subscription.backlog.iter().map(|e| e.event.seq).collect();
+        assert_eq!(backlog, [4, 5, 6]);
+        hub.publish(run, log(5));
+        let next = subscription.live.recv().await.expect("live event");
+        assert_eq!(next.event.seq, 7);
+        assert!(!hub.subscribe(Some((RunId(Uuid::now_v7()), 0))).in_memory);
+    }
+}
