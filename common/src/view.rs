@@ -1,5 +1,7 @@
 //! The fold of a run's events into its [`RunDetail`]: one meaning for every event, on both sides.
 
+use chrono::{DateTime, Utc};
+
 use crate::event::AttemptOutcome;
 use crate::{
     AttemptView, Event, EventKind, RunDetail, RunState, RunSummary, TaskName, TaskState, TaskView, prompt_preview,
@@ -61,17 +63,13 @@ impl RunDetail {
         match &event.kind {
             EventKind::RunCreated { .. } | EventKind::Log { .. } => {}
             EventKind::RunState { state, error } => {
-                if self.state.is_terminal() {
-                    return;
-                }
-                self.state = *state;
-                if *state == RunState::Running {
-                    self.started_at.get_or_insert(event.ts);
-                }
-                if state.is_terminal() {
-                    self.finished_at = Some(event.ts);
-                    self.error.clone_from(error);
-                }
+                let times = RunTimes {
+                    state: &mut self.state,
+                    started_at: &mut self.started_at,
+                    finished_at: &mut self.finished_at,
+                    error: &mut self.error,
+                };
+                times.advance(*state, error, event.ts);
             }
             EventKind::TaskState { task, attempt, state, outcome } => {
                 if let Some(view) = self.tasks.iter_mut().find(|t| t.name == *task) {
@@ -117,15 +115,50 @@ impl RunDetail {
     }
 }
 
+impl RunSummary {
+    /// Applies a `run_state` event to a history entry, by the same rule as [`RunDetail::apply`];
+    /// returns whether it changed anything (a terminal state never changes).
+    pub fn apply_run_state(&mut self, state: RunState, error: &Option<String>, ts: DateTime<Utc>) -> bool {
+        let times = RunTimes {
+            state: &mut self.state,
+            started_at: &mut self.started_at,
+            finished_at: &mut self.finished_at,
+            error: &mut self.error,
+        };
+        times.advance(state, error, ts)
+    }
+}
+
+/// The fields a run's state change touches, in a detail or a summary.
+struct RunTimes<'a> {
+    state: &'a mut RunState,
+    started_at: &'a mut Option<DateTime<Utc>>,
+    finished_at: &'a mut Option<DateTime<Utc>>,
+    error: &'a mut Option<String>,
+}
+
+impl RunTimes<'_> {
+    /// The one rule for a run's state change: a terminal state never changes; `Running` stamps
+    /// the start, a terminal state the end and its reason. Returns whether it applied.
+    fn advance(self, next: RunState, reason: &Option<String>, ts: DateTime<Utc>) -> bool {
+        if self.state.is_terminal() {
+            return false;
+        }
+        *self.state = next;
+        if next == RunState::Running {
+            self.started_at.get_or_insert(ts);
+        }
+        if next.is_terminal() {
+            *self.finished_at = Some(ts);
+            self.error.clone_from(reason);
+        }
+        true
+    }
+}
+
 impl TaskView {
     /// Records an attempt's state change; returns whether it started a new attempt.
-    fn apply(
-        &mut self,
-        number: u32,
-        state: TaskState,
-        outcome: &AttemptOutcome,
-        ts: chrono::DateTime<chrono::Utc>,
-    ) -> bool {
+    fn apply(&mut self, number: u32, state: TaskState, outcome: &AttemptOutcome, ts: DateTime<Utc>) -> bool {
         if self.state.is_terminal() {
             return false;
         }
@@ -260,6 +293,18 @@ mod tests {
         let detail = script.detail();
         assert_eq!(detail.state, RunState::Cancelled);
         assert!(detail.started_at.is_none());
+    }
+
+    #[test]
+    fn a_history_entry_follows_the_same_state_rule_as_the_detail() {
+        let mut summary = Script::new().detail().summary();
+        let ts = DateTime::<Utc>::UNIX_EPOCH;
+        assert!(summary.apply_run_state(RunState::Running, &None, ts));
+        assert_eq!(summary.started_at, Some(ts));
+        assert!(summary.apply_run_state(RunState::Failed, &Some("boom".into()), ts));
+        assert_eq!((summary.state, summary.error.as_deref()), (RunState::Failed, Some("boom")));
+        assert!(!summary.apply_run_state(RunState::Completed, &None, ts));
+        assert_eq!(summary.state, RunState::Failed);
     }
 
     #[test]

@@ -115,18 +115,8 @@ impl History {
                 let Some(index) = self.runs.iter().position(|run| run.id == event.run_id) else {
                     return;
                 };
-                let run = &mut self.runs[index];
-                // Same rule as the run fold: a terminal state never changes.
-                if run.state.is_terminal() {
+                if !self.runs[index].apply_run_state(*state, error, event.ts) {
                     return;
-                }
-                run.state = *state;
-                if *state == RunState::Running {
-                    run.started_at.get_or_insert(event.ts);
-                }
-                if state.is_terminal() {
-                    run.finished_at = Some(event.ts);
-                    run.error.clone_from(error);
                 }
                 if !self.matches(*state) {
                     self.runs.remove(index);
