@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::bedrock::{ModelClient, SdkClient, SdkSettings};
 use crate::config::{AppArgs, BedrockChoice};
 use crate::emulator::Emulator;
-use crate::events::Hub;
+use crate::events::{Hub, stamp};
 use crate::flow::{RunSpec, Runner};
 use crate::journal::{Journal, JournalError};
 use crate::metrics::Metrics;
@@ -212,7 +212,7 @@ impl App {
         self.admit()?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
-        let created = Arc::new(Event {
+        let created = stamp(Arc::new(Event {
             run_id: id,
             seq: 1,
             ts: chrono::Utc::now(),
@@ -224,7 +224,7 @@ impl App {
                 temperature: run.temperature,
                 max_attempts: self.runner.settings().max_attempts(),
             },
-        });
+        }));
         let new_run = NewRun {
             created: Arc::clone(&created),
             model_id: run.model_id.clone(),
@@ -235,8 +235,8 @@ impl App {
         if let Created::Existing(existing) = self.store.create_run(new_run).await? {
             return self.existing_run(existing).await;
         }
-        let detail =
-            RunDetail::from_created(&created).ok_or_else(|| SubmitError::Invalid("internal: bad event".into()))?;
+        let detail = RunDetail::from_created(&created.event)
+            .ok_or_else(|| SubmitError::Invalid("internal: bad event".into()))?;
         self.hub.register(created);
         self.runner.start(RunSpec {
             id,
@@ -393,7 +393,7 @@ async fn recover_interrupted(store: &dyn Store) -> Result<(), StoreError> {
         let mut seq = detail.last_seq;
         let mut next = |kind| {
             seq += 1;
-            Arc::new(Event { run_id: run.id, seq, ts: chrono::Utc::now(), kind })
+            stamp(Arc::new(Event { run_id: run.id, seq, ts: chrono::Utc::now(), kind }))
         };
         let mut events = Vec::new();
         for task in detail.tasks.iter().filter(|t| !t.state.is_terminal() && !t.attempts.is_empty()) {

@@ -110,8 +110,7 @@ impl Hub {
     }
 
     /// Starts a run's log with its stored `run_created` event and announces it.
-    pub fn register(&self, created: Arc<Event>) {
-        let stamped = stamp(created);
+    pub fn register(&self, stamped: Published) {
         let mut inner = self.lock();
         inner.runs.insert(stamped.event.run_id, RunLog { events: vec![Arc::clone(&stamped)], finished_at: None });
         let _ = self.live.send(stamped);
@@ -134,7 +133,7 @@ impl Hub {
             inner.finished.push_back(run_id);
             evict_old(&mut inner);
         }
-        self.store.enqueue_events(vec![Arc::clone(&stamped.event)]);
+        self.store.enqueue_events(vec![Arc::clone(&stamped)]);
         let _ = self.live.send(stamped);
         Some(seq)
     }
@@ -235,8 +234,8 @@ mod tests {
         Hub::new(Arc::new(store))
     }
 
-    fn created(run_id: RunId) -> Arc<Event> {
-        Arc::new(Event {
+    fn created(run_id: RunId) -> Published {
+        stamp(Arc::new(Event {
             run_id,
             seq: 1,
             ts: Utc::now(),
@@ -248,7 +247,7 @@ mod tests {
                 temperature: None,
                 max_attempts: 1,
             },
-        })
+        }))
     }
 
     fn log(n: usize) -> EventKind {

@@ -11,8 +11,7 @@ use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::response::Response;
 use backend::emulator::{Emulator, EmulatorConfig};
-use backend::journal::RecordRef;
-use backend::store::{NewRun, SqliteStore, Store, Synchronous};
+use backend::store::{SqliteStore, Synchronous, seed_finished_runs};
 use common::{Event, EventKind, RunId, RunState};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
@@ -452,7 +451,9 @@ pub fn page_weight(dist: &Path) -> anyhow::Result<Figure> {
 pub async fn history(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
     let dir = scratch("history")?;
     let seeded = Instant::now();
-    seed_history(&dir.join("data"), scale.history_runs).await?;
+    let store = SqliteStore::open(&dir.join("data"), Synchronous::Normal).await?;
+    seed_finished_runs(&store, scale.history_runs).await?;
+    drop(store);
     let seed_time = seeded.elapsed();
     let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
     let client = reqwest::Client::new();
@@ -508,54 +509,4 @@ async fn loaded_latency(client: &reqwest::Client, url: &str) -> anyhow::Result<S
         all.extend(task.await??);
     }
     Ok(all)
-}
-
-/// Stores `count` finished runs directly through the store (1 % `Failed`).
-async fn seed_history(data_dir: &Path, count: usize) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data_dir, Synchronous::Normal).await?;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
-        let creations = chunk.iter().map(|n| {
-            let id = RunId(uuid::Uuid::now_v7());
-            let created = Arc::new(Event {
-                run_id: id,
-                seq: 1,
-                ts: chrono::Utc::now(),
-                kind: EventKind::RunCreated {
-                    prompt: format!("seeded run {n}"),
-                    model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
-                    system: None,
-                    max_tokens: 1024,
-                    temperature: None,
-                    max_attempts: 3,
-                },
-            });
-            let new_run = NewRun {
-                created,
-                model_id: "anthropic.claude-3-sonnet-20240229-v1:0".into(),
-                prompt_preview: format!("seeded run {n}"),
-                journal: RecordRef { offset: 0, len: 0, crc32: 0 },
-                idempotency_key: None,
-            };
-            let store = &store;
-            async move {
-                store.create_run(new_run).await?;
-                let state = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
-                let event = |seq, state| {
-                    Arc::new(Event {
-                        run_id: id,
-                        seq,
-                        ts: chrono::Utc::now(),
-                        kind: EventKind::RunState { state, error: None },
-                    })
-                };
-                store.enqueue_events(vec![event(2, RunState::Running), event(3, state)]);
-                anyhow::Ok(())
-            }
-        });
-        for result in futures_util::future::join_all(creations).await {
-            result?;
-        }
-    }
-    store.flush().await?;
-    Ok(())
 }

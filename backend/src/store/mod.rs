@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunId, RunState, RunSummary};
 
+use crate::events::Published;
 use crate::journal::RecordRef;
 
 pub use sqlite::{SqliteStore, Synchronous};
@@ -46,8 +47,8 @@ pub enum StoreError {
 /// A run about to be accepted.
 #[derive(Debug, Clone)]
 pub struct NewRun {
-    /// Its `run_created` event (seq 1), which carries the prompt and settings.
-    pub created: Arc<Event>,
+    /// Its `run_created` event (seq 1) with its wire form, which carries the prompt and settings.
+    pub created: Published,
     /// The model id, for history.
     pub model_id: String,
     /// The prompt preview, for history.
@@ -94,7 +95,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_run(&self, run: NewRun) -> Result<Created, StoreError>;
 
     /// Queues events for storage, in order; they are written in the background, in batches.
-    fn enqueue_events(&self, events: Vec<Arc<Event>>);
+    /// Each comes with the JSON the hub already made for the WebSocket, which is what is stored.
+    fn enqueue_events(&self, events: Vec<Published>);
 
     /// Waits until every event queued so far is stored.
     async fn flush(&self) -> Result<(), StoreError>;
@@ -116,4 +118,50 @@ pub trait Store: Send + Sync + 'static {
 
     /// The runs left `Pending` or `Running` by a previous process, with their events.
     async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError>;
+}
+
+/// Stores `count` finished runs directly, without running them (one in a hundred `Failed`, the
+/// rest `Completed`): a large history for the benchmark and the load tests to query.
+pub async fn seed_finished_runs(store: &dyn Store, count: usize) -> Result<(), StoreError> {
+    use common::EventKind;
+
+    use crate::events::stamp;
+
+    const MODEL: &str = crate::config::DEFAULT_MODEL_ID;
+    let event = |run_id, seq, kind| stamp(Arc::new(Event { run_id, seq, ts: chrono::Utc::now(), kind }));
+    for first in (0..count).step_by(1000) {
+        // A thousand creations at a time share group commits without queueing the whole history.
+        let creations = (first..count.min(first + 1000)).map(|n| {
+            let id = RunId(uuid::Uuid::now_v7());
+            let prompt = format!("seeded run {n}");
+            let created = EventKind::RunCreated {
+                prompt: prompt.clone(),
+                model_id: MODEL.into(),
+                system: None,
+                max_tokens: 1024,
+                temperature: None,
+                max_attempts: 3,
+            };
+            let new_run = NewRun {
+                created: event(id, 1, created),
+                model_id: MODEL.into(),
+                prompt_preview: prompt,
+                journal: RecordRef { offset: 0, len: 0, crc32: 0 },
+                idempotency_key: None,
+            };
+            async move {
+                store.create_run(new_run).await?;
+                let last = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
+                store.enqueue_events(vec![
+                    event(id, 2, EventKind::RunState { state: RunState::Running, error: None }),
+                    event(id, 3, EventKind::RunState { state: last, error: None }),
+                ]);
+                Ok::<_, StoreError>(())
+            }
+        });
+        for created in futures_util::future::join_all(creations).await {
+            created?;
+        }
+    }
+    store.flush().await
 }

@@ -23,6 +23,8 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::events::{Published, Stamped};
+
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
 
 /// Most queued writes folded into one transaction.
@@ -44,7 +46,7 @@ pub enum Synchronous {
 
 enum WriteOp {
     Create(Box<NewRun>, oneshot::Sender<Result<Created, StoreError>>),
-    Events(Vec<Arc<Event>>),
+    Events(Vec<Published>),
     Flush(oneshot::Sender<Result<(), StoreError>>),
 }
 
@@ -96,7 +98,7 @@ impl Store for SqliteStore {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn enqueue_events(&self, events: Vec<Arc<Event>>) {
+    fn enqueue_events(&self, events: Vec<Published>) {
         // Only fails once the writer is gone at shutdown, after the final flush.
         let _ = self.send(WriteOp::Events(events));
     }
@@ -242,8 +244,8 @@ async fn write_batch(
             WriteOp::Events(events) => {
                 for event in events {
                     insert_event(&mut tx, event).await?;
-                    let seq = last_seq.entry(event.run_id).or_default();
-                    *seq = (*seq).max(event.seq);
+                    let seq = last_seq.entry(event.event.run_id).or_default();
+                    *seq = (*seq).max(event.event.seq);
                 }
             }
             WriteOp::Flush(_) => {}
@@ -260,20 +262,20 @@ async fn write_batch(
 }
 
 async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {
-    let id = run.created.run_id.to_string();
+    let id = run.created.event.run_id.to_string();
     let inserted = sqlx::query(concat!(
         "INSERT INTO runs (id, state, created_at, model_id, prompt_preview, journal_offset, journal_len,",
         " journal_crc32, last_seq, idempotency_key) VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         " ON CONFLICT (idempotency_key) DO NOTHING"
     ))
     .bind(&id)
-    .bind(timestamp(run.created.ts))
+    .bind(timestamp(run.created.event.ts))
     .bind(&run.model_id)
     .bind(&run.prompt_preview)
     .bind(run.journal.offset as i64)
     .bind(run.journal.len as i64)
     .bind(i64::from(run.journal.crc32))
-    .bind(run.created.seq as i64)
+    .bind(run.created.event.seq as i64)
     .bind(run.idempotency_key.as_deref())
     .execute(&mut *conn)
     .await?;
@@ -291,14 +293,15 @@ async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created
     Ok(Created::New)
 }
 
-async fn insert_event(conn: &mut SqliteConnection, event: &Event) -> Result<(), sqlx::Error> {
+async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<(), sqlx::Error> {
+    let event = stamped.event.as_ref();
     let id = event.run_id.to_string();
     let kind = event_kind_name(&event.kind);
     sqlx::query("INSERT OR IGNORE INTO events (run_id, seq, kind, body) VALUES (?1, ?2, ?3, ?4)")
         .bind(&id)
         .bind(event.seq as i64)
         .bind(kind)
-        .bind(event.to_json())
+        .bind(stamped.json.as_str())
         .execute(&mut *conn)
         .await?;
     match &event.kind {

@@ -1,12 +1,10 @@
 //! Load: many WebSocket watchers while hundreds of runs stream (every event to every client,
 //! in order, memory back near idle), and history queries over 10,000 stored runs under load.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backend::journal::RecordRef;
-use backend::store::{NewRun, SqliteStore, Store, Synchronous};
-use common::{Event, EventKind, RunId, RunState, RunSummary};
+use backend::store::{SqliteStore, Synchronous, seed_finished_runs};
+use common::{RunId, RunState, RunSummary};
 use tests::{TestDirs, spawn_app_in, unique_prompt};
 
 use crate::support::{BinaryServer, long, percentile, serve_flags, try_submit};
@@ -64,57 +62,13 @@ async fn fifty_watchers_receive_every_event_of_two_hundred_runs_in_order() {
     );
 }
 
-/// Stores `count` finished runs directly, as `bench` does (1 % Failed, the rest Completed).
-async fn seed_history(data_dir: &std::path::Path, count: usize) {
-    let store = SqliteStore::open(data_dir, Synchronous::Normal).await.unwrap();
-    for chunk in (0..count).collect::<Vec<_>>().chunks(1000) {
-        let creations = chunk.iter().map(|n| {
-            let id = RunId(uuid::Uuid::now_v7());
-            let created = Arc::new(Event {
-                run_id: id,
-                seq: 1,
-                ts: chrono::Utc::now(),
-                kind: EventKind::RunCreated {
-                    prompt: format!("seeded run {n}"),
-                    model_id: backend::config::DEFAULT_MODEL_ID.into(),
-                    system: None,
-                    max_tokens: 1024,
-                    temperature: None,
-                    max_attempts: 3,
-                },
-            });
-            let new_run = NewRun {
-                created,
-                model_id: backend::config::DEFAULT_MODEL_ID.into(),
-                prompt_preview: format!("seeded run {n}"),
-                journal: RecordRef { offset: 0, len: 0, crc32: 0 },
-                idempotency_key: None,
-            };
-            let store = &store;
-            async move {
-                store.create_run(new_run).await.unwrap();
-                let state = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
-                let event = |seq, state| {
-                    Arc::new(Event {
-                        run_id: id,
-                        seq,
-                        ts: chrono::Utc::now(),
-                        kind: EventKind::RunState { state, error: None },
-                    })
-                };
-                store.enqueue_events(vec![event(2, RunState::Running), event(3, state)]);
-            }
-        });
-        futures_util::future::join_all(creations).await;
-    }
-    store.flush().await.unwrap();
-}
-
 #[tokio::test]
 async fn listing_and_filtering_ten_thousand_runs_stays_correct_under_load() {
     let dirs = TestDirs::new();
     let seeding = Instant::now();
-    seed_history(&dirs.data_dir, 10_000).await;
+    let store = SqliteStore::open(&dirs.data_dir, Synchronous::Normal).await.unwrap();
+    seed_finished_runs(&store, 10_000).await.unwrap();
+    drop(store);
     let seeded_in = seeding.elapsed();
     let app = spawn_app_in(dirs, |_| {}).await;
 
