@@ -18,7 +18,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup [--coverage]          install what this machine lacks (wasm32 target, trunk, wasm-bindgen-cli,
+  setup [--coverage]          install what this machine lacks for the tests (wasm32 target, trunk, wasm-bindgen-cli,
                               wasm-opt, chromium + chromedriver; --coverage adds cargo-llvm-cov);
                               each step is skipped when the right version is already installed
   frontend [--release]        setup, then `trunk build` into dist/ (release: size-tuned wasm-release profile)
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
 
 fn execute(task: Task) -> Result {
     match task {
-        Task::Setup { coverage } => setup::setup(setup::Options { coverage }),
+        Task::Setup { coverage } => setup::setup(setup::Options::for_tests(coverage)),
         Task::Frontend { release } => tasks::frontend(release),
         Task::Run { serve_args } => tasks::run(&serve_args),
         Task::Test { coverage, cargo_test_args } => tasks::test(&tasks::TestOptions { coverage, cargo_test_args }),

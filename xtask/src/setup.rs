@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::thread;
 
 use crate::util::{self, Result};
 
@@ -25,74 +26,139 @@ pub const WASM_OPT_VERSION: &str = "132";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// What `setup` should install beyond the defaults.
+/// What `setup` should install beyond what building and running the app needs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Options {
-    /// Also install `llvm-tools-preview` and `cargo-llvm-cov` (slow, so opt-in).
+    /// Chromium and ChromeDriver, which only the browser tests use.
+    pub browser: bool,
+    /// `llvm-tools-preview` and `cargo-llvm-cov`, which only the coverage run uses.
     pub coverage: bool,
+}
+
+impl Options {
+    /// What `cargo xtask test` needs: everything.
+    pub fn for_tests(coverage: bool) -> Self {
+        Self { browser: true, coverage }
+    }
 }
 
 /// Result of a check: `Ok(what was found)` when satisfied, `Err(why not)` otherwise.
 type Check = std::result::Result<String, String>;
 
-/// Runs every setup step in order; the first failing step aborts.
+/// One thing to install: how to check it, how to tell another process is installing it, and how
+/// to install it.
+struct Step {
+    name: String,
+    check: Box<dyn Fn() -> Check + Send>,
+    busy: Box<dyn Fn() -> Option<u32> + Send>,
+    install: Box<dyn FnOnce() -> Result + Send>,
+}
+
+impl Step {
+    fn new(
+        name: impl Into<String>,
+        check: impl Fn() -> Check + Send + 'static,
+        busy: impl Fn() -> Option<u32> + Send + 'static,
+        install: impl FnOnce() -> Result + Send + 'static,
+    ) -> Self {
+        Self { name: name.into(), check: Box::new(check), busy: Box::new(busy), install: Box::new(install) }
+    }
+}
+
+/// Installs what is missing, in independent lanes that run side by side.
+///
+/// A fresh machine spends most of its setup in `cargo install`, whose link steps and serial
+/// dependency chains leave one of the two cores idle; running the tool builds, apt and npm at the
+/// same time fills it. Steps within a lane run in order (rustup's and apt's locks, and wasm-opt
+/// being useless before the wasm target, make order matter there).
 pub fn setup(opts: Options) -> Result {
     let (result, took) = util::timed(|| -> Result {
         let wasm_bindgen = wasm_bindgen_version();
-        step("wasm32 target", check_wasm_target, util::rustup_in_progress, || {
-            util::run(util::command("rustup").args(["target", "add", WASM_TARGET]))
-        })?;
-        step(
-            &format!("trunk {TRUNK_VERSION}"),
-            || check_version("trunk", &["--version"], TRUNK_VERSION),
-            || util::cargo_install_in_progress("trunk"),
-            || util::run(util::cargo().args(["install", "--locked", "trunk", "--version", TRUNK_VERSION])),
-        )?;
-        step(
-            &format!("wasm-bindgen-cli {wasm_bindgen}"),
-            || check_version("wasm-bindgen", &["--version"], &wasm_bindgen),
-            || util::cargo_install_in_progress("wasm-bindgen-cli"),
-            // Not `--locked`: the crate's own lockfile pins a webpki-roots this registry lacks.
-            || util::run(util::cargo().args(["install", "wasm-bindgen-cli", "--version", &wasm_bindgen])),
-        )?;
-        step(&format!("wasm-opt {WASM_OPT_VERSION} (npm)"), check_wasm_opt, || None, install_wasm_opt)?;
-        step("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium)?;
+        let mut lanes: Vec<Vec<Step>> = vec![
+            vec![
+                Step::new("wasm32 target", check_wasm_target, util::rustup_in_progress, || {
+                    util::run_quiet("wasm32 target", util::command("rustup").args(["target", "add", WASM_TARGET]))
+                }),
+                Step::new(format!("wasm-opt {WASM_OPT_VERSION} (npm)"), check_wasm_opt, || None, install_wasm_opt),
+            ],
+            vec![Step::new(
+                format!("trunk {TRUNK_VERSION}"),
+                || check_version("trunk", &["--version"], TRUNK_VERSION),
+                || util::cargo_install_in_progress("trunk"),
+                || cargo_install("trunk", &["--locked", "trunk", "--version", TRUNK_VERSION]),
+            )],
+            vec![Step::new(
+                format!("wasm-bindgen-cli {wasm_bindgen}"),
+                {
+                    let version = wasm_bindgen.clone();
+                    move || check_version("wasm-bindgen", &["--version"], &version)
+                },
+                || util::cargo_install_in_progress("wasm-bindgen-cli"),
+                // Not `--locked`: the crate's own lockfile pins a webpki-roots this registry lacks.
+                move || cargo_install("wasm-bindgen-cli", &["wasm-bindgen-cli", "--version", &wasm_bindgen]),
+            )],
+        ];
+        if opts.browser {
+            lanes.push(vec![Step::new("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium)]);
+        }
         if opts.coverage {
-            step("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
-                util::run(util::command("rustup").args(["component", "add", "llvm-tools-preview"]))
-            })?;
-            step(
+            lanes[0].push(Step::new("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
+                util::run_quiet("llvm-tools-preview", util::command("rustup").args(["component", "add", "llvm-tools-preview"]))
+            }));
+            lanes.push(vec![Step::new(
                 "cargo-llvm-cov",
                 check_llvm_cov,
                 || util::cargo_install_in_progress("cargo-llvm-cov"),
-                || util::run(util::cargo().args(["install", "--locked", "cargo-llvm-cov"])),
-            )?;
+                || cargo_install("cargo-llvm-cov", &["--locked", "cargo-llvm-cov"]),
+            )]);
         }
-        Ok(())
+        run_lanes(lanes)
     });
     println!("setup: {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
     result
 }
 
-/// Checks, waits for a concurrent install, installs, and checks again; prints one line.
-fn step(
-    name: &str,
-    check: impl Fn() -> Check,
-    busy: impl Fn() -> Option<u32>,
-    install: impl FnOnce() -> Result,
-) -> Result {
+/// Runs each lane on its own thread; fails with every failing step's error.
+fn run_lanes(lanes: Vec<Vec<Step>>) -> Result {
+    let errors: Vec<String> = thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|lane| {
+                scope.spawn(move || -> std::result::Result<(), String> {
+                    for step in lane {
+                        run_step(step).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(result) => result.err(),
+                Err(_) => Some("a setup step panicked".to_string()),
+            })
+            .collect()
+    });
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ").into()) }
+}
+
+/// Checks, waits for a concurrent install, installs, and checks again; prints when it starts
+/// installing and one line when done.
+fn run_step(step: Step) -> Result {
+    let Step { name, check, busy, install } = step;
     let (outcome, took) = util::timed(|| -> Result<String> {
         if let Ok(found) = check() {
             return Ok(format!("skipped ({found})"));
         }
         if busy().is_some() {
-            util::wait_for(name, &busy);
+            util::wait_for(&name, &busy);
             if let Ok(found) = check() {
                 return Ok(format!("installed by another process ({found})"));
             }
         }
         if let Err(why) = check() {
-            println!("setup: {name}: {why}; installing");
+            println!("setup: {name}: {why}; installing...");
         }
         install()?;
         check()
@@ -105,10 +171,29 @@ fn step(
             Ok(())
         }
         Err(e) => {
-            println!("setup: {name:<28} FAILED {}", util::secs(took));
+            println!("setup: {name:<28} FAILED after {}", util::secs(took));
             Err(e)
         }
     }
+}
+
+/// `cargo install` with a build profile made for installing tools fast rather than for their
+/// last percent of speed: no LTO, many codegen units, no debug info. Trunk's own profile links
+/// with fat LTO on one codegen unit, which alone took minutes of a single core here. Each tool
+/// builds in its own directory under `target/tools`, so an interrupted install resumes where it
+/// stopped instead of starting over.
+fn cargo_install(name: &str, args: &[&str]) -> Result {
+    let mut cmd = util::cargo();
+    cmd.arg("install")
+        .args(args)
+        .env("CARGO_TARGET_DIR", util::tools_dir().join("build").join(name))
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "2")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true")
+        .env("CARGO_INCREMENTAL", "0");
+    util::run_quiet(name, &mut cmd)
 }
 
 /// The `wasm-bindgen` crate version locked in Cargo.lock (wasm-bindgen-cli must match it exactly).
@@ -172,7 +257,8 @@ fn check_wasm_opt() -> Check {
 fn install_wasm_opt() -> Result {
     let dir = util::tools_dir();
     fs::create_dir_all(&dir)?;
-    util::run(
+    util::run_quiet(
+        "wasm-opt",
         util::command("npm")
             .args(["install", "--no-audit", "--no-fund", "--save-exact", "--prefix"])
             .arg(&dir)
@@ -218,8 +304,8 @@ fn install_chromium() -> Result {
         cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
         cmd
     };
-    util::run(&mut apt(&["update"]))?;
-    util::run(&mut apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]))
+    util::run_quiet("apt-get update", &mut apt(&["update"]))?;
+    util::run_quiet("chromium", &mut apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]))
 }
 
 fn check_llvm_tools() -> Check {

@@ -89,9 +89,22 @@ fn print_dist_sizes(dist: &Path) {
 }
 
 /// `cargo xtask run [-- <serve flags>]`: setup, release frontend, then the release backend serving it.
+///
+/// The backend's release build needs none of the tools, so it runs while they install: on a
+/// fresh machine that overlaps the two longest steps.
 pub fn run(serve_args: &[String]) -> Result {
-    setup::setup(Options::default())?;
-    build_frontend(true)?;
+    util::run(util::cargo().arg("fetch"))?;
+    let backend = std::thread::spawn(|| {
+        let (result, took) = util::timed(|| {
+            util::run_quiet("backend-release", util::cargo().args(["build", "--release", "-p", "backend"]))
+        });
+        println!("run: backend release build {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
+        result.map_err(|e| e.to_string())
+    });
+    let frontend = setup::setup(Options::default()).and_then(|()| build_frontend(true));
+    let backend = backend.join().map_err(|_| "the backend build thread panicked")?;
+    frontend?;
+    backend?;
     let mut cmd = util::cargo();
     cmd.args(["run", "--release", "-p", "backend", "--", "serve", "--static-dir"])
         .arg(util::dist_dir())
@@ -144,7 +157,7 @@ pub fn test(opts: &TestOptions) -> Result {
         result.is_ok()
     };
 
-    let setup_ok = record("setup", &mut || setup::setup(Options { coverage: opts.coverage }));
+    let setup_ok = record("setup", &mut || setup::setup(Options::for_tests(opts.coverage)));
     if setup_ok {
         record("frontend (trunk build --release)", &mut || build_frontend(true));
         // Plain `cargo test` runs the workspace's default members (common, backend, tests, bench,

@@ -89,6 +89,32 @@ pub fn run(cmd: &mut Command) -> Result {
     check(status, cmd)
 }
 
+/// Runs `cmd` with its output going to `target/tools/logs/<name>.log` rather than the terminal,
+/// so that installs running side by side do not interleave their output; on failure prints the
+/// end of that log.
+pub fn run_quiet(name: &str, cmd: &mut Command) -> Result {
+    let dir = tools_dir().join("logs");
+    fs::create_dir_all(&dir)?;
+    let log_path = dir.join(format!("{}.log", name.replace([' ', '/'], "-")));
+    let log = fs::File::create(&log_path)?;
+    println!("$ {}    (output: {})", describe(cmd), log_path.display());
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
+    if !status.success() {
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        eprintln!("--- last lines of {} ---", log_path.display());
+        for line in &lines[lines.len().saturating_sub(40)..] {
+            eprintln!("{line}");
+        }
+    }
+    check(status, cmd)
+}
+
 /// Turns a non-zero exit status into an error naming the command.
 pub fn check(status: ExitStatus, cmd: &Command) -> Result {
     if status.success() { Ok(()) } else { Err(format!("`{}` failed ({status})", describe(cmd)).into()) }
