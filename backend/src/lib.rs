@@ -25,6 +25,7 @@ pub mod events;
 pub mod flow;
 pub mod journal;
 pub mod metrics;
+pub mod net;
 pub mod routes;
 pub mod startup;
 pub mod store;

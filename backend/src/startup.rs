@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::{ListenerExt as _, TapIo};
 use common::ApiLimits;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::app::{App, MAX_TOKENS_LIMIT, StartupError};
 use crate::config::ServeArgs;
@@ -82,7 +81,7 @@ impl Application {
             tracing::info!("shutting down: closing WebSockets and draining requests");
             closing.cancel();
         };
-        axum::serve(without_nagle(self.listener), self.router).with_graceful_shutdown(signal).await?;
+        axum::serve(crate::net::without_nagle(self.listener), self.router).with_graceful_shutdown(signal).await?;
         self.app.shutdown(self.grace).await;
         tracing::info!("shutdown complete");
         Ok(())
@@ -101,17 +100,6 @@ fn allowed_hosts(args: &ServeArgs, addr: SocketAddr) -> Option<Vec<String>> {
     }
     hosts.extend(args.allowed_hosts.iter().map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()));
     Some(hosts)
-}
-
-/// Sets `TCP_NODELAY` on every accepted connection. Events and stream frames are small
-/// writes in quick succession; with Nagle's algorithm each one after the first would wait for
-/// the peer's delayed ACK (up to 40 ms), which is most of a streamed token's trip to the browser.
-pub fn without_nagle(listener: TcpListener) -> TapIo<TcpListener, fn(&mut TcpStream)> {
-    fn set_nodelay(stream: &mut TcpStream) {
-        // Failing only costs latency, never correctness: serve the connection anyway.
-        let _ = stream.set_nodelay(true);
-    }
-    listener.tap_io(set_nodelay as fn(&mut TcpStream))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -283,7 +283,7 @@ impl StampedEmulator {
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?.to_string();
-        tokio::spawn(async move { axum::serve(backend::startup::without_nagle(listener), router).await });
+        tokio::spawn(async move { axum::serve(backend::net::without_nagle(listener), router).await });
         Ok(StampedEmulator { addr, stamps })
     }
 

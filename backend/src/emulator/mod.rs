@@ -117,7 +117,7 @@ impl Emulator {
             shutdown.await;
             shared.shutdown.send_replace(true);
         };
-        axum::serve(crate::startup::without_nagle(listener), self.router()).with_graceful_shutdown(signal).await
+        axum::serve(crate::net::without_nagle(listener), self.router()).with_graceful_shutdown(signal).await
     }
 }
 
