@@ -452,7 +452,7 @@ pub async fn history(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
     let dir = scratch("history")?;
     let seeded = Instant::now();
     let store = SqliteStore::open(&dir.join("data"), Synchronous::Normal).await?;
-    seed_finished_runs(&store, scale.history_runs).await?;
+    seed_finished_runs(&store, scale.history_runs, backend::config::DEFAULT_MODEL_ID).await?;
     drop(store);
     let seed_time = seeded.elapsed();
     let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;

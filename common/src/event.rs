@@ -12,9 +12,7 @@ pub struct Event {
     pub run_id: RunId,
     /// Position in the run's event sequence: from 1, no gaps.
     pub seq: u64,
-    /// When it happened.
     pub ts: DateTime<Utc>,
-    /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
 }
@@ -39,7 +37,6 @@ impl LogLevel {
     /// Every level, least severe first.
     pub const ALL: [LogLevel; 5] = [LogLevel::Trace, LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error];
 
-    /// The level's wire name.
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Trace => "TRACE",
@@ -57,13 +54,10 @@ impl LogLevel {
 pub enum EventKind {
     /// The run was accepted (always `seq` 1); carries everything needed to render it.
     RunCreated {
-        /// The prompt as submitted.
         prompt: String,
-        /// The model it calls.
         model_id: String,
         /// The system prompt, if any.
         system: Option<String>,
-        /// The response token limit.
         max_tokens: u32,
         /// The sampling temperature, if set.
         temperature: Option<f32>,
@@ -72,7 +66,6 @@ pub enum EventKind {
     },
     /// The run changed state.
     RunState {
-        /// The new state.
         state: RunState,
         /// Why it failed, crashed or was cancelled.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,11 +73,9 @@ pub enum EventKind {
     },
     /// A task attempt started or ended.
     TaskState {
-        /// Which task.
         task: TaskName,
         /// The attempt number, from 1.
         attempt: u32,
-        /// The task's new state.
         state: TaskState,
         /// How the attempt ended, when it ended.
         #[serde(flatten)]
@@ -92,7 +83,6 @@ pub enum EventKind {
     },
     /// A log line of the run.
     Log {
-        /// Severity.
         level: LogLevel,
         /// The task it came from, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,7 +105,6 @@ pub enum EventKind {
         /// Token usage, unknown if the stream ended without it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
-        /// Why the model stopped.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stop_reason: Option<StopReason>,
         /// Bedrock's reported latency in milliseconds.
@@ -136,7 +125,6 @@ pub struct AttemptOutcome {
     /// HTTP status of the Bedrock response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
-    /// The AWS request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// Milliseconds to the first response byte or event.

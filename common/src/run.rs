@@ -185,9 +185,7 @@ pub enum StopReason {
 /// Token usage of a model call, as reported by Bedrock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
-    /// Tokens in the prompt.
     pub input_tokens: u32,
-    /// Tokens in the response.
     pub output_tokens: u32,
 }
 
@@ -200,7 +198,6 @@ pub struct SubmitRun {
     /// Bedrock model id or inference profile; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
-    /// Optional system prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     /// Upper bound on response tokens; the server's default when absent.
@@ -214,9 +211,7 @@ pub struct SubmitRun {
 /// One run in a list (`GET /api/runs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// The run's id.
     pub id: RunId,
-    /// Current state.
     pub state: RunState,
     /// When the run was accepted.
     pub created_at: DateTime<Utc>,
@@ -224,7 +219,6 @@ pub struct RunSummary {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
-    /// The model it calls.
     pub model_id: String,
     /// The prompt on one line, cut to [`crate::PROMPT_PREVIEW_CHARS`] characters.
     pub prompt_preview: String,
@@ -241,9 +235,7 @@ pub struct AttemptView {
     pub number: u32,
     /// `Running`, `AwaitingRetry` (failed, will be retried), `Completed`, `Failed` or `Cancelled`.
     pub state: TaskState,
-    /// When the attempt started.
     pub started_at: DateTime<Utc>,
-    /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
     /// The error it failed with.
     pub error: Option<String>,
@@ -266,9 +258,7 @@ pub struct AttemptView {
 /// One task of a run and its attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {
-    /// Which task.
     pub name: TaskName,
-    /// Current state.
     pub state: TaskState,
     /// How many attempts the retry policy allows in all.
     pub max_attempts: u32,
@@ -279,9 +269,7 @@ pub struct TaskView {
 /// A run in full (`GET /api/runs/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunDetail {
-    /// The run's id.
     pub id: RunId,
-    /// Current state.
     pub state: RunState,
     /// When the run was accepted.
     pub created_at: DateTime<Utc>,
@@ -289,13 +277,10 @@ pub struct RunDetail {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
-    /// The prompt as submitted.
     pub prompt: String,
-    /// The model it calls.
     pub model_id: String,
     /// The system prompt, if any.
     pub system: Option<String>,
-    /// The response token limit.
     pub max_tokens: u32,
     /// The sampling temperature, if set.
     pub temperature: Option<f32>,
@@ -305,7 +290,6 @@ pub struct RunDetail {
     pub error: Option<String>,
     /// Token usage, once Bedrock reported it.
     pub usage: Option<Usage>,
-    /// Why the model stopped.
     pub stop_reason: Option<StopReason>,
     /// Bedrock's own latency for the successful call, in milliseconds.
     pub latency_ms: Option<u64>,
@@ -343,9 +327,7 @@ pub struct BedrockInfo {
 /// Defaults a new run gets, for the submit form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Defaults {
-    /// Default model id.
     pub model_id: String,
-    /// Default response token limit.
     pub max_tokens: u32,
     /// Retries of each task after its first attempt.
     pub retries: u32,
@@ -354,7 +336,6 @@ pub struct Defaults {
 /// Limits a client should respect before sending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiLimits {
-    /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Largest accepted prompt, in bytes.
     pub max_prompt_bytes: usize,
@@ -367,13 +348,9 @@ pub struct ApiLimits {
 pub struct Health {
     /// `ok` while the server accepts runs.
     pub status: String,
-    /// The server version.
     pub version: String,
-    /// Which Bedrock is in use.
     pub bedrock: BedrockInfo,
-    /// Defaults for new runs.
     pub defaults: Defaults,
-    /// Request limits.
     pub limits: ApiLimits,
 }
 
@@ -433,7 +410,6 @@ impl FromStr for FaultKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultPlan {
-    /// The failure to inject.
     pub kind: FaultKind,
     /// Fail the next N calls.
     #[serde(default)]
@@ -508,9 +484,7 @@ pub struct EmulatorStatus {
 pub struct LogEntry {
     /// The event sequence number of the line.
     pub seq: u64,
-    /// When it was logged.
     pub ts: DateTime<Utc>,
-    /// Severity.
     pub level: crate::LogLevel,
     /// The task it came from, if any.
     pub task: Option<TaskName>,

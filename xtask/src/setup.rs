@@ -85,7 +85,10 @@ pub fn setup(opts: Options) -> Result {
                 format!("trunk {TRUNK_VERSION}"),
                 || check_version("trunk", &["--version"], TRUNK_VERSION),
                 || util::cargo_install_in_progress("trunk"),
-                || cargo_install("trunk", &["--locked", "trunk", "--version", TRUNK_VERSION]),
+                // Without its default features trunk has no TLS stack and no update check: both only
+                // reach the internet, which Trunk must not do here (`offline = true`), and ring's C
+                // code and the HTTP client's TLS were a large share of its build.
+                || cargo_install("trunk", &["--locked", "--no-default-features", "trunk", "--version", TRUNK_VERSION]),
             )],
             vec![Step::new(
                 format!("wasm-bindgen-cli {wasm_bindgen}"),
@@ -178,7 +181,8 @@ fn run_step(step: Step) -> Result {
 }
 
 /// `cargo install` with a build profile made for installing tools fast rather than for their
-/// last percent of speed: no LTO, many codegen units, no debug info. Trunk's own profile links
+/// last percent of speed: light optimisation, no LTO, many codegen units, no debug info (the
+/// tools spend their time in I/O and in wasm-opt, which comes from npm). Trunk's own profile links
 /// with fat LTO on one codegen unit, which alone took minutes of a single core here. Each tool
 /// builds in its own directory under `target/tools`, so an interrupted install resumes where it
 /// stopped instead of starting over.
@@ -189,7 +193,7 @@ fn cargo_install(name: &str, args: &[&str]) -> Result {
         .env("CARGO_TARGET_DIR", util::tools_dir().join("build").join(name))
         .env("CARGO_PROFILE_RELEASE_LTO", "false")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
-        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "2")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "true")
         .env("CARGO_INCREMENTAL", "0");

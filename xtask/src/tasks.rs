@@ -11,6 +11,9 @@ use crate::util::{self, Result};
 /// and `backend`, they are not what is measured.
 const COVERAGE_IGNORED: &str = "/(tests|bench|xtask|frontend)/";
 
+/// The Cargo profile `cargo xtask run` builds the server with (root Cargo.toml).
+const APP_PROFILE: &str = "app";
+
 /// The Cargo profile of the release Wasm bundle (size-tuned, defined in the root Cargo.toml).
 const WASM_PROFILE: &str = "wasm-release";
 
@@ -96,9 +99,9 @@ pub fn run(serve_args: &[String]) -> Result {
     util::run(util::cargo().arg("fetch"))?;
     let backend = std::thread::spawn(|| {
         let (result, took) = util::timed(|| {
-            util::run_quiet("backend-release", util::cargo().args(["build", "--release", "-p", "backend"]))
+            util::run_quiet("backend", util::cargo().args(["build", "--profile", APP_PROFILE, "-p", "backend"]))
         });
-        println!("run: backend release build {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
+        println!("run: backend build ({APP_PROFILE} profile) {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
         result.map_err(|e| e.to_string())
     });
     let frontend = setup::setup(Options::default()).and_then(|()| build_frontend(true));
@@ -106,7 +109,7 @@ pub fn run(serve_args: &[String]) -> Result {
     frontend?;
     backend?;
     let mut cmd = util::cargo();
-    cmd.args(["run", "--release", "-p", "backend", "--", "serve", "--static-dir"])
+    cmd.args(["run", "--profile", APP_PROFILE, "-p", "backend", "--", "serve", "--static-dir"])
         .arg(util::dist_dir())
         .args(serve_args);
     println!("$ {}", util::describe(&cmd));
