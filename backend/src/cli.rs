@@ -4,19 +4,19 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backend::app::{App, MAX_TOKENS_LIMIT};
+use backend::app::App;
 use backend::config::{EmulatorArgs, RunArgs, ServeArgs};
 use backend::emulator::Emulator;
 use backend::startup::{Application, shutdown_signal};
+use backend::submission::MAX_TOKENS_LIMIT;
 use common::{ApiLimits, BedrockBackend, EventKind, RunState, SubmitRun};
-use tokio::sync::broadcast::error::RecvError;
 
 /// `backend serve`: the web app until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let static_dir = args.static_dir.clone();
     let token = args.auth_token.clone();
     let application = Application::build(args).await.context("cannot start the server")?;
-    let info = &application.app().bedrock;
+    let info = application.app().bedrock();
     if info.backend == BedrockBackend::Emulator {
         tracing::warn!(endpoint = %info.endpoint, "no AWS configuration found: calling the built-in Bedrock emulator, not AWS");
     } else {
@@ -46,24 +46,19 @@ pub async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits =
         ApiLimits { max_body_bytes: usize::MAX, max_prompt_bytes: 10 * 1024 * 1024, max_tokens: MAX_TOKENS_LIMIT };
     let app = App::build(&args.app, limits).await.context("cannot start")?;
-    if app.bedrock.backend == BedrockBackend::Emulator {
+    if app.bedrock().backend == BedrockBackend::Emulator {
         eprintln!("note: no AWS configuration found; using the built-in Bedrock emulator");
     }
     let request = SubmitRun { prompt, model_id: args.run_model_id, system: args.system, ..SubmitRun::default() };
-    // Subscribe before submitting so no event can be missed.
-    let mut live = app.hub.subscribe(None).live;
-    let run = app.submit(request, None).await.context("the run was not accepted")?;
+    let run = app.submissions().submit(request, None).await.context("the run was not accepted")?;
+    // Following from seq 0 replays whatever happened between acceptance and now.
+    let mut feed = app.feed(Some((run.id, 0))).await.context("cannot follow the run")?;
     let mut stdout = std::io::stdout();
     let mut attempt = None;
     let code = loop {
-        let event = match live.recv().await {
-            Ok(event) => event,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => break ExitCode::FAILURE,
+        let Some(event) = feed.next().await.context("cannot read the run's events")? else {
+            break ExitCode::FAILURE;
         };
-        if event.event.run_id != run.id {
-            continue;
-        }
         match &event.event.kind {
             EventKind::Delta { attempt: n, text } => {
                 if attempt.is_some_and(|a| a != *n) {

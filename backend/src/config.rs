@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use common::{FaultKind, FaultPlan};
 
-use crate::bedrock::{BedrockApi, Timeouts};
+use crate::bedrock::{BedrockApi, BedrockSettings, Timeouts};
+// The values of `--bedrock`: re-exported so code that builds settings names them from here.
+pub use crate::bedrock::BedrockChoice;
 use crate::emulator::EmulatorConfig;
 use crate::flow::{FlowSettings, RetryPolicy};
 use crate::store::Synchronous;
@@ -37,18 +39,6 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in Bedrock emulator on its own.
     Emulator(EmulatorArgs),
-}
-
-/// Which Bedrock to call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum BedrockChoice {
-    /// AWS when credentials or an endpoint are configured, otherwise the built-in emulator.
-    #[default]
-    Auto,
-    /// Always the built-in emulator.
-    Emulator,
-    /// Always AWS (or `--bedrock-endpoint`), even without visible credentials.
-    Aws,
 }
 
 /// Settings shared by `serve` and `run`: storage, Bedrock and the flow.
@@ -214,6 +204,17 @@ impl AppArgs {
             connect: seconds(self.connect_timeout_secs),
             call: seconds(self.call_timeout_secs),
             idle: seconds(self.stream_idle_timeout_secs),
+        }
+    }
+
+    /// How to reach Bedrock.
+    pub fn bedrock_settings(&self) -> BedrockSettings {
+        BedrockSettings {
+            choice: self.bedrock,
+            endpoint: self.bedrock_endpoint.clone(),
+            api: self.bedrock_api,
+            timeouts: self.timeouts(),
+            emulator: self.emulator_config(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! `ApiError`: every error the HTTP API answers with, mapped to a status and a JSON body in
-//! one place. Handlers return `Result<_, ApiError>` and use `?`; the details of internal
-//! failures are logged once by the request middleware (see [`crate::routes`]), never sent.
+//! one place. Handlers return `Result<_, ApiError>` and use `?`. Internal failures (storage,
+//! journal) answer with a fixed message that never carries driver text or a server path; their
+//! whole cause chain travels in the response's extensions to the request middleware (see
+//! [`crate::routes`]), which logs it once.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -8,13 +10,27 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::ErrorBody;
 
-use crate::app::SubmitError;
+use crate::feed::FeedError;
 use crate::journal::JournalError;
 use crate::store::StoreError;
+use crate::submission::SubmitError;
 
-/// The message of an error response, kept in its extensions for the logging middleware.
+/// What the logging middleware writes about an error response: the client's message and,
+/// for internal failures, every cause behind it.
 #[derive(Debug, Clone)]
 pub struct LoggedError(pub String);
+
+/// An error and its causes on one line (`outer: cause: root cause`), for logs.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +53,7 @@ pub enum ApiError {
     /// 429: a rate or concurrency limit is reached; `Retry-After` says when to come back.
     #[error("{message}")]
     TooManyRequests {
-        /// What limit was reached.
         message: String,
-        /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
     /// 404: no such run or route.
@@ -57,9 +71,12 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
-    /// 503: storage failed (disk full, read-only, gone); the client may retry later.
-    #[error("storage is unavailable: {0}")]
-    Unavailable(String),
+    /// 503: the run store failed (disk full, read-only, gone); the client may retry later.
+    #[error("storage is unavailable; try again later")]
+    Storage(#[source] StoreError),
+    /// 503: the prompt journal failed; nothing was accepted and the client may retry later.
+    #[error("the prompt journal is unavailable; try again later")]
+    Journal(#[source] JournalError),
 }
 
 impl ApiError {
@@ -76,7 +93,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -84,11 +101,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = self.to_string();
-        let mut response = (self.status(), Json(ErrorBody { error: message.clone() })).into_response();
+        let mut response = (self.status(), Json(ErrorBody { error: message })).into_response();
         if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
         }
-        response.extensions_mut().insert(LoggedError(message));
+        response.extensions_mut().insert(LoggedError(chain(&self)));
         response
     }
 }
@@ -123,13 +140,23 @@ impl From<PathRejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::Unavailable(error.to_string())
+        ApiError::Storage(error)
     }
 }
 
 impl From<JournalError> for ApiError {
     fn from(error: JournalError) -> Self {
-        ApiError::Unavailable(error.to_string())
+        ApiError::Journal(error)
+    }
+}
+
+impl From<FeedError> for ApiError {
+    fn from(error: FeedError) -> Self {
+        match error {
+            FeedError::NoSuchRun(_) => ApiError::NotFound(error.to_string()),
+            FeedError::BeyondLastEvent { .. } => ApiError::BadRequest(error.to_string()),
+            FeedError::Store(error) => error.into(),
+        }
     }
 }
 
@@ -144,5 +171,42 @@ impl From<SubmitError> for ApiError {
                 ApiError::TooManyRequests { message, retry_after_secs }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, String, String) {
+        let response = error.into_response();
+        let logged = response.extensions().get::<LoggedError>().map(|l| l.0.clone()).unwrap_or_default();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned(), logged)
+    }
+
+    #[tokio::test]
+    async fn a_storage_failure_answers_503_without_driver_text_but_logs_the_cause() {
+        let driver = sqlx::Error::Protocol("disk I/O error at /srv/secret/runs.db".into());
+        let (status, body, logged) = body_of(StoreError::Database(driver).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, r#"{"error":"storage is unavailable; try again later"}"#);
+        assert!(logged.contains("disk I/O error at /srv/secret/runs.db"), "the log keeps the cause: {logged}");
+    }
+
+    #[tokio::test]
+    async fn a_journal_failure_answers_503_without_the_journal_path() {
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device");
+        let path = PathBuf::from("/home/operator/app/prompts.txt").display().to_string();
+        let (status, body, logged) = body_of(SubmitError::from(JournalError::Io { path, source: io }).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, r#"{"error":"the prompt journal is unavailable; try again later"}"#);
+        assert!(!body.contains("/home/operator"));
+        assert!(logged.contains("/home/operator/app/prompts.txt") && logged.contains("No space left on device"));
     }
 }

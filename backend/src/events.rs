@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
 use common::{Event, EventKind, RunDetail, RunId};
 use tokio::sync::broadcast;
 
 use crate::store::Store;
+use crate::wire::{Published, stamp};
 
 /// Events buffered for live subscribers; a client further behind than this resyncs.
 const LIVE_CAPACITY: usize = 8192;
@@ -25,18 +25,6 @@ const LIVE_CAPACITY: usize = 8192;
 const RETAIN_FINISHED_FOR: Duration = Duration::from_secs(10);
 /// Finished runs kept in memory regardless of age.
 const RETAIN_FINISHED_RUNS: usize = 256;
-
-/// An event with its wire form, serialized once however many clients receive it.
-#[derive(Debug)]
-pub struct Stamped {
-    /// The event.
-    pub event: Arc<Event>,
-    /// Its JSON text.
-    pub json: Utf8Bytes,
-}
-
-/// A published event, shared by every subscriber.
-pub type Published = Arc<Stamped>;
 
 /// The events of one run that the hub holds in memory.
 struct RunLog {
@@ -98,7 +86,6 @@ impl Hub {
         hubs.iter().find(|(hub_id, _)| *hub_id == id).and_then(|(_, weak)| weak.upgrade())
     }
 
-    /// This hub's id, recorded on run spans for log routing.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -155,7 +142,6 @@ impl Hub {
         }
     }
 
-    /// The run's current picture, if it is in memory.
     pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
         let events = self.events(run_id)?;
         RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
@@ -195,16 +181,9 @@ impl Hub {
         self.live.receiver_count()
     }
 
-    /// The store the hub persists to.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
-}
-
-/// Gives a stored event its wire form.
-pub fn stamp(event: Arc<Event>) -> Published {
-    let json = Utf8Bytes::from(event.to_json());
-    Arc::new(Stamped { event, json })
 }
 
 fn evict_old(inner: &mut Inner) {

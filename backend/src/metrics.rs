@@ -59,7 +59,6 @@ const FAMILIES: [(&str, &str, &str); 13] = [
     ("app_http_request_duration_seconds", "histogram", "HTTP request durations, by route template."),
 ];
 
-/// The server's metrics.
 #[derive(Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -89,7 +88,6 @@ impl Metrics {
         self.with(|r| *r.gauges.entry(name).or_default() += delta);
     }
 
-    /// A run started executing.
     pub fn run_started(&self) {
         self.gauge("app_runs_in_flight", 1);
     }
@@ -106,12 +104,10 @@ impl Metrics {
         self.add("app_task_attempts_total", format!("task=\"{task}\",outcome=\"{outcome}\""), 1);
     }
 
-    /// A retry was scheduled.
     pub fn retry_scheduled(&self, task: TaskName) {
         self.add("app_task_retries_total", format!("task=\"{task}\""), 1);
     }
 
-    /// Bedrock answered.
     pub fn model_answered(&self, model_id: &str, reply: &ModelReply) {
         if let Some(ms) = reply.trace.first_byte_ms {
             self.observe("app_bedrock_first_byte_seconds", String::new(), Duration::from_millis(ms));
@@ -134,7 +130,6 @@ impl Metrics {
         }
     }
 
-    /// A Bedrock call failed.
     pub fn model_failed(&self, error: &CallError) {
         if let Some(ms) = error.trace.total_ms {
             self.observe("app_bedrock_call_seconds", String::new(), Duration::from_millis(ms));
@@ -153,7 +148,6 @@ impl Metrics {
         self.add("app_ws_events_resynced_total", String::new(), resynced);
     }
 
-    /// An HTTP request finished.
     pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
         let route = escape(route);
         self.add("app_http_requests_total", format!("route=\"{route}\",method=\"{method}\",status=\"{status}\""), 1);

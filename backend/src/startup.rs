@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::ApiLimits;
 use tokio::net::TcpListener;
 
-use crate::app::{App, MAX_TOKENS_LIMIT, StartupError};
+use crate::app::{App, StartupError};
+use crate::submission::MAX_TOKENS_LIMIT;
 use crate::config::ServeArgs;
 use crate::routes::{self, Guard};
 
@@ -58,12 +59,10 @@ impl Application {
         Ok(Application { listener, addr, app, router, grace })
     }
 
-    /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The bound port.
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
@@ -75,7 +74,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then shuts down gracefully.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let closing = self.app.closing.clone();
+        let closing = self.app.closing().clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: closing WebSockets and draining requests");

@@ -9,6 +9,7 @@
 //! request id and log lines (left on, the SDK's 3 attempts inside each of our 3 would make one
 //! run send up to 9 requests, most of them invisible).
 
+mod connect;
 mod sdk;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::fmt;
 use async_trait::async_trait;
 use common::{StopReason, Usage};
 
+pub use connect::{BedrockChoice, BedrockSettings, ConnectError, Connected, connect};
 pub use sdk::{BedrockApi, SdkClient, SdkSettings, Timeouts};
 
 /// One model call.
@@ -23,13 +25,9 @@ pub use sdk::{BedrockApi, SdkClient, SdkSettings, Timeouts};
 pub struct ModelRequest {
     /// Bedrock model id, inference profile id or ARN.
     pub model_id: String,
-    /// The user prompt.
     pub prompt: String,
-    /// Optional system prompt.
     pub system: Option<String>,
-    /// Response token limit.
     pub max_tokens: u32,
-    /// Sampling temperature.
     pub temperature: Option<f32>,
 }
 
@@ -38,7 +36,6 @@ pub struct ModelRequest {
 pub struct CallTrace {
     /// HTTP status of the response, once one arrived.
     pub http_status: Option<u16>,
-    /// The AWS request id.
     pub request_id: Option<String>,
     /// Milliseconds from sending to the response headers.
     pub first_byte_ms: Option<u64>,
@@ -49,15 +46,12 @@ pub struct CallTrace {
 /// A successful model call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelReply {
-    /// The whole response text.
     pub text: String,
     /// Token usage; `None` when Bedrock did not report it.
     pub usage: Option<Usage>,
-    /// Why the model stopped.
     pub stop_reason: Option<StopReason>,
     /// Bedrock's own latency figure.
     pub latency_ms: Option<u64>,
-    /// HTTP details.
     pub trace: CallTrace,
 }
 

@@ -66,7 +66,6 @@ pub struct SdkSettings {
     pub region: Option<String>,
     /// Converse (streaming) or Invoke.
     pub api: BedrockApi,
-    /// Time limits.
     pub timeouts: Timeouts,
 }
 

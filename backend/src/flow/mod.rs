@@ -58,24 +58,18 @@ impl FlowSettings {
 /// What a run needs to execute; the prompt itself comes back from the journal.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// The run.
     pub id: RunId,
     /// Where `load_prompt_file` finds the prompt.
     pub journal: RecordRef,
-    /// The model to call.
     pub model_id: String,
-    /// Optional system prompt.
     pub system: Option<String>,
-    /// Response token limit.
     pub max_tokens: u32,
-    /// Sampling temperature.
     pub temperature: Option<f32>,
 }
 
 /// A failed attempt, as a task reports it.
 #[derive(Debug, Clone)]
 pub struct AttemptFailure {
-    /// What went wrong.
     pub message: String,
     /// Whether another attempt may succeed.
     pub retryable: bool,
@@ -145,7 +139,6 @@ impl Runner {
         })
     }
 
-    /// The retry settings.
     pub fn settings(&self) -> &FlowSettings {
         &self.settings
     }
@@ -314,3 +307,6 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

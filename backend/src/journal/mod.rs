@@ -33,11 +33,9 @@ use common::RunId;
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// The file could not be opened, read, written or synced.
-    #[error("prompt journal {path}: {source}")]
+    #[error("prompt journal {path}")]
     Io {
-        /// The journal file.
         path: String,
-        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -49,7 +47,6 @@ pub enum JournalError {
     Corrupt {
         /// The run whose record was read.
         run_id: RunId,
-        /// What check failed.
         reason: String,
     },
 }

@@ -95,16 +95,12 @@ pub fn decode_record(run_id: RunId, expected: RecordRef, bytes: &[u8]) -> Result
 pub enum ScannedRecord {
     /// An intact record.
     Intact {
-        /// Its run.
         run_id: RunId,
-        /// Where it is.
         offset: u64,
-        /// The prompt.
         prompt: String,
     },
     /// A header whose record is incomplete or damaged (a crash mid-write leaves one at the end).
     Torn {
-        /// Where it starts.
         offset: u64,
         /// What is wrong with it.
         reason: String,

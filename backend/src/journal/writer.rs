@@ -62,7 +62,6 @@ impl Journal {
         Ok(Journal { path: Arc::new(path.to_path_buf()), appends })
     }
 
-    /// The journal's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

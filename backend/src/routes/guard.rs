@@ -77,7 +77,6 @@ fn forbidden(message: &str) -> Response {
     ApiError::Forbidden(message.to_owned()).into_response()
 }
 
-/// The middleware.
 pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();

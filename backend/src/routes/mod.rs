@@ -61,7 +61,7 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status();
-    app.metrics.http_request(&route, method.as_str(), status.as_u16(), started.elapsed());
+    app.metrics().http_request(&route, method.as_str(), status.as_u16(), started.elapsed());
     if let Some(LoggedError(message)) = response.extensions().get::<LoggedError>() {
         if status.is_server_error() {
             tracing::error!(%method, %route, status = status.as_u16(), "{message}");

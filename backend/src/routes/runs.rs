@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::extract::{Json, Object, Path, Query};
 use crate::app::App;
 use crate::error::ApiError;
-use crate::flow::CancelOutcome;
+use crate::runs::Cancel;
 use crate::store::RunQuery;
 
 /// Runs listed when the client does not say how many.
@@ -23,7 +23,6 @@ const MAX_LIMIT: u32 = 1000;
 /// Longest accepted `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-/// The routes of this resource.
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/api/runs", post(create).get(list))
@@ -60,7 +59,7 @@ async fn create(
     Json(Object(body)): Json<Object<SubmitRun>>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let run = app.submit(body, key).await?;
+    let run = app.submissions().submit(body, key).await?;
     let mut response = (StatusCode::ACCEPTED, Json(&run)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/runs/{}", run.id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -95,41 +94,25 @@ async fn list(
         })
         .transpose()?;
     let before = params.before.as_deref().map(parse_run_id).transpose()?;
-    let mut runs = app.store.list_runs(&RunQuery { limit, state, before }).await?;
-    // The store is written in the background; runs still in memory are more current there.
-    for run in &mut runs {
-        if let Some(live) = app.hub.detail(run.id) {
-            *run = live.summary();
-        }
-    }
-    runs.retain(|run| state.is_none_or(|state| run.state == state));
-    Ok(Json(runs))
+    Ok(Json(app.runs().list(&RunQuery { limit, state, before }).await?))
 }
 
 async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
     let id = parse_run_id(&id)?;
-    app.detail(id).await?.map(Json).ok_or_else(|| not_found(id))
+    app.runs().detail(id).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
 async fn logs(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let id = parse_run_id(&id)?;
-    if let Some(events) = app.hub.events(id) {
-        let logs = events.iter().filter_map(|p| LogEntry::try_from(p.event.as_ref()).ok()).collect();
-        return Ok(Json(logs));
-    }
-    if app.store.run_summary(id).await?.is_none() {
-        return Err(not_found(id));
-    }
-    Ok(Json(app.store.run_logs(id).await?))
+    app.runs().logs(id).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
 async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
-    let outcome = app.runner.cancel(id);
-    let detail = app.detail(id).await?.ok_or_else(|| not_found(id))?;
-    match outcome {
-        CancelOutcome::Cancelling => Ok((StatusCode::ACCEPTED, Json(detail.summary())).into_response()),
-        CancelOutcome::NotRunning => Err(ApiError::Conflict(format!("run {id} is already {}", detail.state))),
+    match app.runs().cancel(id).await? {
+        Cancel::Cancelling(summary) => Ok((StatusCode::ACCEPTED, Json(summary)).into_response()),
+        Cancel::AlreadyEnded(state) => Err(ApiError::Conflict(format!("run {id} is already {state}"))),
+        Cancel::NotFound => Err(not_found(id)),
     }
 }
 

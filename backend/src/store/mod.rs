@@ -3,6 +3,9 @@
 //! The rest of the backend sees only the [`Store`] trait, so a PostgreSQL store for several
 //! replicas can be added beside [`SqliteStore`] without touching the flow or the HTTP layer.
 
+#[cfg(test)]
+pub(crate) mod memory;
+mod recovery;
 mod sqlite;
 
 use std::sync::Arc;
@@ -10,26 +13,25 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunId, RunState, RunSummary};
 
-use crate::events::Published;
+use crate::wire::Published;
 use crate::journal::RecordRef;
 
+pub use recovery::recover_interrupted;
 pub use sqlite::{SqliteStore, Synchronous};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed the operation (disk full, read-only, corrupt...).
-    #[error("database error: {0}")]
+    #[error("database error")]
     Database(#[from] sqlx::Error),
     /// The schema could not be migrated.
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// The data directory could not be prepared.
-    #[error("data directory {path}: {source}")]
+    #[error("data directory {path}")]
     DataDir {
-        /// The directory.
         path: String,
-        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
@@ -37,7 +39,7 @@ pub enum StoreError {
     #[error("stored data is malformed: {0}")]
     Malformed(String),
     /// A batched write failed; every caller waiting on that batch gets the same error.
-    #[error("database write failed: {0}")]
+    #[error("database write failed")]
     Write(#[source] Arc<sqlx::Error>),
     /// The store's writer has stopped (the server is shutting down).
     #[error("the store is closed")]
@@ -62,7 +64,6 @@ pub struct NewRun {
 /// What [`Store::create_run`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
-    /// The run is stored.
     New,
     /// A run with the same idempotency key exists already; nothing was stored.
     Existing(RunId),
@@ -71,7 +72,6 @@ pub enum Created {
 /// A filter for run history.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
-    /// Most runs to return.
     pub limit: u32,
     /// Only runs in this state.
     pub state: Option<RunState>,
@@ -82,9 +82,7 @@ pub struct RunQuery {
 /// What is needed to resume a run interrupted by a crash.
 #[derive(Debug, Clone)]
 pub struct InterruptedRun {
-    /// The run.
     pub id: RunId,
-    /// Its events so far.
     pub events: Vec<Event>,
 }
 
@@ -122,12 +120,11 @@ pub trait Store: Send + Sync + 'static {
 
 /// Stores `count` finished runs directly, without running them (one in a hundred `Failed`, the
 /// rest `Completed`): a large history for the benchmark and the load tests to query.
-pub async fn seed_finished_runs(store: &dyn Store, count: usize) -> Result<(), StoreError> {
+pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str) -> Result<(), StoreError> {
     use common::EventKind;
 
-    use crate::events::stamp;
+    use crate::wire::stamp;
 
-    const MODEL: &str = crate::config::DEFAULT_MODEL_ID;
     let event = |run_id, seq, kind| stamp(Arc::new(Event { run_id, seq, ts: chrono::Utc::now(), kind }));
     for first in (0..count).step_by(1000) {
         // A thousand creations at a time share group commits without queueing the whole history.
@@ -136,7 +133,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize) -> Result<(), S
             let prompt = format!("seeded run {n}");
             let created = EventKind::RunCreated {
                 prompt: prompt.clone(),
-                model_id: MODEL.into(),
+                model_id: model_id.into(),
                 system: None,
                 max_tokens: 1024,
                 temperature: None,
@@ -144,7 +141,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize) -> Result<(), S
             };
             let new_run = NewRun {
                 created: event(id, 1, created),
-                model_id: MODEL.into(),
+                model_id: model_id.into(),
                 prompt_preview: prompt,
                 journal: RecordRef { offset: 0, len: 0, crc32: 0 },
                 idempotency_key: None,

@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::events::{Published, Stamped};
+use crate::wire::{Published, Stamped};
 
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
 

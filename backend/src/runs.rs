@@ -1,0 +1,103 @@
+//! Runs already accepted: reading them (history, one run, its logs, its events after a seq)
+//! and cancelling them.
+//!
+//! The one rule every read follows lives in [`Runs::held`]: while a run is held in memory by
+//! the hub, memory wins, because the store is written in the background and may not have the
+//! latest events yet; otherwise the store has everything. The REST handlers and the WebSocket
+//! feed read through here, never through the hub or the store directly.
+
+use std::sync::Arc;
+
+use common::{LogEntry, RunDetail, RunId, RunState, RunSummary};
+
+use crate::events::Hub;
+use crate::flow::{CancelOutcome, Runner};
+use crate::store::{RunQuery, Store, StoreError};
+use crate::wire::{Published, stamp};
+
+/// What [`Runs::cancel`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancel {
+    /// The run was in flight and is being cancelled; its state as of the request.
+    Cancelling(RunSummary),
+    /// The run had already ended in this state; nothing changed.
+    AlreadyEnded(RunState),
+    NotFound,
+}
+
+/// Reads and cancels runs.
+pub struct Runs {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    runner: Arc<Runner>,
+}
+
+impl Runs {
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, runner: Arc<Runner>) -> Runs {
+        Runs { store, hub, runner }
+    }
+
+    /// The run's events held in memory, when the hub still holds the run. `None` means the
+    /// store is the source of truth for it (or it does not exist).
+    fn held(&self, id: RunId) -> Option<Vec<Published>> {
+        self.hub.events(id)
+    }
+
+    /// The run's events with `seq > after_seq`, oldest first; `None` if there is no such run.
+    pub async fn events_after(&self, id: RunId, after_seq: u64) -> Result<Option<Vec<Published>>, StoreError> {
+        if let Some(events) = self.held(id) {
+            let skip = usize::try_from(after_seq).unwrap_or(usize::MAX);
+            return Ok(Some(events.into_iter().skip(skip).collect()));
+        }
+        let events = self.store.run_events(id, after_seq).await?;
+        if events.is_empty() && self.store.run_summary(id).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(events.into_iter().map(|e| stamp(Arc::new(e))).collect()))
+    }
+
+    /// The run's current picture.
+    pub async fn detail(&self, id: RunId) -> Result<Option<RunDetail>, StoreError> {
+        let Some(events) = self.events_after(id, 0).await? else { return Ok(None) };
+        Ok(RunDetail::fold(events.iter().map(|p| p.event.as_ref())))
+    }
+
+    /// The run's log lines, oldest first; `None` if there is no such run.
+    pub async fn logs(&self, id: RunId) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        if let Some(events) = self.held(id) {
+            return Ok(Some(events.iter().filter_map(|p| LogEntry::try_from(p.event.as_ref()).ok()).collect()));
+        }
+        if self.store.run_summary(id).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.run_logs(id).await?))
+    }
+
+    /// Runs matching the query, newest first, each as current as memory knows it.
+    pub async fn list(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
+        let mut runs = self.store.list_runs(query).await?;
+        for run in &mut runs {
+            if let Some(live) = self.hub.detail(run.id) {
+                *run = live.summary();
+            }
+        }
+        // A run the store still lists under the filtered state may have moved on in memory.
+        runs.retain(|run| query.state.is_none_or(|state| run.state == state));
+        Ok(runs)
+    }
+
+    /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
+    pub async fn cancel(&self, id: RunId) -> Result<Cancel, StoreError> {
+        let outcome = self.runner.cancel(id);
+        let Some(detail) = self.detail(id).await? else { return Ok(Cancel::NotFound) };
+        Ok(match outcome {
+            CancelOutcome::Cancelling => Cancel::Cancelling(detail.summary()),
+            CancelOutcome::NotRunning => Cancel::AlreadyEnded(detail.state),
+        })
+    }
+
+    /// How many runs are executing in this process.
+    pub fn in_flight(&self) -> usize {
+        self.runner.in_flight()
+    }
+}

@@ -1,0 +1,69 @@
+//! A store that keeps everything in memory, for unit tests that run under Tokio's paused
+//! clock: SQLite's worker thread and its pool timeouts do not mix with virtual time.
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use common::{Event, LogEntry, RunDetail, RunId, RunSummary};
+
+use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
+use crate::wire::Published;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Every event stored, in the order it was stored.
+    events: Mutex<Vec<Published>>,
+}
+
+impl MemoryStore {
+    fn events(&self) -> std::sync::MutexGuard<'_, Vec<Published>> {
+        self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn events_of(&self, id: RunId) -> Vec<Event> {
+        self.events().iter().filter(|p| p.event.run_id == id).map(|p| p.event.as_ref().clone()).collect()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_run(&self, run: NewRun) -> Result<Created, StoreError> {
+        self.events().push(run.created);
+        Ok(Created::New)
+    }
+
+    fn enqueue_events(&self, events: Vec<Published>) {
+        self.events().extend(events);
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn run_for_idempotency_key(&self, _key: &str) -> Result<Option<RunId>, StoreError> {
+        Ok(None)
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
+        let mut ids: Vec<RunId> = self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.run_id).collect();
+        ids.reverse();
+        let runs = ids.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)).map(|d| d.summary()));
+        Ok(runs.filter(|r| query.state.is_none_or(|s| r.state == s)).take(query.limit as usize).collect())
+    }
+
+    async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
+        Ok(RunDetail::fold(&self.events_of(id)).map(|d| d.summary()))
+    }
+
+    async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError> {
+        Ok(self.events_of(id).into_iter().filter(|e| e.seq > after_seq).collect())
+    }
+
+    async fn run_logs(&self, id: RunId) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self.events_of(id).iter().filter_map(|e| LogEntry::try_from(e).ok()).collect())
+    }
+
+    async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,40 @@
+//! Crash recovery: what a new process does with the runs a previous one left in flight.
+
+use std::sync::Arc;
+
+use common::{AttemptOutcome, Event, EventKind, RunDetail, RunState, TaskState};
+
+use super::{Store, StoreError};
+use crate::wire::stamp;
+
+/// Why recovered runs ended, as their users read it.
+const REASON: &str = "crashed: the server stopped while this run was in flight";
+
+/// Marks runs a previous process left `Pending` or `Running` as `Crashed`, ending their open
+/// task attempts, so nothing stays "running" forever after a crash. Returns how many it ended.
+pub async fn recover_interrupted(store: &dyn Store) -> Result<usize, StoreError> {
+    let interrupted = store.interrupted_runs().await?;
+    if interrupted.is_empty() {
+        return Ok(0);
+    }
+    for run in &interrupted {
+        let Some(detail) = RunDetail::fold(&run.events) else { continue };
+        let mut seq = detail.last_seq;
+        let mut next = |kind| {
+            seq += 1;
+            stamp(Arc::new(Event { run_id: run.id, seq, ts: chrono::Utc::now(), kind }))
+        };
+        let mut events = Vec::new();
+        for task in detail.tasks.iter().filter(|t| !t.state.is_terminal() && !t.attempts.is_empty()) {
+            let attempt = task.attempts.last().map_or(1, |a| a.number);
+            let outcome =
+                AttemptOutcome { error: Some(REASON.into()), retryable: Some(false), ..AttemptOutcome::default() };
+            events.push(next(EventKind::TaskState { task: task.name, attempt, state: TaskState::Failed, outcome }));
+        }
+        events.push(next(EventKind::RunState { state: RunState::Crashed, error: Some(REASON.into()) }));
+        store.enqueue_events(events);
+    }
+    store.flush().await?;
+    tracing::warn!(runs = interrupted.len(), "marked runs interrupted by the previous process as Crashed");
+    Ok(interrupted.len())
+}

@@ -1,0 +1,305 @@
+//! Accepting a run: validation, admission (concurrency cap and rate limit), the journal and the
+//! store, then handing it to the runner. The one way a run is accepted, used by the REST API and
+//! by `backend run` alike.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ApiLimits, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun, prompt_preview};
+use uuid::Uuid;
+
+use crate::events::Hub;
+use crate::flow::{RunSpec, Runner};
+use crate::journal::{Journal, JournalError};
+use crate::runs::Runs;
+use crate::store::{Created, NewRun, Store, StoreError};
+use crate::wire::stamp;
+
+/// Largest `max_tokens` a run may ask for.
+pub const MAX_TOKENS_LIMIT: u32 = 131_072;
+/// Longest model id accepted (ARNs of inference profiles included).
+const MAX_MODEL_ID_LEN: usize = 256;
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// A field is invalid; the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    /// A field is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("the prompt journal could not record the prompt")]
+    Journal(#[from] JournalError),
+    #[error("the run store could not record the run")]
+    Store(#[from] StoreError),
+    /// A concurrency or rate limit is reached; nothing was stored and no Bedrock call made.
+    #[error("{message}")]
+    Limited { message: String, retry_after_secs: u64 },
+}
+
+/// Defaults for omitted fields and the limits a submission must respect.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub defaults: Defaults,
+    pub limits: ApiLimits,
+    /// Most runs in flight at once in this process.
+    pub max_concurrent_runs: usize,
+    /// Most submissions accepted per minute; 0 for no limit.
+    pub max_per_minute: u32,
+}
+
+/// Accepts runs.
+pub struct Submissions {
+    store: Arc<dyn Store>,
+    journal: Journal,
+    hub: Arc<Hub>,
+    runner: Arc<Runner>,
+    runs: Arc<Runs>,
+    policy: Policy,
+    rate: Option<RateLimiter>,
+}
+
+impl Submissions {
+    pub fn new(
+        store: Arc<dyn Store>,
+        journal: Journal,
+        hub: Arc<Hub>,
+        runner: Arc<Runner>,
+        runs: Arc<Runs>,
+        policy: Policy,
+    ) -> Submissions {
+        let rate = (policy.max_per_minute > 0).then(|| RateLimiter::per_minute(policy.max_per_minute));
+        Submissions { store, journal, hub, runner, runs, policy, rate }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Validates and accepts a run: its prompt is in the journal and the run in the store
+    /// (both durable) before this returns, and it is executing. A repeated `idempotency_key`
+    /// returns the run it created the first time, without journaling or running anything.
+    pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
+        let run = self.validate(request)?;
+        // A repeated submission must not journal its prompt again; a race between two
+        // first submissions is settled by the store's unique key below.
+        if let Some(key) = &idempotency_key
+            && let Some(existing) = self.store.run_for_idempotency_key(key).await?
+        {
+            return self.existing_run(existing).await;
+        }
+        self.admit()?;
+        let id = RunId(Uuid::now_v7());
+        let journal = self.journal.append(id, &run.prompt).await?;
+        let created = stamp(Arc::new(Event {
+            run_id: id,
+            seq: 1,
+            ts: chrono::Utc::now(),
+            kind: EventKind::RunCreated {
+                prompt: run.prompt.clone(),
+                model_id: run.model_id.clone(),
+                system: run.system.clone(),
+                max_tokens: run.max_tokens,
+                temperature: run.temperature,
+                max_attempts: self.runner.settings().max_attempts(),
+            },
+        }));
+        let new_run = NewRun {
+            created: Arc::clone(&created),
+            model_id: run.model_id.clone(),
+            prompt_preview: prompt_preview(&run.prompt),
+            journal,
+            idempotency_key,
+        };
+        if let Created::Existing(existing) = self.store.create_run(new_run).await? {
+            return self.existing_run(existing).await;
+        }
+        let detail = RunDetail::from_created(&created.event)
+            .ok_or_else(|| StoreError::Malformed(format!("run {id}: its first event is not `run_created`")))?;
+        self.hub.register(created);
+        self.runner.start(RunSpec {
+            id,
+            journal,
+            model_id: run.model_id,
+            system: run.system,
+            max_tokens: run.max_tokens,
+            temperature: run.temperature,
+        });
+        Ok(detail)
+    }
+
+    async fn existing_run(&self, id: RunId) -> Result<RunDetail, SubmitError> {
+        self.runs.detail(id).await?.ok_or_else(|| StoreError::Malformed(format!("run {id} has no events")).into())
+    }
+
+    /// Checks the cost limits before anything is stored or any Bedrock call is made.
+    fn admit(&self) -> Result<(), SubmitError> {
+        let in_flight = self.runner.in_flight();
+        if in_flight >= self.policy.max_concurrent_runs {
+            return Err(SubmitError::Limited {
+                message: format!("{in_flight} runs are in flight, the configured maximum; try again shortly"),
+                retry_after_secs: 1,
+            });
+        }
+        if let Some(wait) = self.rate.as_ref().and_then(RateLimiter::try_take) {
+            return Err(SubmitError::Limited {
+                message: "the configured number of submissions per minute is reached".into(),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn validate(&self, request: SubmitRun) -> Result<Validated, SubmitError> {
+        validate(&self.policy, request)
+    }
+}
+
+/// A submission with its defaults applied.
+#[derive(Debug, PartialEq)]
+struct Validated {
+    prompt: String,
+    model_id: String,
+    system: Option<String>,
+    max_tokens: u32,
+    temperature: Option<f32>,
+}
+
+fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitError> {
+    let limits = &policy.limits;
+    let invalid = |message: &str| Err(SubmitError::Invalid(message.to_owned()));
+    if request.prompt.trim().is_empty() {
+        return invalid("prompt must not be empty");
+    }
+    if request.prompt.len() > limits.max_prompt_bytes {
+        return Err(SubmitError::TooLarge(format!(
+            "prompt is {} bytes; the limit is {} bytes",
+            request.prompt.len(),
+            limits.max_prompt_bytes
+        )));
+    }
+    let model_id = match request.model_id {
+        None => policy.defaults.model_id.clone(),
+        Some(id) => {
+            let id = id.trim().to_owned();
+            if id.is_empty() {
+                return invalid("model_id must not be empty when given");
+            }
+            if id.len() > MAX_MODEL_ID_LEN {
+                return invalid("model_id is longer than any Bedrock model id or ARN");
+            }
+            if !id.chars().all(|c| c.is_ascii_alphanumeric() || ".:/_-".contains(c)) {
+                return invalid("model_id may only contain letters, digits and . : / _ -");
+            }
+            id
+        }
+    };
+    let system = request.system.filter(|s| !s.trim().is_empty());
+    if system.as_ref().is_some_and(|s| s.len() > limits.max_prompt_bytes) {
+        return Err(SubmitError::TooLarge(format!("system prompt is longer than {} bytes", limits.max_prompt_bytes)));
+    }
+    let max_tokens = request.max_tokens.unwrap_or(policy.defaults.max_tokens);
+    if max_tokens == 0 || max_tokens > limits.max_tokens {
+        return Err(SubmitError::Invalid(format!("max_tokens must be between 1 and {}", limits.max_tokens)));
+    }
+    if request.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        return invalid("temperature must be between 0 and 1");
+    }
+    Ok(Validated { prompt: request.prompt, model_id, system, max_tokens, temperature: request.temperature })
+}
+
+/// A token bucket: `capacity` submissions at once, refilled evenly over a minute.
+struct RateLimiter {
+    capacity: f64,
+    per_sec: f64,
+    /// Tokens left and when they were counted; a std mutex, held for arithmetic only.
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn per_minute(limit: u32) -> RateLimiter {
+        let capacity = f64::from(limit);
+        RateLimiter { capacity, per_sec: capacity / 60.0, state: Mutex::new((capacity, Instant::now())) }
+    }
+
+    /// Takes a token; when none is left, returns how long until one is.
+    fn try_take(&self) -> Option<Duration> {
+        self.try_take_at(Instant::now())
+    }
+
+    fn try_take_at(&self, now: Instant) -> Option<Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, counted) = *state;
+        let tokens = (tokens + now.saturating_duration_since(counted).as_secs_f64() * self.per_sec).min(self.capacity);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            None
+        } else {
+            *state = (tokens, now);
+            Some(Duration::from_secs_f64((1.0 - tokens) / self.per_sec))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            defaults: Defaults { model_id: "default-model".into(), max_tokens: 1024, retries: 2 },
+            limits: ApiLimits { max_body_bytes: 1 << 20, max_prompt_bytes: 16, max_tokens: 4096 },
+            max_concurrent_runs: 10,
+            max_per_minute: 0,
+        }
+    }
+
+    fn request(prompt: &str) -> SubmitRun {
+        SubmitRun { prompt: prompt.into(), ..SubmitRun::default() }
+    }
+
+    #[test]
+    fn omitted_fields_take_the_configured_defaults() {
+        let validated = validate(&policy(), request("hello")).expect("valid");
+        assert_eq!(validated.model_id, "default-model");
+        assert_eq!(validated.max_tokens, 1024);
+        assert_eq!(validated.system, None);
+    }
+
+    #[test]
+    fn each_bad_field_is_refused_with_a_message_naming_it() {
+        let cases = [
+            (SubmitRun { prompt: "  \n".into(), ..SubmitRun::default() }, "prompt"),
+            (SubmitRun { model_id: Some("bad id!".into()), ..request("p") }, "model_id"),
+            (SubmitRun { max_tokens: Some(0), ..request("p") }, "max_tokens"),
+            (SubmitRun { max_tokens: Some(4097), ..request("p") }, "max_tokens"),
+            (SubmitRun { temperature: Some(1.5), ..request("p") }, "temperature"),
+        ];
+        for (submission, field) in cases {
+            match validate(&policy(), submission) {
+                Err(SubmitError::Invalid(message)) => assert!(message.contains(field), "{message} names {field}"),
+                other => panic!("expected Invalid naming {field}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_prompt_over_the_limit_is_too_large() {
+        // The policy allows 16 bytes; 17 are one too many.
+        let result = validate(&policy(), request("12345678901234567"));
+        assert!(matches!(result, Err(SubmitError::TooLarge(_))), "{result:?}");
+    }
+
+    #[test]
+    fn the_rate_limiter_allows_its_burst_then_says_when_the_next_token_comes() {
+        let limiter = RateLimiter::per_minute(2);
+        let start = Instant::now();
+        assert_eq!(limiter.try_take_at(start), None);
+        assert_eq!(limiter.try_take_at(start), None);
+        // 2 per minute refill one token every 30 s.
+        let wait = limiter.try_take_at(start).expect("bucket is empty");
+        assert!((wait.as_secs_f64() - 30.0).abs() < 0.01, "{wait:?}");
+        assert_eq!(limiter.try_take_at(start + Duration::from_secs(30)), None);
+    }
+}
