@@ -20,7 +20,7 @@ async fn an_empty_prompt_is_refused_before_any_request_and_the_emulator_banner_i
 
     assert_eq!(browser.path().await, "/", "still on the home page");
     assert!(site.runs().await.is_empty(), "no run was created");
-    assert_eq!(site.app.emulator.as_ref().unwrap().status().calls, 0, "no model call");
+    assert_eq!(site.app.emulator().expect("the site runs on the emulator").status().calls, 0, "no model call");
     browser.screenshot("home-refused").await;
     browser.close().await;
 }
