@@ -19,7 +19,6 @@ pub enum ApiError {
     /// The server answered with an error status and its `error` message.
     #[error("{message}")]
     Status {
-        /// The HTTP status code.
         status: u16,
         /// The server's explanation (its `ErrorBody`), or the status text.
         message: String,
@@ -136,7 +135,6 @@ pub enum StreamTarget {
     AllRuns,
     /// One run's events after a sequence number.
     Run {
-        /// The run.
         id: RunId,
         /// Replay starts after this `seq`; 0 replays everything.
         after_seq: u64,

@@ -1,9 +1,11 @@
-//! The few browser facts the app needs (clock, local time, randomness, location, clipboard),
-//! kept here so every other non-component module stays pure and testable natively.
+//! The few browser APIs the app needs (clock, local time, randomness, location, clipboard,
+//! form values, focus), kept here so every other non-component module stays pure and testable
+//! natively.
 
 use chrono::{DateTime, Utc};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+use web_sys::{HtmlElement, HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 
 /// Milliseconds since the Unix epoch, from the browser's clock.
 pub fn now_ms() -> f64 {
@@ -59,4 +61,30 @@ pub async fn copy_text(text: &str) -> Result<(), String> {
         .ok_or("Copying needs a secure (https or localhost) page; select the text instead.")?;
     let clipboard: web_sys::Clipboard = clipboard.unchecked_into();
     JsFuture::from(clipboard.write_text(text)).await.map(|_| ()).map_err(|_| "The browser refused to copy.".to_owned())
+}
+
+/// The current value of the input, textarea or select an event came from (empty otherwise).
+pub fn target_value(event: &web_sys::Event) -> String {
+    let Some(target) = event.target() else { return String::new() };
+    if let Some(input) = target.dyn_ref::<HtmlInputElement>() {
+        input.value()
+    } else if let Some(area) = target.dyn_ref::<HtmlTextAreaElement>() {
+        area.value()
+    } else if let Some(select) = target.dyn_ref::<HtmlSelectElement>() {
+        select.value()
+    } else {
+        String::new()
+    }
+}
+
+/// Moves keyboard focus to the element with this id, if it exists.
+pub fn focus(id: &str) {
+    if let Some(element) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id(id))
+        .and_then(|e| e.dyn_into::<HtmlElement>().ok())
+    {
+        // Focus can fail on hidden elements; there is nothing better to do then.
+        let _ = element.focus();
+    }
 }

@@ -1,4 +1,4 @@
-//! Pure text formatting for durations, countdowns, token counts and reconnect delays.
+//! Pure text formatting for durations, countdowns, counts, stop reasons and temperatures.
 //!
 //! Nothing here reads a clock: callers pass "now" in, so every function is testable natively.
 
@@ -108,18 +108,6 @@ pub fn temperature(value: f32) -> String {
     if frac.is_empty() { format!("{}", milli / 1_000) } else { format!("{}.{frac}", milli / 1_000) }
 }
 
-/// First delay before reconnecting a dropped WebSocket.
-pub const RECONNECT_BASE_MS: u32 = 500;
-/// Longest delay between reconnect attempts.
-pub const RECONNECT_MAX_MS: u32 = 10_000;
-
-/// Delay before reconnect attempt `n` (from 1): 0.5 s, 1 s, 2 s, 4 s, 8 s, then 10 s each time.
-/// The caller adds jitter so many tabs do not reconnect in lockstep after a server restart.
-pub fn reconnect_delay_ms(attempt: u32) -> u32 {
-    let doublings = attempt.saturating_sub(1).min(16);
-    RECONNECT_BASE_MS.saturating_mul(1 << doublings).min(RECONNECT_MAX_MS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,14 +151,6 @@ mod tests {
         assert_eq!(countdown(at(10_000), 9_999.0), "retrying in 1 s");
         assert_eq!(countdown(at(10_000), 10_000.0), "retrying now…");
         assert_eq!(countdown(at(10_000), 12_000.0), "retrying now…");
-    }
-
-    #[test]
-    fn reconnect_backoff_doubles_then_caps() {
-        let delays: Vec<u32> = (1..=7).map(reconnect_delay_ms).collect();
-        assert_eq!(delays, [500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
-        assert_eq!(reconnect_delay_ms(0), 500);
-        assert_eq!(reconnect_delay_ms(u32::MAX), 10_000);
     }
 
     #[test]

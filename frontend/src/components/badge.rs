@@ -2,7 +2,6 @@
 
 use yew::prelude::*;
 
-/// Props of [`StateBadge`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct StateBadgeProps {
     /// The state's wire name (`Running`, `AwaitingRetry`, ...).
@@ -10,7 +9,7 @@ pub struct StateBadgeProps {
     /// An element id, for the one badge a page is about.
     #[prop_or_default]
     pub id: Option<AttrValue>,
-    /// A `data-testid`.
+    /// Only on the badges the browser tests look for.
     #[prop_or_default]
     pub testid: Option<AttrValue>,
 }

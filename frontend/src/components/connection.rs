@@ -4,10 +4,9 @@ use yew::prelude::*;
 
 use crate::hooks::Connection;
 
-/// Props of [`ConnectionIndicator`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct ConnectionProps {
-    /// The page's WebSocket state.
+    /// As reported by the page's event stream hook.
     pub connection: Connection,
 }
 

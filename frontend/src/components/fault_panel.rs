@@ -4,7 +4,7 @@ use common::{EmulatorStatus, FaultKind, FaultPlan};
 use yew::prelude::*;
 
 use crate::api::{self, ApiError};
-use crate::components::target_value;
+use crate::browser::target_value;
 use crate::format;
 
 /// Calls to fail by default: enough to see a retry, few enough that the run still completes.

@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 
-use crate::routes::{Link, Route};
+use crate::router::{Link, Route};
 
 /// The top bar, on every page.
 #[component]

@@ -3,13 +3,15 @@
 use common::{RunState, RunSummary};
 use yew::prelude::*;
 
+use super::badge::StateBadge;
+use super::connection::ConnectionIndicator;
 use crate::api::{self, StreamTarget};
-use crate::components::{ConnectionIndicator, StateBadge, target_value};
+use crate::browser::{self, target_value};
+use crate::format;
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::routes::{Link, Route};
+use crate::router::{Link, Route};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction, PAGE_SIZE};
-use crate::{browser, format};
 
 /// Running rows show a growing duration; a second is precise enough for a list.
 const LIST_TICK_MS: u32 = 1_000;
@@ -42,7 +44,7 @@ pub fn HistoryPanel() -> Html {
         })
     };
     let connection = use_event_stream(Some(StreamTarget::AllRuns), on_message);
-    let any_running = history.runs.iter().any(|run| !run.state.is_terminal());
+    let any_running = history.runs().iter().any(|run| !run.state.is_terminal());
     let now = use_now(any_running, LIST_TICK_MS);
 
     let onfilter = {
@@ -71,7 +73,7 @@ pub fn HistoryPanel() -> Html {
         Callback::from(move |_: MouseEvent| dispatcher.dispatch(HistoryAction::Refresh))
     };
 
-    let body = match &history.load {
+    let body = match &history.listing {
         Load::Loading => html! {
             <p class="loading" data-testid="history-loading" aria-busy="true">{ "Loading runs…" }</p>
         },
@@ -81,7 +83,7 @@ pub fn HistoryPanel() -> Html {
                 <button type="button" onclick={ onretry }>{ "Try again" }</button>
             </div>
         },
-        _ if history.runs.is_empty() => html! {
+        Load::Ready(listing) if listing.runs.is_empty() => html! {
             <p class="empty-state" id="history-empty" data-testid="history-empty">
                 { match history.filter {
                     None => "No runs yet. Write a prompt to start the first one.".to_owned(),
@@ -89,12 +91,14 @@ pub fn HistoryPanel() -> Html {
                 } }
             </p>
         },
-        _ => html! {
+        Load::Ready(listing) => html! {
             <ol class="history-list" id="history-list" data-testid="history-list">
-                { for history.runs.iter().map(|run| history_row(run, now)) }
+                { for listing.runs.iter().map(|run| history_row(run, now)) }
             </ol>
         },
     };
+    // "Load more" shows only under a listed page that may have older runs; `Some(busy)` then.
+    let more = history.listing.ready().filter(|listing| listing.has_more).map(|listing| listing.loading_more);
 
     html! {
         <section class="panel history" id="history" aria-labelledby="history-heading">
@@ -114,10 +118,10 @@ pub fn HistoryPanel() -> Html {
                 </select>
             </div>
             { body }
-            if history.load == Load::Ready && history.has_more {
+            if let Some(loading_more) = more {
                 <button type="button" class="load-more" id="load-more" data-testid="load-more"
-                        disabled={ history.loading_more } onclick={ onmore }>
-                    { if history.loading_more { "Loading…" } else { "Load older runs" } }
+                        disabled={ loading_more } onclick={ onmore }>
+                    { if loading_more { "Loading…" } else { "Load older runs" } }
                 </button>
             }
         </section>

@@ -6,20 +6,18 @@ use std::rc::Rc;
 use common::{LogEntry, LogLevel};
 use yew::prelude::*;
 
-use crate::browser;
-use crate::components::target_value;
+use crate::browser::{self, target_value};
 
 /// How close to the bottom (px) still counts as "at the end" when deciding to follow.
 const FOLLOW_SLACK_PX: i32 = 24;
 
-/// Props of [`LogPanel`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct LogProps {
     /// The visible lines, oldest first.
     pub lines: Vec<LogEntry>,
     /// Whether the stored lines have arrived.
     pub loaded: bool,
-    /// The minimum level shown.
+    /// Only marks the level select: `lines` come already filtered by it.
     pub min_level: LogLevel,
     /// Called when the reader picks another minimum level.
     pub on_level: Callback<LogLevel>,

@@ -5,7 +5,6 @@ use yew::prelude::*;
 
 use crate::{browser, format, markdown};
 
-/// Props of [`ResponsePanel`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct ResponseProps {
     /// The run: its response so far, state, usage, latency, stop reason and token limit.

@@ -6,9 +6,8 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::api;
-use crate::browser;
-use crate::components::{focus, target_value};
-use crate::routes::{Route, use_navigate};
+use crate::browser::{self, focus, target_value};
+use crate::router::{Route, use_navigate};
 use crate::state::HealthState;
 use crate::state::form::{Field, Form, FormAction, Status};
 

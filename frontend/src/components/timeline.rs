@@ -4,10 +4,9 @@
 use common::{AttemptView, TaskName, TaskState, TaskView};
 use yew::prelude::*;
 
-use crate::components::StateBadge;
+use super::badge::StateBadge;
 use crate::format;
 
-/// Props of [`TaskTimeline`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct TimelineProps {
     /// The run's tasks, in execution order.

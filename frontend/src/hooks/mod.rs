@@ -1,5 +1,6 @@
-//! Custom hooks: the live event stream and a ticking clock.
+//! Custom hooks: the live event stream (with its reconnect schedule) and a ticking clock.
 
+mod backoff;
 mod use_event_stream;
 mod use_now;
 

@@ -3,7 +3,7 @@
 //! The effect spawns a task that owns the gloo-net `WebSocket`; the effect's cleanup aborts the
 //! task, and dropping the socket inside it closes the connection, so unmounting a page (or
 //! switching runs) never leaves a socket behind. A dropped connection is retried with
-//! exponential backoff and jitter ([`format::reconnect_delay_ms`]). For one run the task
+//! exponential backoff and jitter, on the schedule in `backoff.rs`. For one run the task
 //! remembers the highest `seq` it delivered and resumes after it, so a reconnect neither misses
 //! nor repeats events; for the all-runs stream the component is told to refetch instead.
 
@@ -19,11 +19,9 @@ use gloo_net::websocket::{Message, State};
 use gloo_timers::future::TimeoutFuture;
 use yew::prelude::*;
 
+use super::backoff::{self, HEALTHY_AFTER_MS};
 use crate::api::{StreamTarget, ws_url};
-use crate::{browser, format};
-
-/// A connection that lived this long is healthy; the next drop starts the backoff over.
-const HEALTHY_AFTER_MS: f64 = 5_000.0;
+use crate::browser;
 
 /// The state of the live connection, for the connection indicator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +45,7 @@ pub enum Connection {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamMessage {
     /// The socket (re)opened; `resumed` is true after a drop, when a list may need refetching.
-    Opened {
-        /// Whether this is a reconnect rather than the first connection.
-        resumed: bool,
-    },
+    Opened { resumed: bool },
     /// One event, in `seq` order per run.
     Event(Box<Event>),
 }
@@ -137,9 +132,7 @@ async fn follow(
             }
         }
         failures = failures.saturating_add(1);
-        let base = format::reconnect_delay_ms(failures);
-        // ±20 % jitter so many tabs do not reconnect in lockstep after a server restart.
-        let delay_ms = (f64::from(base) * (0.8 + 0.4 * browser::random())) as u32;
+        let delay_ms = backoff::jittered(backoff::reconnect_delay_ms(failures), browser::random());
         connection.set(Connection::Retrying { attempt: failures, delay_ms });
         TimeoutFuture::new(delay_ms).await;
     }

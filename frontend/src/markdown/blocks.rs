@@ -5,7 +5,7 @@
 //! capped at [`MAX_DEPTH`] so hostile input cannot exhaust the stack.
 
 use super::inline::inline;
-use super::{Align, Kind, Node};
+use super::tree::{Align, Kind, Node};
 
 /// Deepest nesting of quotes and lists; deeper content is shown as plain paragraphs.
 const MAX_DEPTH: usize = 16;

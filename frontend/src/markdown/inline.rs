@@ -4,7 +4,8 @@
 //! character and length follows; anything unmatched stays literal text. Raw HTML is never
 //! recognised, so it stays text too. Recursion is capped at [`MAX_DEPTH`].
 
-use super::{Kind, Node, safe_href};
+use super::href::safe_href;
+use super::tree::{Kind, Node};
 
 /// Deepest nesting of emphasis and links; deeper markup is kept as text.
 const MAX_DEPTH: usize = 16;

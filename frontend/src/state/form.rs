@@ -9,10 +9,9 @@ use std::rc::Rc;
 use common::{ApiLimits, Defaults, SubmitRun};
 use yew::Reducible;
 
-/// The form's editable fields.
+/// The inputs an error can point at (and focus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
-    /// The prompt text.
     Prompt,
     /// The Bedrock model id.
     Model,
@@ -56,20 +55,18 @@ pub enum Status {
     Sending,
 }
 
-/// The submit form's state.
+/// The fields exactly as typed (checked only by [`Form::request`]) and where sending stands.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Form {
-    /// The prompt text.
     pub prompt: String,
     /// The model id (prefilled with the server's default).
     pub model_id: String,
-    /// The system prompt.
+    /// Empty means none.
     pub system: String,
     /// The response token limit, as typed.
     pub max_tokens: String,
     /// The temperature, as typed; empty means the model's default.
     pub temperature: String,
-    /// Whether a submission is under way.
     pub status: Status,
     /// The last validation or server error.
     pub error: Option<FormError>,

@@ -2,10 +2,10 @@
 
 use std::rc::Rc;
 
-use common::{Event, EventKind, RunDetail, RunState, RunSummary};
+use common::{Event, EventKind, RunDetail, RunId, RunState, RunSummary};
 use yew::Reducible;
 
-use super::Load;
+use super::load::Load;
 
 /// Runs fetched per page of the history.
 pub const PAGE_SIZE: usize = 20;
@@ -13,16 +13,10 @@ pub const PAGE_SIZE: usize = 20;
 /// The history list and its filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
-    /// Whether the first page has loaded.
-    pub load: Load,
-    /// Runs, newest first.
-    pub runs: Vec<RunSummary>,
+    /// The runs, once a first page arrived; a failure before that carries a message for people.
+    pub listing: Load<Listing, String>,
     /// Only runs in this state are listed.
     pub filter: Option<RunState>,
-    /// Whether the server may have older runs than the last one listed.
-    pub has_more: bool,
-    /// Whether an older page is being fetched.
-    pub loading_more: bool,
     /// Which first-page fetch is current; answers to older ones are dropped.
     pub generation: u32,
     /// Events seen while the current first-page fetch is in flight. The page may have been read
@@ -31,20 +25,23 @@ pub struct History {
     buffer: Option<Vec<Event>>,
 }
 
+/// The runs on screen and what paging knows about older ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// Newest first.
+    pub runs: Vec<RunSummary>,
+    /// Whether the server may have older runs than the last one listed.
+    pub has_more: bool,
+    /// Whether an older page is being fetched.
+    pub loading_more: bool,
+}
+
 /// Most events kept while a fetch is in flight; a busier server is resynced by the next fetch.
 const MAX_BUFFERED: usize = 2_000;
 
 impl Default for History {
     fn default() -> Self {
-        History {
-            load: Load::Loading,
-            runs: Vec::new(),
-            filter: None,
-            has_more: false,
-            loading_more: false,
-            generation: 0,
-            buffer: Some(Vec::new()),
-        }
+        History { listing: Load::Loading, filter: None, generation: 0, buffer: Some(Vec::new()) }
     }
 }
 
@@ -60,14 +57,14 @@ pub enum HistoryAction {
         generation: u32,
         /// The filter the request was made with.
         filter: Option<RunState>,
-        /// The runs, newest first.
+        /// Newest first.
         runs: Vec<RunSummary>,
     },
     /// An older page arrived ("load more").
     MoreLoaded {
         /// The filter the request was made with.
         filter: Option<RunState>,
-        /// The runs, newest first.
+        /// Newest first.
         runs: Vec<RunSummary>,
     },
     /// Fetching older runs started.
@@ -81,13 +78,28 @@ pub enum HistoryAction {
 }
 
 impl History {
-    /// The cursor for the next older page: the oldest run listed.
-    pub fn cursor(&self) -> Option<common::RunId> {
-        self.runs.last().map(|run| run.id)
+    /// The listed runs; none until a first page arrived.
+    pub fn runs(&self) -> &[RunSummary] {
+        self.listing.ready().map_or(&[], |listing| &listing.runs)
     }
 
-    fn matches(&self, state: RunState) -> bool {
-        self.filter.is_none_or(|wanted| wanted == state)
+    /// The cursor for the next older page: the oldest run listed.
+    pub fn cursor(&self) -> Option<RunId> {
+        self.runs().last().map(|run| run.id)
+    }
+
+    fn apply_event(&mut self, event: &Event) {
+        // Before a first page there is nothing to update: that page is read after the event.
+        let filter = self.filter;
+        if let Some(listing) = self.listing.ready_mut() {
+            listing.apply_event(event, filter);
+        }
+    }
+}
+
+impl Listing {
+    fn new(runs: Vec<RunSummary>) -> Listing {
+        Listing { has_more: runs.len() >= PAGE_SIZE, runs, loading_more: false }
     }
 
     fn insert_newest_first(&mut self, run: RunSummary) {
@@ -102,10 +114,11 @@ impl History {
         self.runs.insert(at, run);
     }
 
-    fn apply_event(&mut self, event: &Event) {
+    fn apply_event(&mut self, event: &Event, filter: Option<RunState>) {
+        let listed = |state: RunState| filter.is_none_or(|wanted| wanted == state);
         match &event.kind {
             EventKind::RunCreated { .. } => {
-                if self.matches(RunState::Pending)
+                if listed(RunState::Pending)
                     && let Some(detail) = RunDetail::from_created(event)
                 {
                     self.insert_newest_first(detail.summary());
@@ -118,7 +131,7 @@ impl History {
                 if !self.runs[index].apply_run_state(*state, error, event.ts) {
                     return;
                 }
-                if !self.matches(*state) {
+                if !listed(*state) {
                     self.runs.remove(index);
                 }
             }
@@ -144,13 +157,10 @@ impl Reducible for History {
             }
             HistoryAction::Loaded { generation, filter, runs } => {
                 let current = generation == next.generation;
-                if filter != next.filter || (!current && next.load == Load::Ready) {
+                if filter != next.filter || (!current && next.listing.ready().is_some()) {
                     return self;
                 }
-                next.has_more = runs.len() >= PAGE_SIZE;
-                next.runs = runs;
-                next.load = Load::Ready;
-                next.loading_more = false;
+                next.listing = Load::Ready(Listing::new(runs));
                 // A newer fetch is still coming when this one is not current: keep the buffer for it.
                 let events = if current { next.buffer.take() } else { next.buffer.clone() };
                 for event in events.unwrap_or_default() {
@@ -158,24 +168,28 @@ impl Reducible for History {
                 }
             }
             HistoryAction::MoreLoaded { filter, runs } => {
-                if filter != next.filter {
+                let Some(listing) = next.listing.ready_mut().filter(|_| filter == self.filter) else {
                     return self;
-                }
-                next.has_more = runs.len() >= PAGE_SIZE;
-                next.loading_more = false;
+                };
+                listing.has_more = runs.len() >= PAGE_SIZE;
+                listing.loading_more = false;
                 for run in runs {
-                    if !next.runs.iter().any(|have| have.id == run.id) {
-                        next.runs.push(run);
+                    if !listing.runs.iter().any(|have| have.id == run.id) {
+                        listing.runs.push(run);
                     }
                 }
             }
-            HistoryAction::LoadingMore => next.loading_more = true,
+            HistoryAction::LoadingMore => {
+                if let Some(listing) = next.listing.ready_mut() {
+                    listing.loading_more = true;
+                }
+            }
             HistoryAction::Failed(message) => {
-                next.loading_more = false;
                 next.buffer = None;
-                // A failed refresh keeps the list it has; only an empty page shows the error.
-                if next.load != Load::Ready {
-                    next.load = Load::Failed(message);
+                match next.listing.ready_mut() {
+                    // A failed refresh or "load more" keeps the list it has.
+                    Some(listing) => listing.loading_more = false,
+                    None => next.listing = Load::Failed(message),
                 }
             }
             HistoryAction::SetFilter(filter) => {
@@ -200,7 +214,7 @@ impl Reducible for History {
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Utc};
-    use common::{RunId, Usage};
+    use common::Usage;
     use uuid::Uuid;
 
     use super::*;
@@ -256,7 +270,11 @@ mod tests {
     }
 
     fn ids(history: &History) -> Vec<RunId> {
-        history.runs.iter().map(|r| r.id).collect()
+        history.runs().iter().map(|r| r.id).collect()
+    }
+
+    fn listing(history: &History) -> &Listing {
+        history.listing.ready().unwrap_or_else(|| panic!("no first page: {:?}", history.listing))
     }
 
     #[test]
@@ -292,7 +310,7 @@ mod tests {
             ],
         );
         assert_eq!(ids(&history), [id(5), id(2)]);
-        let run = &history.runs[0];
+        let run = &history.runs()[0];
         assert_eq!(run.state, RunState::Completed);
         assert_eq!(run.prompt_preview, "prompt 5");
         assert_eq!(run.started_at, Some(ts(6)));
@@ -344,7 +362,7 @@ mod tests {
             ],
         );
         assert_eq!(ids(&history), [id(8), id(2)]);
-        assert_eq!(history.runs[1].state, RunState::Completed);
+        assert_eq!(history.runs()[1].state, RunState::Completed);
         assert_eq!(history.generation, 1);
     }
 
@@ -358,7 +376,6 @@ mod tests {
                 HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
             ],
         );
-        assert_eq!(history.load, Load::Ready);
         assert_eq!(ids(&history), [id(8), id(2)]);
         let history = reduce(
             history,
@@ -381,7 +398,7 @@ mod tests {
                 ))),
             ],
         );
-        assert_eq!(history.runs[0].state, RunState::Cancelled);
+        assert_eq!(history.runs()[0].state, RunState::Cancelled);
     }
 
     #[test]
@@ -399,10 +416,11 @@ mod tests {
                 },
             ],
         );
-        assert_eq!(history.runs.len(), PAGE_SIZE + 1);
+        let listing = listing(&history);
+        assert_eq!(listing.runs.len(), PAGE_SIZE + 1);
         assert_eq!(history.cursor(), Some(id(50)));
-        assert!(!history.has_more);
-        assert!(!history.loading_more);
+        assert!(!listing.has_more);
+        assert!(!listing.loading_more);
     }
 
     #[test]
@@ -414,8 +432,8 @@ mod tests {
                 HistoryAction::Failed("offline".into()),
             ],
         );
-        assert_eq!(history.load, Load::Ready);
+        assert_eq!(ids(&history), [id(1)]);
         let empty = reduce(History::default(), [HistoryAction::Failed("offline".into())]);
-        assert_eq!(empty.load, Load::Failed("offline".into()));
+        assert_eq!(empty.listing, Load::Failed("offline".into()));
     }
 }

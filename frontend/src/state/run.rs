@@ -1,19 +1,18 @@
-//! One run's page: its live [`RunDetail`], its log lines and the log level filter.
+//! One run's page state: the run (folded live from its snapshot and events), its log lines and
+//! the log level filter.
 
 use std::rc::Rc;
 
 use common::{Event, LogEntry, LogLevel, RunDetail};
 use yew::Reducible;
 
-use super::Load;
+use super::load::{Load, LoadError};
 
 /// Everything the run page shows that comes from the server.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunPage {
-    /// Whether the run itself has loaded.
-    pub load: Load,
+pub struct RunView {
     /// The run, folded from its REST snapshot and every event since.
-    pub detail: Option<RunDetail>,
+    pub run: Load<RunDetail, LoadError>,
     /// Log lines, by `seq`, without duplicates.
     pub logs: Vec<LogEntry>,
     /// Whether the stored log lines have arrived (live ones are added either way).
@@ -22,9 +21,9 @@ pub struct RunPage {
     pub min_level: LogLevel,
 }
 
-impl Default for RunPage {
+impl Default for RunView {
     fn default() -> Self {
-        RunPage { load: Load::Loading, detail: None, logs: Vec::new(), logs_loaded: false, min_level: LogLevel::Trace }
+        RunView { run: Load::Loading, logs: Vec::new(), logs_loaded: false, min_level: LogLevel::Trace }
     }
 }
 
@@ -33,8 +32,8 @@ impl Default for RunPage {
 pub enum RunAction {
     /// `GET /api/runs/{id}` answered.
     Loaded(RunDetail),
-    /// `GET /api/runs/{id}` failed (or 404: [`Load::NotFound`]).
-    LoadFailed(Load),
+    /// `GET /api/runs/{id}` failed; ignored once the run is shown, as live events keep it current.
+    LoadFailed(LoadError),
     /// `GET /api/runs/{id}/logs` answered.
     LogsLoaded(Vec<LogEntry>),
     /// An event of the run arrived over the WebSocket.
@@ -43,7 +42,12 @@ pub enum RunAction {
     SetMinLevel(LogLevel),
 }
 
-impl RunPage {
+impl RunView {
+    /// The run, once it is here.
+    pub fn detail(&self) -> Option<&RunDetail> {
+        self.run.ready()
+    }
+
     /// The log lines at or above the chosen level.
     pub fn visible_logs(&self) -> impl Iterator<Item = &LogEntry> {
         self.logs.iter().filter(move |line| line.level >= self.min_level)
@@ -51,7 +55,7 @@ impl RunPage {
 
     /// The seq a (re)connecting event stream should resume after.
     pub fn last_seq(&self) -> u64 {
-        self.detail.as_ref().map_or(0, |detail| detail.last_seq)
+        self.detail().map_or(0, |detail| detail.last_seq)
     }
 
     fn add_log(&mut self, entry: LogEntry) {
@@ -68,25 +72,24 @@ impl RunPage {
     }
 
     fn apply_event(&mut self, event: &Event) {
-        match &mut self.detail {
-            Some(detail) => detail.apply(event),
-            None => {
-                // A stream that starts from seq 0 can build the run from its first event.
-                self.detail = RunDetail::from_created(event);
-                if self.detail.is_some() {
-                    self.load = Load::Ready;
+        match &mut self.run {
+            Load::Ready(detail) => detail.apply(event),
+            // A stream that starts from seq 0 can build the run from its first event.
+            Load::Loading | Load::Failed(_) => {
+                if let Some(detail) = RunDetail::from_created(event) {
+                    self.run = Load::Ready(detail);
                 }
             }
         }
         if let Ok(entry) = LogEntry::try_from(event)
-            && self.detail.as_ref().is_some_and(|detail| detail.id == event.run_id)
+            && self.detail().is_some_and(|detail| detail.id == event.run_id)
         {
             self.add_log(entry);
         }
     }
 }
 
-impl Reducible for RunPage {
+impl Reducible for RunView {
     type Action = RunAction;
 
     fn reduce(self: Rc<Self>, action: RunAction) -> Rc<Self> {
@@ -94,14 +97,13 @@ impl Reducible for RunPage {
         match action {
             RunAction::Loaded(detail) => {
                 // A snapshot older than what live events already built would move the page back.
-                if next.detail.as_ref().is_none_or(|have| detail.last_seq >= have.last_seq) {
-                    next.detail = Some(detail);
+                if next.detail().is_none_or(|have| detail.last_seq >= have.last_seq) {
+                    next.run = Load::Ready(detail);
                 }
-                next.load = Load::Ready;
             }
-            RunAction::LoadFailed(load) => {
-                if next.detail.is_none() {
-                    next.load = load;
+            RunAction::LoadFailed(error) => {
+                if next.detail().is_none() {
+                    next.run = Load::Failed(error);
                 }
             }
             RunAction::LogsLoaded(lines) => {
@@ -147,7 +149,7 @@ mod tests {
         ev(seq, EventKind::Log { level, task: None, attempt: None, message: format!("line {seq}") })
     }
 
-    fn reduce(state: RunPage, actions: impl IntoIterator<Item = RunAction>) -> RunPage {
+    fn reduce(state: RunView, actions: impl IntoIterator<Item = RunAction>) -> RunView {
         let mut state = Rc::new(state);
         for action in actions {
             state = state.reduce(action);
@@ -164,7 +166,7 @@ mod tests {
     #[test]
     fn events_after_the_snapshot_update_the_run_and_older_ones_are_ignored() {
         let state = reduce(
-            RunPage::default(),
+            RunView::default(),
             [
                 RunAction::Loaded(loaded_at(1)),
                 RunAction::Event(ev(2, EventKind::RunState { state: RunState::Running, error: None })),
@@ -182,8 +184,7 @@ mod tests {
                 RunAction::Event(ev(5, EventKind::Delta { attempt: 1, text: "lo".into() })),
             ],
         );
-        assert_eq!(state.load, Load::Ready);
-        let detail = state.detail.as_ref().unwrap_or_else(|| panic!("loaded"));
+        let detail = state.detail().unwrap_or_else(|| panic!("loaded"));
         assert_eq!(detail.state, RunState::Running);
         assert_eq!(detail.response.as_deref(), Some("Hello"));
         assert_eq!(state.last_seq(), 5);
@@ -192,7 +193,7 @@ mod tests {
     #[test]
     fn a_stale_snapshot_does_not_rewind_the_live_run() {
         let state = reduce(
-            RunPage::default(),
+            RunView::default(),
             [
                 RunAction::Event(created()),
                 RunAction::Event(ev(2, EventKind::RunState { state: RunState::Running, error: None })),
@@ -200,7 +201,7 @@ mod tests {
             ],
         );
         assert_eq!(state.last_seq(), 2);
-        assert_eq!(state.detail.map(|d| d.state), Some(RunState::Running));
+        assert_eq!(state.detail().map(|d| d.state), Some(RunState::Running));
     }
 
     #[test]
@@ -214,7 +215,7 @@ mod tests {
             message: format!("line {seq}"),
         };
         let state = reduce(
-            RunPage::default(),
+            RunView::default(),
             [
                 RunAction::Loaded(loaded_at(1)),
                 RunAction::Event(log(3, LogLevel::Info)),
@@ -231,7 +232,7 @@ mod tests {
     #[test]
     fn the_level_filter_hides_quieter_lines() {
         let state = reduce(
-            RunPage::default(),
+            RunView::default(),
             [
                 RunAction::Loaded(loaded_at(1)),
                 RunAction::Event(log(2, LogLevel::Debug)),
@@ -246,12 +247,21 @@ mod tests {
 
     #[test]
     fn a_404_is_remembered_but_never_hides_a_run_we_have() {
-        let missing = reduce(RunPage::default(), [RunAction::LoadFailed(Load::NotFound)]);
-        assert_eq!(missing.load, Load::NotFound);
+        let missing = reduce(RunView::default(), [RunAction::LoadFailed(LoadError::NotFound)]);
+        assert_eq!(missing.run, Load::Failed(LoadError::NotFound));
         let kept = reduce(
-            RunPage::default(),
-            [RunAction::Loaded(loaded_at(1)), RunAction::LoadFailed(Load::Failed("net".into()))],
+            RunView::default(),
+            [RunAction::Loaded(loaded_at(1)), RunAction::LoadFailed(LoadError::Other("net".into()))],
         );
-        assert_eq!(kept.load, Load::Ready);
+        assert_eq!(kept.run, Load::Ready(loaded_at(1)));
+    }
+
+    #[test]
+    fn a_failed_load_gives_way_to_the_run_from_a_retry_or_the_stream() {
+        let failed = RunAction::LoadFailed(LoadError::Other("offline".into()));
+        let retried = reduce(RunView::default(), [failed.clone(), RunAction::Loaded(loaded_at(3))]);
+        assert_eq!(retried.last_seq(), 3);
+        let streamed = reduce(RunView::default(), [failed, RunAction::Event(created())]);
+        assert_eq!(streamed.detail().map(|d| d.prompt.as_str()), Some("hi"));
     }
 }

@@ -7,21 +7,21 @@ use std::str::FromStr;
 use common::{RunDetail, RunId, SubmitRun, TaskState};
 use yew::prelude::*;
 
+use super::not_found::NotFound;
 use crate::api::{self, StreamTarget};
-use crate::components::{ConnectionIndicator, LogPanel, NotFound, ResponsePanel, StateBadge, TaskTimeline};
+use crate::components::{ConnectionIndicator, LogPanel, ResponsePanel, StateBadge, TaskTimeline};
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::routes::{Route, use_navigate};
-use crate::state::Load;
-use crate::state::run::{RunAction, RunPage as PageState};
+use crate::router::{Route, use_navigate};
+use crate::state::run::{RunAction, RunView};
+use crate::state::{Load, LoadError};
 use crate::{browser, format};
 
 /// A countdown needs whole seconds that never skip; a quarter second does that.
 const COUNTDOWN_TICK_MS: u32 = 250;
 
-/// Props of [`RunPage`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct RunPageProps {
-    /// The run id from the URL.
+    /// As it appears in the URL, so possibly not a run id at all.
     pub id: AttrValue,
 }
 
@@ -48,21 +48,22 @@ fn same_input(detail: &RunDetail) -> SubmitRun {
 #[component]
 pub fn RunPage(props: &RunPageProps) -> Html {
     match RunId::from_str(&props.id) {
-        Ok(id) => html! { <RunView id={ id } /> },
+        Ok(id) => html! { <LiveRun id={ id } /> },
         Err(_) => html! { <NotFound message="That is not a run id." /> },
     }
 }
 
-/// Props of [`RunView`].
 #[derive(Debug, Clone, PartialEq, Properties)]
-struct RunViewProps {
+struct LiveRunProps {
     id: RunId,
 }
 
+/// A well-formed run id: fetches the run and its logs, follows its events, offers cancel and
+/// "run again".
 #[component]
-fn RunView(props: &RunViewProps) -> Html {
+fn LiveRun(props: &LiveRunProps) -> Html {
     let id = props.id;
-    let page = use_reducer(PageState::default);
+    let page = use_reducer(RunView::default);
     let action = use_state(|| Action::Idle);
     // Guards "run again" and "cancel" against a second click before the re-render disables them.
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
@@ -76,8 +77,7 @@ fn RunView(props: &RunViewProps) -> Html {
             wasm_bindgen_futures::spawn_local(async move {
                 dispatcher.dispatch(match api::run(id).await {
                     Ok(detail) => RunAction::Loaded(detail),
-                    Err(error) if error.is_not_found() => RunAction::LoadFailed(Load::NotFound),
-                    Err(error) => RunAction::LoadFailed(Load::Failed(error.to_string())),
+                    Err(error) => RunAction::LoadFailed(LoadError::from(error)),
                 });
             });
             wasm_bindgen_futures::spawn_local(async move {
@@ -90,7 +90,7 @@ fn RunView(props: &RunViewProps) -> Html {
     }
 
     // The socket opens once the snapshot is here, resuming right after its last event.
-    let target = page.detail.as_ref().map(|_| StreamTarget::Run { id, after_seq: page.last_seq() });
+    let target = page.detail().map(|_| StreamTarget::Run { id, after_seq: page.last_seq() });
     let on_message = {
         let dispatcher = page.dispatcher();
         Callback::from(move |message: StreamMessage| {
@@ -101,14 +101,14 @@ fn RunView(props: &RunViewProps) -> Html {
     };
     let connection = use_event_stream(target, on_message);
 
-    let waiting = page.detail.as_ref().is_some_and(|d| d.tasks.iter().any(|t| t.state == TaskState::AwaitingRetry));
-    let live = page.detail.as_ref().is_some_and(|d| !d.state.is_terminal());
+    let waiting = page.detail().is_some_and(|d| d.tasks.iter().any(|t| t.state == TaskState::AwaitingRetry));
+    let live = page.detail().is_some_and(|d| !d.state.is_terminal());
     let now = use_now(live, if waiting { COUNTDOWN_TICK_MS } else { 1_000 });
 
-    let detail = match (&page.load, &page.detail) {
-        (_, Some(detail)) => detail.clone(),
-        (Load::NotFound, None) => return html! { <NotFound message="There is no run with this id." /> },
-        (Load::Failed(error), None) => {
+    let detail = match &page.run {
+        Load::Ready(detail) => detail.clone(),
+        Load::Failed(LoadError::NotFound) => return html! { <NotFound message="There is no run with this id." /> },
+        Load::Failed(LoadError::Other(error)) => {
             let onretry = Callback::from(move |_: MouseEvent| attempt.set(*attempt + 1));
             return html! {
                 <section class="panel error-state" data-testid="run-error-state" role="alert">
@@ -118,7 +118,7 @@ fn RunView(props: &RunViewProps) -> Html {
                 </section>
             };
         }
-        (_, None) => {
+        Load::Loading => {
             return html! {
                 <section class="panel loading" data-testid="run-loading" aria-busy="true">
                     <p>{ "Loading the run…" }</p>

@@ -3,13 +3,17 @@
 //! Two routes do not need yew-router (with its history, query and matching crates it added
 //! ~25 KB to the Wasm). [`Route::from_path`] and [`Route::path`] are pure; [`Router`] keeps the
 //! current route in sync with the address bar (`pushState` on navigation, `popstate` on
-//! back/forward), and [`Link`] renders a real `<a href>` so opening in a new tab, copying the
-//! link and middle-clicking all work.
+//! back/forward) and hands it down through a context ([`use_route`], [`use_navigate`]), and
+//! [`Link`] renders a real `<a href>` so opening in a new tab, copying the link and
+//! middle-clicking all work.
+//!
+//! The router knows URLs, not pages: which page a [`Route`] shows is decided in `app.rs`, so
+//! pages and widgets can import this module without it importing them back.
 
 use gloo_events::EventListener;
 use yew::prelude::*;
 
-use crate::components::{HomePage, NotFound, RunPage};
+use crate::browser;
 
 /// Every client-side route; the backend serves `index.html` for all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +22,7 @@ pub enum Route {
     Home,
     /// `/runs/{id}`: one run, live; its URL can be shared and reloaded.
     Run {
-        /// The run id as it appears in the URL.
+        /// As it appears in the URL: not yet checked to be a run id (the page does that).
         id: String,
     },
     /// Anything else.
@@ -47,7 +51,7 @@ impl Route {
         }
     }
 
-    /// The URL path of the route.
+    /// The path that [`Route::from_path`] maps back to this route (`NotFound` gets `/404`).
     pub fn path(&self) -> String {
         match self {
             Route::Home => "/".to_owned(),
@@ -60,10 +64,23 @@ impl Route {
 /// Navigates to a route (adds a history entry).
 pub type Navigate = Callback<Route>;
 
+/// What a [`Router`] shares with everything inside it.
+#[derive(Debug, Clone, PartialEq)]
+struct RouterContext {
+    route: Route,
+    navigate: Navigate,
+}
+
+/// The current route from the nearest [`Router`]; outside one, the address bar's.
+#[hook]
+pub fn use_route() -> Route {
+    use_context::<RouterContext>().map_or_else(current_route, |context| context.route)
+}
+
 /// The navigation callback from the nearest [`Router`]; a no-op outside one.
 #[hook]
 pub fn use_navigate() -> Navigate {
-    use_context::<Navigate>().unwrap_or_else(|| Callback::from(|_| {}))
+    use_context::<RouterContext>().map_or_else(|| Callback::from(|_| {}), |context| context.navigate)
 }
 
 fn current_route() -> Route {
@@ -71,25 +88,18 @@ fn current_route() -> Route {
     Route::from_path(&path)
 }
 
-/// Renders the page for a route.
-fn switch(route: &Route) -> Html {
-    match route {
-        Route::Home => html! { <HomePage /> },
-        // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
-        Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
-        Route::NotFound => html! { <NotFound /> },
-    }
-}
-
-/// Props of [`Router`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct RouterProps {
-    /// Rendered above the page (header, banners).
+    /// The id of the element that takes keyboard focus after an in-app navigation (the main
+    /// landmark), so screen readers start the new page at its content.
+    #[prop_or_default]
+    pub focus_on_navigate: Option<AttrValue>,
+    /// Everything that reads the route: header, banners and the page switch.
     #[prop_or_default]
     pub children: Html,
 }
 
-/// Owns the current route: renders its children, then the page for the address bar's path.
+/// Owns the current route and shares it (and a way to change it) with its children.
 #[component]
 pub fn Router(props: &RouterProps) -> Html {
     let route = use_state(current_route);
@@ -109,6 +119,7 @@ pub fn Router(props: &RouterProps) -> Html {
     });
     let navigate = {
         let route = route.clone();
+        let focus_on_navigate = props.focus_on_navigate.clone();
         Callback::from(move |next: Route| {
             if let Some(window) = web_sys::window() {
                 if let Ok(history) = window.history() {
@@ -118,27 +129,23 @@ pub fn Router(props: &RouterProps) -> Html {
                 window.scroll_to_with_x_and_y(0.0, 0.0);
             }
             route.set(next);
-            // Screen readers follow focus: start the new page at its main content.
-            crate::components::focus("main");
+            if let Some(id) = &focus_on_navigate {
+                browser::focus(id);
+            }
         })
     };
+    let context = RouterContext { route: (*route).clone(), navigate };
     html! {
-        <ContextProvider<Navigate> context={ navigate }>
-            { props.children.clone() }
-            <main id="main" tabindex="-1">{ switch(&route) }</main>
-        </ContextProvider<Navigate>>
+        <ContextProvider<RouterContext> { context }>{ props.children.clone() }</ContextProvider<RouterContext>>
     }
 }
 
-/// Props of [`Link`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct LinkProps {
-    /// Where it goes.
     pub to: Route,
-    /// CSS classes of the `<a>`.
+    /// Classes of the `<a>` itself: the link renders no wrapper.
     #[prop_or_default]
     pub classes: Classes,
-    /// The link's content.
     #[prop_or_default]
     pub children: Html,
 }

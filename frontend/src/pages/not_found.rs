@@ -2,9 +2,8 @@
 
 use yew::prelude::*;
 
-use crate::routes::{Link, Route};
+use crate::router::{Link, Route};
 
-/// Props of [`NotFound`].
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct NotFoundProps {
     /// What was not found, in words.

@@ -1,0 +1,55 @@
+//! The app shell: the health context, the router, the header and banners, and the switch that
+//! turns the current [`Route`] into a page.
+
+use std::rc::Rc;
+
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::{AppHeader, EmulatorBanner};
+use crate::pages::{HomePage, NotFound, RunPage};
+use crate::router::{Route, Router, use_route};
+use crate::state::HealthState;
+
+/// Fetches `/api/health` once and shares it (emulator banner, form defaults, limits), then
+/// renders the header, the banners and the current page.
+#[component]
+pub fn App() -> Html {
+    let health = use_state(|| HealthState::Loading);
+    {
+        let health = health.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                health.set(match api::health().await {
+                    Ok(answer) => HealthState::Ready(Rc::new(answer)),
+                    Err(error) => HealthState::Failed(error.to_string()),
+                });
+            });
+        });
+    }
+    html! {
+        <ContextProvider<HealthState> context={ (*health).clone() }>
+            <Router focus_on_navigate="main">
+                <a class="skip-link" href="#main">{ "Skip to content" }</a>
+                <AppHeader />
+                <EmulatorBanner />
+                <main id="main" tabindex="-1"><CurrentPage /></main>
+            </Router>
+        </ContextProvider<HealthState>>
+    }
+}
+
+/// The page for the [`Router`]'s current route; re-rendered whenever the route changes.
+#[component]
+fn CurrentPage() -> Html {
+    switch(&use_route())
+}
+
+fn switch(route: &Route) -> Html {
+    match route {
+        Route::Home => html! { <HomePage /> },
+        // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
+        Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
+        Route::NotFound => html! { <NotFound /> },
+    }
+}

@@ -1,0 +1,32 @@
+//! The server's `GET /api/health` answer, fetched once by the app and shared with every page
+//! through a context.
+
+use std::rc::Rc;
+
+use common::{BedrockBackend, Health};
+
+/// What the app knows about the server: which Bedrock answers, the form defaults, the limits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HealthState {
+    /// Not answered yet.
+    Loading,
+    /// The answer; behind an `Rc` because every context consumer clones the state on each render.
+    Ready(Rc<Health>),
+    /// The server could not be reached, with a message for people.
+    Failed(String),
+}
+
+impl HealthState {
+    /// The health answer, once it arrived.
+    pub fn health(&self) -> Option<&Health> {
+        match self {
+            HealthState::Ready(health) => Some(health),
+            HealthState::Loading | HealthState::Failed(_) => None,
+        }
+    }
+
+    /// Whether the server runs on the built-in Bedrock emulator (the fault panel is shown then).
+    pub fn is_emulator(&self) -> bool {
+        self.health().is_some_and(|h| h.bedrock.backend == BedrockBackend::Emulator)
+    }
+}
