@@ -11,7 +11,7 @@
 //!   every run's events, the submit form validates and keeps one idempotency key per submission;
 //!   a fetched value is a [`state::Load`], so loading, loaded and failed never overlap.
 //! - [`markdown`] turns untrusted model output into a closed set of harmless elements.
-//! - [`format`] formats durations, countdowns, counts and temperatures; [`browser`] wraps the few
+//! - [`format`](mod@format) formats durations, countdowns, counts and temperatures; [`browser`] wraps the few
 //!   browser APIs (clock, locale, randomness, clipboard, form values, focus) so everything else
 //!   tests natively.
 //! - [`router`] maps `/` and `/runs/{id}` to [`router::Route`]s with a tiny router of its own
