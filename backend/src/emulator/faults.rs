@@ -1,4 +1,7 @@
 //! Fault injection: which model calls fail, and how, under a replaceable [`FaultPlan`].
+//!
+//! The module is public for [`fails`] alone: the end-to-end tests predict a run's outcome under a
+//! plan with the very rule the emulator applies.
 
 use std::sync::Mutex;
 
@@ -10,7 +13,7 @@ use common::{EmulatorStatus, FaultKind, FaultPlan};
 /// and never spans an `.await`, so an async mutex would only add cost, and keeping them together
 /// means a plan replaced mid-burst can never be applied with the previous plan's call count.
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     state: Mutex<State>,
 }
 
@@ -24,26 +27,25 @@ struct State {
 }
 
 impl Faults {
-    /// Starts with `plan` (or none) and no calls.
-    pub fn new(plan: Option<FaultPlan>) -> Self {
+    pub(crate) fn new(plan: Option<FaultPlan>) -> Self {
         Faults { state: Mutex::new(State { plan, calls: 0, calls_under_plan: 0 }) }
     }
 
     /// Replaces the plan; the new plan's "first N calls" start with the next call.
-    pub fn set(&self, plan: Option<FaultPlan>) {
+    pub(crate) fn set(&self, plan: Option<FaultPlan>) {
         let mut state = self.lock();
         state.plan = plan;
         state.calls_under_plan = 0;
     }
 
-    /// The plan and the calls counted so far.
-    pub fn status(&self) -> EmulatorStatus {
+    /// `calls` counts from the emulator's start, not from when the plan was set.
+    pub(crate) fn status(&self) -> EmulatorStatus {
         let state = self.lock();
         EmulatorStatus { plan: state.plan, calls: state.calls }
     }
 
     /// Counts one model call and returns the fault to inject into it, if any.
-    pub fn next_call(&self) -> Option<FaultKind> {
+    pub(crate) fn next_call(&self) -> Option<FaultKind> {
         let mut state = self.lock();
         state.calls += 1;
         state.calls_under_plan += 1;

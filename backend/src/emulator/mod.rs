@@ -3,37 +3,44 @@
 //! The backend points the real `aws-sdk-bedrockruntime` client at this server (an endpoint
 //! override), so the code path that talks to AWS is exactly the one exercised offline and in tests.
 //!
-//! A tour:
-//! - [`server`] answers `POST /model/{modelId}/converse`, `/converse-stream`, `/invoke` and
-//!   `/invoke-with-response-stream`, validates model ids and bodies as Bedrock does, and sends
-//!   errors with Bedrock's status, `x-amzn-ErrorType` header and `{"message"}` body.
-//! - [`eventstream`] encodes the binary `application/vnd.amazon.eventstream` frames byte-exact.
-//! - [`reply`] derives the deterministic answer from the prompt ([`reply_for`]), its chunks and token counts.
-//! - [`faults`] injects throttling, 500s, 503s, validation errors and stalls by a [`FaultPlan`]
-//!   that can be replaced while the emulator runs ([`Emulator::set_faults`]).
+//! A tour, one module per role:
+//! - `router`: the four routes (`POST /model/{modelId}/converse`, `/converse-stream`, `/invoke`,
+//!   `/invoke-with-response-stream`), each call taken through the roles below in order.
+//! - `request`: what was asked. Model ids and bodies are validated as Bedrock validates them and
+//!   reduced to a prompt.
+//! - `body`: which bytes go back. Whole JSON bodies, event-stream frames and their headers.
+//! - `pacing`: when they go. Latency, one chunk per interval, stalls, and the shutdown that ends them.
+//! - `error`: [`BedrockError`], a failed call sent with Bedrock's status, `x-amzn-ErrorType` header and `{"message"}` body.
+//! - `eventstream`: the binary `application/vnd.amazon.eventstream` framing, encoded byte-exact.
+//! - `reply`: the deterministic answer to a prompt ([`reply_for`]), its chunks and token counts.
+//! - [`faults`]: which calls fail (throttling, 500s, 503s, validation errors, cut answers, stalls)
+//!   under a [`FaultPlan`] that can be replaced while the emulator runs ([`Emulator::set_faults`]).
 //!
 //! Pacing: every answer waits [`EmulatorConfig::latency`] before its first byte, then streams one
 //! chunk every `1 / tokens_per_sec` seconds (non-streaming answers wait as long as streaming them
 //! would take). `tokens_per_sec = 0` sends everything at once without any timer.
 
-pub mod eventstream;
+mod body;
+mod error;
+mod eventstream;
 pub mod faults;
-pub mod reply;
-pub mod server;
+mod pacing;
+mod reply;
+mod request;
+mod router;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{EmulatorStatus, FaultKind, FaultPlan};
-use tokio::sync::watch;
+use common::{EmulatorStatus, FaultPlan};
 
+pub use error::BedrockError;
 pub use reply::reply_for;
-pub use server::BedrockError;
 
 use faults::Faults;
-use server::Shared;
+use pacing::Pace;
+use router::Shared;
 
 /// Default streaming pace: about what Claude Sonnet streams, slow enough to watch in the UI.
 pub const DEFAULT_TOKENS_PER_SEC: u32 = 40;
@@ -72,22 +79,12 @@ impl Emulator {
     /// Creates an emulator; nothing listens until [`Emulator::serve`] or the [`Emulator::router`] is served.
     pub fn new(config: EmulatorConfig) -> Self {
         let EmulatorConfig { latency, tokens_per_sec, faults } = config;
-        let interval = (tokens_per_sec > 0).then(|| Duration::from_secs(1) / tokens_per_sec);
-        let (shutdown, _) = watch::channel(false);
-        Emulator {
-            shared: Arc::new(Shared {
-                latency,
-                interval,
-                faults: Faults::new(faults),
-                shutdown,
-                open_bodies: Arc::new(AtomicUsize::new(0)),
-            }),
-        }
+        Emulator { shared: Arc::new(Shared { faults: Faults::new(faults), pace: Pace::new(latency, tokens_per_sec) }) }
     }
 
     /// The Bedrock Runtime routes with this emulator's state applied, ready to serve or nest.
     pub fn router(&self) -> axum::Router {
-        server::router(Arc::clone(&self.shared))
+        router::router(Arc::clone(&self.shared))
     }
 
     /// Replaces the fault plan; a new plan's "first N calls" count from the next call.
@@ -102,7 +99,7 @@ impl Emulator {
 
     /// Response bodies still being streamed (paced or stalled); 0 once every client is gone.
     pub fn open_streams(&self) -> usize {
-        self.shared.open_bodies.load(Ordering::Relaxed)
+        self.shared.pace.open_bodies()
     }
 
     /// Serves on `listener` until `shutdown` resolves; stalled and paced streams are ended then,
@@ -115,17 +112,10 @@ impl Emulator {
         let shared = Arc::clone(&self.shared);
         let signal = async move {
             shutdown.await;
-            shared.shutdown.send_replace(true);
+            shared.pace.shut_down();
         };
         axum::serve(crate::net::without_nagle(listener), self.router()).with_graceful_shutdown(signal).await
     }
-}
-
-/// Builds the fault plan from the CLI's `--fail-first N --every-nth N --fail-kind K` flags;
-/// `None` when no kind is given or no call would ever fail.
-pub fn parse_fault_flags(fail_first: u32, every_nth: u32, kind: Option<FaultKind>) -> Option<FaultPlan> {
-    let kind = kind?;
-    (fail_first > 0 || every_nth > 0).then_some(FaultPlan { kind, fail_first, every_nth })
 }
 
 #[cfg(test)]

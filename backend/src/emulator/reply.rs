@@ -5,7 +5,7 @@
 
 /// Why the emulated model stopped, named as the Converse API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// The whole reply was produced.
     EndTurn,
     /// The reply was cut at the request's token limit.
@@ -14,7 +14,7 @@ pub enum StopReason {
 
 impl StopReason {
     /// The wire name, the same in Converse and in the Anthropic Messages body.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StopReason::EndTurn => "end_turn",
             StopReason::MaxTokens => "max_tokens",
@@ -37,7 +37,7 @@ pub fn reply_for(prompt: &str) -> String {
 }
 
 /// Splits `text` into word-sized chunks (a word and the whitespace after it) that concatenate back to `text`.
-pub fn chunks(text: &str) -> impl Iterator<Item = &str> + '_ {
+pub(crate) fn chunks(text: &str) -> impl Iterator<Item = &str> + '_ {
     let mut rest = text;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -63,27 +63,26 @@ pub fn chunks(text: &str) -> impl Iterator<Item = &str> + '_ {
 }
 
 /// The emulator's deterministic token count of `text`: one token per chunk.
-pub fn count_tokens(text: &str) -> u32 {
+pub(crate) fn count_tokens(text: &str) -> u32 {
     u32::try_from(chunks(text).count()).unwrap_or(u32::MAX)
 }
 
 /// One emulated model answer: the text actually produced, chunked, with its usage and stop reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completion {
+pub(crate) struct Completion {
     /// The produced text (the reply, possibly cut at the token limit).
-    pub text: String,
+    pub(crate) text: String,
     /// Byte offsets where each chunk of `text` ends; one output token per chunk.
     chunk_ends: Vec<usize>,
     /// Tokens of the prompt, the system prompt and earlier turns.
-    pub input_tokens: u32,
-    /// Why the model stopped.
-    pub stop_reason: StopReason,
+    pub(crate) input_tokens: u32,
+    pub(crate) stop_reason: StopReason,
 }
 
 impl Completion {
     /// Answers `prompt` (the last user turn), counting `context_tokens` of input besides it,
     /// and stopping after `max_tokens` chunks.
-    pub fn new(prompt: &str, context_tokens: u32, max_tokens: u32) -> Self {
+    pub(crate) fn new(prompt: &str, context_tokens: u32, max_tokens: u32) -> Self {
         let mut text = reply_for(prompt);
         let limit = usize::try_from(max_tokens).unwrap_or(usize::MAX);
         let mut chunk_ends = Vec::new();
@@ -102,7 +101,7 @@ impl Completion {
     }
 
     /// The produced text in stream order; concatenated they equal [`Completion::text`].
-    pub fn chunks(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+    pub(crate) fn chunks(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.chunk_ends.iter().enumerate().map(|(i, &end)| {
             let start = i.checked_sub(1).and_then(|prev| self.chunk_ends.get(prev)).copied().unwrap_or(0);
             &self.text[start..end]
@@ -110,7 +109,7 @@ impl Completion {
     }
 
     /// Output tokens: the number of chunks produced.
-    pub fn output_tokens(&self) -> u32 {
+    pub(crate) fn output_tokens(&self) -> u32 {
         u32::try_from(self.chunk_ends.len()).unwrap_or(u32::MAX)
     }
 }

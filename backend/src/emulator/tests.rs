@@ -533,16 +533,6 @@ async fn stream_frames_carry_bedrock_headers_and_padding() {
     assert_eq!(stop["stopReason"], "max_tokens");
 }
 
-#[test]
-fn fault_flags_build_a_plan_only_when_something_would_fail() {
-    assert_eq!(parse_fault_flags(2, 0, None), None);
-    assert_eq!(parse_fault_flags(0, 0, Some(FaultKind::Stall)), None);
-    assert_eq!(
-        parse_fault_flags(2, 5, Some(FaultKind::Stall)),
-        Some(FaultPlan { kind: FaultKind::Stall, fail_first: 2, every_nth: 5 })
-    );
-}
-
 fn post_json(path: &str, body: &'static str) -> axum::http::Request<axum::body::Body> {
     axum::http::Request::post(path)
         .header("content-type", "application/json")
