@@ -24,6 +24,9 @@ use crate::runs::Runs;
 use crate::store::{SqliteStore, Store, StoreError, recover_interrupted};
 use crate::submission::{Policy, Submissions};
 
+/// How long shutdown waits for the last events to be stored.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(10);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -45,7 +48,6 @@ pub enum StartupError {
 
 /// The server's parts, wired.
 pub struct App {
-    store: Arc<dyn Store>,
     hub: Arc<Hub>,
     runner: Arc<Runner>,
     runs: Arc<Runs>,
@@ -76,8 +78,13 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let stopped = CancellationToken::new();
         let connected = bedrock::connect(&args.bedrock_settings(), &stopped).await?;
-        let runner =
-            Runner::new(Arc::clone(&hub), journal.clone(), connected.client, args.flow_settings(), Arc::clone(&metrics));
+        let runner = Runner::new(
+            Arc::clone(&hub),
+            journal.clone(),
+            connected.client,
+            args.flow_settings(),
+            Arc::clone(&metrics),
+        );
         let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner)));
         let policy = Policy {
             defaults: Defaults { model_id: args.model_id.clone(), max_tokens: args.max_tokens, retries: args.retries },
@@ -94,7 +101,6 @@ impl App {
             policy,
         );
         Ok(App {
-            store,
             hub,
             runner,
             runs,
@@ -120,6 +126,11 @@ impl App {
         Feed::open(Arc::clone(&self.hub), Arc::clone(&self.runs), Arc::clone(&self.metrics), run).await
     }
 
+    /// Whether storage accepts writes; false while it fails (health then answers 503).
+    pub fn storage_ok(&self) -> bool {
+        self.hub.storage_ok()
+    }
+
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
@@ -143,8 +154,12 @@ impl App {
     pub async fn shutdown(&self, grace: Duration) {
         self.closing.cancel();
         self.runner.shutdown(grace).await;
-        if let Err(error) = self.store.flush().await {
-            tracing::error!(error = %crate::error::chain(&error), "could not store the last events at shutdown");
+        // The hub retries a failing store for ever; at shutdown that must end somewhere.
+        if tokio::time::timeout(FLUSH_AT_SHUTDOWN, self.hub.flush()).await.is_err() {
+            tracing::error!(
+                "storage still failing after {} s: the last events of some runs are not stored",
+                FLUSH_AT_SHUTDOWN.as_secs()
+            );
         }
         self.stopped.cancel();
     }

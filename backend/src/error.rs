@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::ErrorBody;
 
+use crate::causes::chain;
 use crate::feed::FeedError;
 use crate::journal::JournalError;
 use crate::store::StoreError;
@@ -19,18 +20,6 @@ use crate::submission::SubmitError;
 /// for internal failures, every cause behind it.
 #[derive(Debug, Clone)]
 pub struct LoggedError(pub String);
-
-/// An error and its causes on one line (`outer: cause: root cause`), for logs.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +41,7 @@ pub enum ApiError {
     MisdirectedRequest(String),
     /// 429: a rate or concurrency limit is reached; `Retry-After` says when to come back.
     #[error("{message}")]
-    TooManyRequests {
-        message: String,
-        retry_after_secs: u64,
-    },
+    TooManyRequests { message: String, retry_after_secs: u64 },
     /// 404: no such run or route.
     #[error("{0}")]
     NotFound(String),
@@ -74,6 +60,9 @@ pub enum ApiError {
     /// 503: the run store failed (disk full, read-only, gone); the client may retry later.
     #[error("storage is unavailable; try again later")]
     Storage(#[source] StoreError),
+    /// 503: storage is failing right now (the hub is retrying); nothing was accepted.
+    #[error("storage is unavailable; try again later")]
+    StorageDown,
     /// 503: the prompt journal failed; nothing was accepted and the client may retry later.
     #[error("the prompt journal is unavailable; try again later")]
     Journal(#[source] JournalError),
@@ -93,7 +82,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Storage(_) | ApiError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::StorageDown | ApiError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -167,6 +156,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::TooLarge(message) => ApiError::TooLarge(message),
             SubmitError::Journal(error) => error.into(),
             SubmitError::Store(error) => error.into(),
+            SubmitError::StorageDown => ApiError::StorageDown,
             SubmitError::Limited { message, retry_after_secs } => {
                 ApiError::TooManyRequests { message, retry_after_secs }
             }

@@ -1,35 +1,67 @@
-//! The event hub: numbers each run's events, fans them out live, and hands them to the store.
+//! The event hub: numbers each run's events, stores them, then fans them out live.
 //!
 //! Every event of a run goes through [`Hub::publish`], which under one short lock assigns the
-//! next `seq`, appends the event to the run's in-memory log, broadcasts it and queues it for
-//! the store. Because subscribing takes the same lock, a WebSocket that asks for "run X after
-//! seq N" gets the backlog and the live feed with no gap and no duplicate. Runs stay in memory
-//! while in flight and for a while after they end (so a lagging client can resync from memory),
-//! then only the store has them.
+//! next `seq` and appends the event to the run's in-memory log, *unreleased*. A persister task
+//! takes what was published, in order and in batches, commits it to the store, and only then
+//! releases it: marks it stored and broadcasts it. So every event a client can receive — live,
+//! in a backlog, from `GET /api/runs/{id}` — is already stored and survives a process kill, and
+//! crash recovery can never hand out a `seq` a client has already seen. Batching keeps this
+//! cheap: while one commit is in flight the next events queue up and share the following one.
+//! A batch that holds a run's terminal event is committed with a sync, so the outcome of a run
+//! survives a power loss like its acceptance does.
+//!
+//! A failed commit is retried with backoff, never dropped; meanwhile [`Hub::storage_ok`] is
+//! false (health answers 503 and submissions are refused) and nothing more is released, so
+//! clients see a pause, never a gap. Because subscribing takes the same lock as releasing, a
+//! follower that asks for "run X after seq N" gets the backlog and the live feed with no gap and
+//! no duplicate. Runs stay in memory while in flight and a little after they end (bounded by
+//! count and by time), then only the store has them.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use common::{Event, EventKind, RunDetail, RunId};
-use tokio::sync::broadcast;
+use common::{Event, EventKind, RunDetail, RunId, RunState};
+use tokio::sync::{broadcast, mpsc, oneshot};
+// Tokio's clock, so eviction by age follows a paused clock in tests.
+use tokio::time::Instant;
 
+use crate::causes::chain;
 use crate::store::Store;
 use crate::wire::{Published, stamp};
 
 /// Events buffered for live subscribers; a client further behind than this resyncs.
 const LIVE_CAPACITY: usize = 8192;
-/// Finished runs kept in memory at least this long, so a lagging client can resync from memory.
+/// Finished runs stay in memory this long, so a lagging client can resync from memory.
 const RETAIN_FINISHED_FOR: Duration = Duration::from_secs(10);
-/// Finished runs kept in memory regardless of age.
+/// Most finished runs kept in memory, however recent: bounds the hub after a burst.
 const RETAIN_FINISHED_RUNS: usize = 256;
+/// Most events committed in one store transaction.
+const MAX_BATCH: usize = 4096;
+/// Waits between attempts to store a batch while storage fails: doubling up to the cap.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// How often finished runs are evicted by age when no event arrives to trigger it.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The events of one run that the hub holds in memory.
 struct RunLog {
+    /// Every event published, released or not; `seq` is the index plus one.
     events: Vec<Published>,
+    /// How many of `events` are stored and released to clients.
+    released: usize,
+    /// The terminal event is published: nothing may follow it.
+    ended: bool,
+    /// When the terminal event was released; the clock for eviction.
     finished_at: Option<Instant>,
+}
+
+impl RunLog {
+    fn released(&self) -> &[Published] {
+        &self.events[..self.released]
+    }
 }
 
 #[derive(Default)]
@@ -40,20 +72,30 @@ struct Inner {
 
 /// What a subscriber gets: the backlog it asked for, then the live feed.
 pub struct Subscription {
-    /// Events already published that the subscriber asked for, oldest first.
+    /// Released events the subscriber asked for, oldest first.
     pub backlog: Vec<Published>,
     /// Whether the run is held in memory; if not, its history must come from the store.
     pub in_memory: bool,
-    /// Every event published from now on, of all runs.
+    /// For a subscription to all runs: each run's last released `seq` at the moment of
+    /// subscribing, so the subscriber starts from now rather than from each run's history.
+    pub positions: HashMap<RunId, u64>,
+    /// Every event released from now on, of all runs.
     pub live: broadcast::Receiver<Published>,
 }
 
-/// Fans out and persists the events of all runs of one server.
+enum Persist {
+    Event(Published),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Numbers, stores and fans out the events of all runs of one server.
 pub struct Hub {
     id: u64,
     inner: Mutex<Inner>,
     live: broadcast::Sender<Published>,
-    store: Arc<dyn Store>,
+    persist: mpsc::UnboundedSender<Persist>,
+    /// False while the store refuses writes; see the module doc.
+    storage_ok: AtomicBool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -68,15 +110,20 @@ static HUBS: RwLock<Vec<(u64, Weak<Hub>)>> = RwLock::new(Vec::new());
 static NEXT_HUB_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Hub {
-    /// Creates a hub that persists through `store`, registered for log routing.
+    /// Creates a hub that stores through `store`, registered for log routing. Its persister
+    /// task runs until the hub is dropped.
     pub fn new(store: Arc<dyn Store>) -> Arc<Hub> {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let (persist, queue) = mpsc::unbounded_channel();
         let id = NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed);
-        let hub = Arc::new(Hub { id, inner: Mutex::new(Inner::default()), live, store });
+        let hub =
+            Arc::new(Hub { id, inner: Mutex::new(Inner::default()), live, persist, storage_ok: AtomicBool::new(true) });
         if let Ok(mut hubs) = HUBS.write() {
             hubs.retain(|(_, weak)| weak.strong_count() > 0);
             hubs.push((id, Arc::downgrade(&hub)));
         }
+        // A weak handle: the task must not keep the hub (and so its own queue) alive.
+        tokio::spawn(persist_loop(Arc::downgrade(&hub), store, queue));
         hub
     }
 
@@ -86,6 +133,7 @@ impl Hub {
         hubs.iter().find(|(hub_id, _)| *hub_id == id).and_then(|(_, weak)| weak.upgrade())
     }
 
+    /// Recorded on run spans, so the tracing layer can find this hub.
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -96,33 +144,66 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts a run's log with its stored `run_created` event and announces it.
+    /// Starts a run's log with its `run_created` event, which the store already holds (it was
+    /// stored with the run), and announces it.
     pub fn register(&self, stamped: Published) {
         let mut inner = self.lock();
-        inner.runs.insert(stamped.event.run_id, RunLog { events: vec![Arc::clone(&stamped)], finished_at: None });
+        let log = RunLog { events: vec![Arc::clone(&stamped)], released: 1, ended: false, finished_at: None };
+        inner.runs.insert(stamped.event.run_id, log);
         let _ = self.live.send(stamped);
     }
 
     /// Publishes the run's next event; returns its `seq`, or `None` if the run is not live here
-    /// or already reached a terminal state (nothing follows the terminal event).
+    /// or already published its terminal state (nothing follows the terminal event). Clients
+    /// receive it once it is stored.
     pub fn publish(&self, run_id: RunId, kind: EventKind) -> Option<u64> {
-        let terminal = matches!(&kind, EventKind::RunState { state, .. } if state.is_terminal());
+        let terminal = is_terminal(&kind);
         let mut inner = self.lock();
         let log = inner.runs.get_mut(&run_id)?;
-        if log.finished_at.is_some() {
+        if log.ended {
             return None;
         }
         let seq = log.events.len() as u64 + 1;
         let stamped = stamp(Arc::new(Event { run_id, seq, ts: Utc::now(), kind }));
         log.events.push(Arc::clone(&stamped));
-        if terminal {
-            log.finished_at = Some(Instant::now());
-            inner.finished.push_back(run_id);
-            evict_old(&mut inner);
-        }
-        self.store.enqueue_events(vec![Arc::clone(&stamped)]);
-        let _ = self.live.send(stamped);
+        log.ended = terminal;
+        // Sent under the lock, so the persister receives each run's events in seq order.
+        let _ = self.persist.send(Persist::Event(stamped));
         Some(seq)
+    }
+
+    /// Waits until every event published so far is stored and released.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.persist.send(Persist::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Whether the store accepted the latest write; false while it fails.
+    pub fn storage_ok(&self) -> bool {
+        self.storage_ok.load(Ordering::SeqCst)
+    }
+
+    /// Marks a stored batch released: visible to readers, and broadcast, in order.
+    fn release(&self, batch: &[Published]) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        for stamped in batch {
+            let run_id = stamped.event.run_id;
+            let Some(log) = inner.runs.get_mut(&run_id) else { continue };
+            log.released = log.released.max(usize::try_from(stamped.event.seq).unwrap_or(usize::MAX));
+            if is_terminal(&stamped.event.kind) {
+                log.finished_at = Some(now);
+                inner.finished.push_back(run_id);
+            }
+            let _ = self.live.send(Arc::clone(stamped));
+        }
+        evict_old(&mut inner, now);
+    }
+
+    fn sweep(&self) {
+        evict_old(&mut self.lock(), Instant::now());
     }
 
     /// Subscribes to live events, with the backlog of `run_id` after `after_seq` if it is in memory.
@@ -130,40 +211,46 @@ impl Hub {
         let inner = self.lock();
         let live = self.live.subscribe();
         let Some((run_id, after_seq)) = run else {
-            return Subscription { backlog: Vec::new(), in_memory: false, live };
+            let positions = inner.runs.iter().map(|(id, log)| (*id, log.released as u64)).collect();
+            return Subscription { backlog: Vec::new(), in_memory: false, positions, live };
         };
+        let positions = HashMap::new();
         match inner.runs.get(&run_id) {
-            Some(log) => Subscription {
-                backlog: log.events.iter().skip(usize::try_from(after_seq).unwrap_or(usize::MAX)).cloned().collect(),
-                in_memory: true,
-                live,
-            },
-            None => Subscription { backlog: Vec::new(), in_memory: false, live },
+            Some(log) => Subscription { backlog: after(log.released(), after_seq), in_memory: true, positions, live },
+            None => Subscription { backlog: Vec::new(), in_memory: false, positions, live },
         }
     }
 
+    /// The run's current picture as stored, if it is in memory.
     pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
         let events = self.events(run_id)?;
         RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
     }
 
-    /// Resubscribes a client that fell behind: the events in memory it has not seen (per run,
-    /// after the seq it last got; of `only` that run if given), then the live feed from there.
+    /// The run's latest state including what is published but not stored yet, if it is in memory.
+    pub fn latest_state(&self, run_id: RunId) -> Option<RunState> {
+        let inner = self.lock();
+        let log = inner.runs.get(&run_id)?;
+        RunDetail::fold(log.events.iter().map(|p| p.event.as_ref())).map(|d| d.state)
+    }
+
+    /// Resubscribes a client that fell behind: the released events in memory it has not seen
+    /// (per run, after the seq it last got, or all of a run it has not heard of yet; of `only`
+    /// that run if given), then the live feed from there.
     pub fn resubscribe(&self, seen: &HashMap<RunId, u64>, only: Option<RunId>) -> Subscription {
         let inner = self.lock();
         let live = self.live.subscribe();
         let mut backlog = Vec::new();
         for (run_id, log) in inner.runs.iter().filter(|(id, _)| only.is_none_or(|only| only == **id)) {
-            let after = seen.get(run_id).copied().unwrap_or(0);
-            backlog.extend(log.events.iter().skip(usize::try_from(after).unwrap_or(usize::MAX)).cloned());
+            backlog.extend(after(log.released(), seen.get(run_id).copied().unwrap_or(0)));
         }
         let in_memory = only.is_none_or(|id| inner.runs.contains_key(&id));
-        Subscription { backlog, in_memory, live }
+        Subscription { backlog, in_memory, positions: HashMap::new(), live }
     }
 
-    /// The events of a run held in memory, oldest first.
+    /// The released events of a run held in memory, oldest first.
     pub fn events(&self, run_id: RunId) -> Option<Vec<Published>> {
-        Some(self.lock().runs.get(&run_id)?.events.clone())
+        Some(self.lock().runs.get(&run_id)?.released().to_vec())
     }
 
     /// Whether the run is held in memory.
@@ -171,27 +258,36 @@ impl Hub {
         self.lock().runs.contains_key(&run_id)
     }
 
-    /// How many runs are in flight.
+    /// How many runs are in flight (their terminal event not yet published).
     pub fn runs_in_flight(&self) -> usize {
-        self.lock().runs.values().filter(|log| log.finished_at.is_none()).count()
+        self.lock().runs.values().filter(|log| !log.ended).count()
+    }
+
+    /// How many runs the hub holds in memory, finished ones included.
+    pub fn runs_held(&self) -> usize {
+        self.lock().runs.len()
     }
 
     /// How many WebSocket clients (and other subscribers) are following live events.
     pub fn subscribers(&self) -> usize {
         self.live.receiver_count()
     }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
 }
 
-fn evict_old(inner: &mut Inner) {
-    while inner.finished.len() > RETAIN_FINISHED_RUNS {
-        let Some(oldest) = inner.finished.front().copied() else { break };
-        let old_enough =
-            inner.runs.get(&oldest).and_then(|log| log.finished_at).is_none_or(|at| at.elapsed() > RETAIN_FINISHED_FOR);
-        if !old_enough {
+fn is_terminal(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::RunState { state, .. } if state.is_terminal())
+}
+
+fn after(events: &[Published], after_seq: u64) -> Vec<Published> {
+    events.iter().skip(usize::try_from(after_seq).unwrap_or(usize::MAX)).cloned().collect()
+}
+
+/// Drops finished runs from memory once they are old enough, or beyond the count bound.
+fn evict_old(inner: &mut Inner, now: Instant) {
+    while let Some(oldest) = inner.finished.front().copied() {
+        let finished_at = inner.runs.get(&oldest).and_then(|log| log.finished_at);
+        let old_enough = finished_at.is_none_or(|at| now.saturating_duration_since(at) > RETAIN_FINISHED_FOR);
+        if !old_enough && inner.finished.len() <= RETAIN_FINISHED_RUNS {
             break;
         }
         inner.finished.pop_front();
@@ -199,18 +295,82 @@ fn evict_old(inner: &mut Inner) {
     }
 }
 
+/// Stores what the hub publishes, in order and in batches, releasing each batch once stored.
+async fn persist_loop(hub: Weak<Hub>, store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Persist>) {
+    let mut received = Vec::with_capacity(64);
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            count = queue.recv_many(&mut received, MAX_BATCH) => if count == 0 { return },
+            _ = sweep.tick() => {
+                match hub.upgrade() {
+                    Some(hub) => hub.sweep(),
+                    None => return,
+                }
+                continue;
+            }
+        }
+        let mut batch = Vec::with_capacity(received.len());
+        let mut flushes = Vec::new();
+        for item in received.drain(..) {
+            match item {
+                Persist::Event(event) => batch.push(event),
+                Persist::Flush(done) => flushes.push(done),
+            }
+        }
+        if !batch.is_empty() {
+            store_until_done(&hub, store.as_ref(), &batch).await;
+            match hub.upgrade() {
+                Some(hub) => hub.release(&batch),
+                None => return,
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Stores a batch, retrying with backoff for as long as the store fails.
+async fn store_until_done(hub: &Weak<Hub>, store: &dyn Store, batch: &[Published]) {
+    let sync = batch.iter().any(|e| is_terminal(&e.event.kind));
+    let mut wait = RETRY_FIRST;
+    loop {
+        match store.append_events(batch, sync).await {
+            Ok(()) => {
+                if let Some(hub) = hub.upgrade()
+                    && !hub.storage_ok.swap(true, Ordering::SeqCst)
+                {
+                    tracing::info!(events = batch.len(), "storage recovered; the queued events are stored");
+                }
+                return;
+            }
+            Err(error) => {
+                let Some(hub) = hub.upgrade() else { return };
+                if hub.storage_ok.swap(false, Ordering::SeqCst) {
+                    tracing::error!(error = %chain(&error), events = batch.len(), "cannot store events; retrying until storage recovers");
+                }
+                drop(hub);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_CAP);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use common::{LogLevel, RunState};
+    use tokio::sync::broadcast::error::TryRecvError;
     use uuid::Uuid;
 
     use super::*;
-    use crate::store::{SqliteStore, Synchronous};
+    use crate::store::memory::MemoryStore;
 
-    async fn hub() -> Arc<Hub> {
-        let dir = std::env::temp_dir().join(format!("hub-test-{}", Uuid::now_v7()));
-        let store = SqliteStore::open(&dir, Synchronous::Normal).await.expect("store");
-        Hub::new(Arc::new(store))
+    fn hub() -> (Arc<Hub>, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::default());
+        (Hub::new(Arc::clone(&store) as Arc<dyn Store>), store)
     }
 
     fn created(run_id: RunId) -> Published {
@@ -233,15 +393,21 @@ mod tests {
         EventKind::Log { level: LogLevel::Info, task: None, attempt: None, message: format!("line {n}") }
     }
 
-    #[tokio::test]
-    async fn a_subscriber_that_fell_behind_resyncs_every_event_it_missed_in_order() {
-        let hub = hub().await;
+    fn new_run(hub: &Hub) -> RunId {
         let run = RunId(Uuid::now_v7());
         hub.register(created(run));
+        run
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_fell_behind_resyncs_every_event_it_missed_in_order() {
+        let (hub, _) = hub();
+        let run = new_run(&hub);
         let mut slow = hub.subscribe(None).live;
         for n in 0..LIVE_CAPACITY + 100 {
             hub.publish(run, log(n));
         }
+        hub.flush().await;
         let first = slow.recv().await;
         assert!(matches!(first, Err(broadcast::error::RecvError::Lagged(_))), "the slow subscriber lagged");
         let seen = HashMap::from([(run, 1)]);
@@ -253,24 +419,24 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_is_published_after_a_terminal_state() {
-        let hub = hub().await;
-        let run = RunId(Uuid::now_v7());
-        hub.register(created(run));
+        let (hub, _) = hub();
+        let run = new_run(&hub);
         assert_eq!(hub.publish(run, EventKind::RunState { state: RunState::Cancelled, error: None }), Some(2));
         assert_eq!(hub.publish(run, EventKind::RunState { state: RunState::Completed, error: None }), None);
         assert_eq!(hub.publish(run, log(0)), None);
-        assert_eq!(hub.detail(run).map(|d| d.state), Some(RunState::Cancelled));
         assert_eq!(hub.runs_in_flight(), 0);
+        hub.flush().await;
+        assert_eq!(hub.detail(run).map(|d| d.state), Some(RunState::Cancelled));
     }
 
     #[tokio::test]
     async fn a_follower_gets_the_backlog_after_its_seq_then_the_live_feed() {
-        let hub = hub().await;
-        let run = RunId(Uuid::now_v7());
-        hub.register(created(run));
+        let (hub, _) = hub();
+        let run = new_run(&hub);
         for n in 0..5 {
             hub.publish(run, log(n));
         }
+        hub.flush().await;
         let mut subscription = hub.subscribe(Some((run, 3)));
         assert!(subscription.in_memory);
         let backlog: Vec<u64> = subscription.backlog.iter().map(|e| e.event.seq).collect();
@@ -279,5 +445,54 @@ mod tests {
         let next = subscription.live.recv().await.expect("live event");
         assert_eq!(next.event.seq, 7);
         assert!(!hub.subscribe(Some((RunId(Uuid::now_v7()), 0))).in_memory);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_client_sees_an_event_before_the_store_has_it_and_a_failing_store_loses_nothing() {
+        let (hub, store) = hub();
+        let run = new_run(&hub);
+        let mut live = hub.subscribe(None).live;
+        store.set_failing(true);
+        for n in 0..3 {
+            hub.publish(run, log(n));
+        }
+        // Long enough for several retries with backoff.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+
+        assert_eq!(live.try_recv().map(|e| e.event.seq), Err(TryRecvError::Empty), "nothing released");
+        assert_eq!(hub.events(run).map(|e| e.len()), Some(1), "readers see only the stored run_created");
+        assert!(!hub.storage_ok(), "the failure is reported");
+
+        store.set_failing(false);
+        hub.flush().await;
+
+        assert!(hub.storage_ok());
+        let released: Vec<u64> = (0..3).filter_map(|_| live.try_recv().ok()).map(|e| e.event.seq).collect();
+        assert_eq!(released, [2, 3, 4], "every queued event, in order, once stored");
+        assert_eq!(store.stored(), [(run, 2), (run, 3), (run, 4)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_runs_leave_memory_after_a_while_even_when_nothing_else_happens() {
+        let (hub, _) = hub();
+        let run = new_run(&hub);
+        hub.publish(run, EventKind::RunState { state: RunState::Completed, error: None });
+        hub.flush().await;
+        assert!(hub.holds(run), "kept a while for followers that lag");
+
+        tokio::time::sleep(RETAIN_FINISHED_FOR + SWEEP_EVERY * 2).await;
+
+        assert!(!hub.holds(run), "evicted by age without another run finishing");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_finished_runs_keeps_at_most_the_bound_in_memory() {
+        let (hub, _) = hub();
+        for _ in 0..RETAIN_FINISHED_RUNS + 50 {
+            let run = new_run(&hub);
+            hub.publish(run, EventKind::RunState { state: RunState::Completed, error: None });
+        }
+        hub.flush().await;
+        assert_eq!(hub.runs_held(), RETAIN_FINISHED_RUNS);
     }
 }

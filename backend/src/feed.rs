@@ -19,6 +19,9 @@ use crate::runs::Runs;
 use crate::store::StoreError;
 use crate::wire::Published;
 
+/// Runs remembered by an all-runs feed before it forgets those that left memory.
+const FORGET_ABOVE: usize = 4096;
+
 /// Why a feed could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -42,8 +45,8 @@ pub struct Feed {
     subscription: Subscription,
     /// Backlog events not yet handed out.
     pending: VecDeque<Published>,
-    /// The followed run's backlog must still be read from the store (it left memory).
-    backfill_from_store: bool,
+    /// Runs whose missed events must be read from the store: they left memory meanwhile.
+    backfill: Vec<RunId>,
 }
 
 impl Feed {
@@ -60,14 +63,17 @@ impl Feed {
                 return Err(FeedError::BeyondLastEvent { after_seq, last_seq: detail.last_seq });
             }
         }
-        let subscription = hub.subscribe(run);
+        let mut subscription = hub.subscribe(run);
+        // Following all runs starts from now: runs already in memory resume where they stand.
+        let mut last_seen = std::mem::take(&mut subscription.positions);
+        last_seen.extend(run);
         let mut feed = Feed {
             hub,
             runs,
             metrics,
             only: run.map(|(id, _)| id),
-            last_seen: run.into_iter().collect(),
-            backfill_from_store: false,
+            last_seen,
+            backfill: Vec::new(),
             pending: VecDeque::new(),
             subscription,
         };
@@ -79,7 +85,9 @@ impl Feed {
         let mut backlog = std::mem::take(&mut self.subscription.backlog);
         backlog.sort_by_key(|e| (e.event.run_id, e.event.seq));
         self.pending = backlog.into();
-        self.backfill_from_store = self.only.is_some() && !self.subscription.in_memory;
+        if let (Some(id), false) = (self.only, self.subscription.in_memory) {
+            self.backfill.push(id);
+        }
     }
 
     /// Whether the event is new to this client; records it if so.
@@ -101,19 +109,18 @@ impl Feed {
     /// `select!` beside the socket's incoming messages.
     pub async fn next(&mut self) -> Result<Option<Published>, StoreError> {
         loop {
-            if self.backfill_from_store
-                && let Some(id) = self.only
-            {
+            while let Some(&id) = self.backfill.last() {
                 let after = self.last_seen.get(&id).copied().unwrap_or(0);
                 let stored = self.runs.events_after(id, after).await?.unwrap_or_default();
                 self.pending.extend(stored);
-                self.backfill_from_store = false;
+                self.backfill.pop();
             }
             while let Some(event) = self.pending.pop_front() {
                 if self.admit(&event) {
                     return Ok(Some(event));
                 }
             }
+            self.forget_finished();
             match self.subscription.live.recv().await {
                 Ok(event) => {
                     if self.admit(&event) {
@@ -126,17 +133,29 @@ impl Feed {
         }
     }
 
+    /// Runs gone from memory after their backfill get no new events: forget them so the map
+    /// stays small.
+    fn forget_finished(&mut self) {
+        if self.only.is_none() && self.last_seen.len() > FORGET_ABOVE {
+            let hub = &self.hub;
+            self.last_seen.retain(|id, _| hub.holds(*id));
+        }
+    }
+
     fn resync(&mut self, missed: u64) {
         self.subscription = self.hub.resubscribe(&self.last_seen, self.only);
         self.take_backlog();
+        // Runs this client follows that left memory while it lagged: their missed events
+        // (the terminal one among them) come from the store.
+        if self.only.is_none() {
+            let hub = &self.hub;
+            self.backfill.extend(self.last_seen.keys().filter(|id| !hub.holds(**id)));
+        }
         let resent = self
             .pending
             .iter()
             .filter(|e| e.event.seq > self.last_seen.get(&e.event.run_id).copied().unwrap_or(0))
             .count();
         self.metrics.ws_lagged(missed, resent as u64);
-        // Runs gone from memory cannot get new events: forget them so the map stays small.
-        let (hub, only) = (&self.hub, self.only);
-        self.last_seen.retain(|id, _| only == Some(*id) || hub.holds(*id));
     }
 }

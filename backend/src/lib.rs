@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod bedrock;
+pub mod causes;
 pub mod config;
 pub mod emulator;
 pub mod error;

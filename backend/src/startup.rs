@@ -11,9 +11,9 @@ use common::ApiLimits;
 use tokio::net::TcpListener;
 
 use crate::app::{App, StartupError};
-use crate::submission::MAX_TOKENS_LIMIT;
 use crate::config::ServeArgs;
 use crate::routes::{self, Guard};
+use crate::submission::MAX_TOKENS_LIMIT;
 
 /// A bound, ready-to-run server.
 pub struct Application {

@@ -33,6 +33,9 @@ pub enum SubmitError {
     Journal(#[from] JournalError),
     #[error("the run store could not record the run")]
     Store(#[from] StoreError),
+    /// Storage is failing; nothing was accepted.
+    #[error("storage is unavailable; try again later")]
+    StorageDown,
     /// A concurrency or rate limit is reached; nothing was stored and no Bedrock call made.
     #[error("{message}")]
     Limited { message: String, retry_after_secs: u64 },
@@ -135,6 +138,10 @@ impl Submissions {
 
     /// Checks the cost limits before anything is stored or any Bedrock call is made.
     fn admit(&self) -> Result<(), SubmitError> {
+        // A run accepted now could not store its events: refuse rather than run blind.
+        if !self.hub.storage_ok() {
+            return Err(SubmitError::StorageDown);
+        }
         let in_flight = self.runner.in_flight();
         if in_flight >= self.policy.max_concurrent_runs {
             return Err(SubmitError::Limited {

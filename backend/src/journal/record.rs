@@ -94,11 +94,7 @@ pub fn decode_record(run_id: RunId, expected: RecordRef, bytes: &[u8]) -> Result
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScannedRecord {
     /// An intact record.
-    Intact {
-        run_id: RunId,
-        offset: u64,
-        prompt: String,
-    },
+    Intact { run_id: RunId, offset: u64, prompt: String },
     /// A header whose record is incomplete or damaged (a crash mid-write leaves one at the end).
     Torn {
         offset: u64,

@@ -12,15 +12,12 @@ use crate::app::App;
 use crate::emulator::Emulator;
 use crate::error::ApiError;
 
-/// The routes of this resource.
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/api/emulator/faults", get(status).put(set).delete(clear))
 }
 
 fn emulator(app: &App) -> Result<&Emulator, ApiError> {
-    app.emulator
-        .as_ref()
-        .ok_or_else(|| ApiError::Conflict("the server calls real Bedrock, not the built-in emulator".into()))
+    app.emulator().ok_or_else(|| ApiError::Conflict("the server calls real Bedrock, not the built-in emulator".into()))
 }
 
 async fn status(State(app): State<Arc<App>>) -> Result<Json<EmulatorStatus>, ApiError> {

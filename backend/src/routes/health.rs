@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use common::Health;
@@ -16,16 +16,27 @@ pub fn router() -> Router<Arc<App>> {
     Router::new().route("/api/health", get(health)).route("/metrics", get(metrics))
 }
 
-async fn health(State(app): State<Arc<App>>) -> Json<Health> {
-    let status = if app.closing().is_cancelled() { "shutting_down" } else { "ok" };
+/// 200 with `status: "ok"` (or `"shutting_down"` while draining); 503 with `"storage_failing"`
+/// while storage refuses writes, so a load balancer sends work elsewhere.
+async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
+    let (code, status) = if app.closing().is_cancelled() {
+        (StatusCode::OK, "shutting_down")
+    } else if !app.storage_ok() {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage_failing")
+    } else {
+        (StatusCode::OK, "ok")
+    };
     let policy = app.submissions().policy();
-    Json(Health {
-        status: status.to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        bedrock: app.bedrock().clone(),
-        defaults: policy.defaults.clone(),
-        limits: policy.limits.clone(),
-    })
+    (
+        code,
+        Json(Health {
+            status: status.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            bedrock: app.bedrock().clone(),
+            defaults: policy.defaults.clone(),
+            limits: policy.limits.clone(),
+        }),
+    )
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

@@ -17,7 +17,8 @@ use serde::Deserialize;
 use super::extract::Query;
 use super::runs::parse_run_id;
 use crate::app::App;
-use crate::error::{ApiError, chain};
+use crate::causes::chain;
+use crate::error::ApiError;
 use crate::feed::Feed;
 
 /// Largest message a client may send; clients have nothing to say beyond pings.

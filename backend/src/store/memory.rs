@@ -1,7 +1,8 @@
 //! A store that keeps everything in memory, for unit tests that run under Tokio's paused
 //! clock: SQLite's worker thread and its pool timeouts do not mix with virtual time.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunDetail, RunId, RunSummary};
@@ -13,9 +14,21 @@ use crate::wire::Published;
 pub struct MemoryStore {
     /// Every event stored, in the order it was stored.
     events: Mutex<Vec<Published>>,
+    /// While set, every write fails, as a full or broken disk would make it.
+    failing: AtomicBool,
 }
 
 impl MemoryStore {
+    /// Makes every following write fail (`true`) or succeed again (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Every stored event as `(run, seq)`, in the order stored.
+    pub fn stored(&self) -> Vec<(RunId, u64)> {
+        self.events().iter().map(|p| (p.event.run_id, p.event.seq)).collect()
+    }
+
     fn events(&self) -> std::sync::MutexGuard<'_, Vec<Published>> {
         self.events.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -32,11 +45,18 @@ impl Store for MemoryStore {
         Ok(Created::New)
     }
 
-    fn enqueue_events(&self, events: Vec<Published>) {
-        self.events().extend(events);
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
+    async fn append_events(&self, events: &[Published], _sync: bool) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Closed);
+        }
+        let mut stored = self.events();
+        for event in events {
+            let duplicate =
+                stored.iter().any(|e| e.event.run_id == event.event.run_id && e.event.seq == event.event.seq);
+            if !duplicate {
+                stored.push(Arc::clone(event));
+            }
+        }
         Ok(())
     }
 

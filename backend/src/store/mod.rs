@@ -13,8 +13,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunId, RunState, RunSummary};
 
-use crate::wire::Published;
 use crate::journal::RecordRef;
+use crate::wire::Published;
 
 pub use recovery::recover_interrupted;
 pub use sqlite::{SqliteStore, Synchronous};
@@ -92,12 +92,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new run and its `run_created` event; returns once both are durable.
     async fn create_run(&self, run: NewRun) -> Result<Created, StoreError>;
 
-    /// Queues events for storage, in order; they are written in the background, in batches.
-    /// Each comes with the JSON the hub already made for the WebSocket, which is what is stored.
-    fn enqueue_events(&self, events: Vec<Published>);
-
-    /// Waits until every event queued so far is stored.
-    async fn flush(&self) -> Result<(), StoreError>;
+    /// Stores events, in order, and returns once they are committed: visible to every reader
+    /// and safe from a process crash; with `sync`, also from a power loss. Each comes with the
+    /// JSON the hub already made for the WebSocket, which is what is stored. Storing an event
+    /// twice is harmless (the second is ignored), so a failed call can simply be repeated.
+    async fn append_events(&self, events: &[Published], sync: bool) -> Result<(), StoreError>;
 
     /// The run created with this idempotency key, if any.
     async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError>;
@@ -149,16 +148,16 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
             async move {
                 store.create_run(new_run).await?;
                 let last = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
-                store.enqueue_events(vec![
+                let events = [
                     event(id, 2, EventKind::RunState { state: RunState::Running, error: None }),
                     event(id, 3, EventKind::RunState { state: last, error: None }),
-                ]);
-                Ok::<_, StoreError>(())
+                ];
+                store.append_events(&events, false).await
             }
         });
         for created in futures_util::future::join_all(creations).await {
             created?;
         }
     }
-    store.flush().await
+    Ok(())
 }

@@ -32,9 +32,8 @@ pub async fn recover_interrupted(store: &dyn Store) -> Result<usize, StoreError>
             events.push(next(EventKind::TaskState { task: task.name, attempt, state: TaskState::Failed, outcome }));
         }
         events.push(next(EventKind::RunState { state: RunState::Crashed, error: Some(REASON.into()) }));
-        store.enqueue_events(events);
+        store.append_events(&events, true).await?;
     }
-    store.flush().await?;
     tracing::warn!(runs = interrupted.len(), "marked runs interrupted by the previous process as Crashed");
     Ok(interrupted.len())
 }

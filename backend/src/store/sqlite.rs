@@ -1,9 +1,10 @@
 //! The SQLite store: WAL mode, one writer connection that group-commits, a small reader pool.
 //!
-//! Durability: `synchronous=FULL` by default for every commit that stores a new run or answers
-//! a flush, so a run is durable before `POST /api/runs` answers. Batches of events alone commit
-//! without a sync of their own (see `write_loop`); they reach the disk with the next synced
-//! commit or checkpoint, and a process crash loses none of them. Every write goes through one
+//! Durability: `synchronous=FULL` by default for every commit that stores a new run or a run's
+//! terminal event, so a run is durable before `POST /api/runs` answers and its outcome as soon
+//! as it ends. Batches of other events commit without a sync of their own (see `write_loop`);
+//! they reach the disk with the next synced commit or checkpoint, and a process crash loses
+//! none of them. Every write goes through one
 //! writer task that folds whatever is queued (run creations, events from all runs) into one
 //! transaction, so a burst of N writes costs one sync instead of N. `--sqlite-synchronous normal` trades the
 //! last moments before a power loss (not a process crash: WAL survives that) for fewer syncs.
@@ -46,8 +47,8 @@ pub enum Synchronous {
 
 enum WriteOp {
     Create(Box<NewRun>, oneshot::Sender<Result<Created, StoreError>>),
-    Events(Vec<Published>),
-    Flush(oneshot::Sender<Result<(), StoreError>>),
+    /// Events, whether their commit must be synced, and who waits for the commit.
+    Events(Vec<Published>, bool, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// Runs and events in a SQLite database file.
@@ -98,14 +99,9 @@ impl Store for SqliteStore {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
-    fn enqueue_events(&self, events: Vec<Published>) {
-        // Only fails once the writer is gone at shutdown, after the final flush.
-        let _ = self.send(WriteOp::Events(events));
-    }
-
-    async fn flush(&self) -> Result<(), StoreError> {
+    async fn append_events(&self, events: &[Published], sync: bool) -> Result<(), StoreError> {
         let (reply, done) = oneshot::channel();
-        self.send(WriteOp::Flush(reply))?;
+        self.send(WriteOp::Events(events.to_vec(), sync, reply))?;
         done.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -195,12 +191,12 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
     let mut syncing = true;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut results = Vec::with_capacity(batch.len());
-        // Only run creations and flushes must be on disk when they return. A batch of events
-        // alone commits without its own sync: WAL frames survive a process crash in the OS
-        // cache, and the next synced commit (a run's acceptance, a flush) or checkpoint carries
-        // them to disk. So events never put a sync in front of the next submission.
+        // Only run creations and the events that end runs must be on disk when they return. A
+        // batch of other events commits without its own sync: WAL frames survive a process
+        // crash in the OS cache, and the next synced commit or checkpoint carries them to disk.
+        // So streamed deltas never put a sync in front of the next submission.
         let must_sync = synchronous == Synchronous::Full
-            && batch.iter().any(|op| matches!(op, WriteOp::Create(..) | WriteOp::Flush(_)));
+            && batch.iter().any(|op| matches!(op, WriteOp::Create(..) | WriteOp::Events(_, true, _)));
         if must_sync != syncing {
             let pragma = if must_sync { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
             if sqlx::query(pragma).execute(&mut conn).await.is_ok() {
@@ -210,7 +206,8 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
         let committed = write_batch(&mut conn, &batch, &mut results).await;
         let shared_error = committed.err().map(Arc::new);
         if let Some(error) = &shared_error {
-            tracing::error!(error = %error, ops = batch.len(), "store write failed; this batch is not stored");
+            // Every waiter gets the error; the hub retries its events, a submission answers 503.
+            tracing::warn!(error = %error, ops = batch.len(), "store write failed; nothing of this batch is stored");
         }
         let mut results = results.into_iter();
         for op in batch.drain(..) {
@@ -222,10 +219,9 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
                     };
                     let _ = reply.send(result);
                 }
-                WriteOp::Flush(reply) => {
+                WriteOp::Events(_, _, reply) => {
                     let _ = reply.send(shared_error.as_ref().map_or(Ok(()), |e| Err(StoreError::Write(Arc::clone(e)))));
                 }
-                WriteOp::Events(_) => {}
             }
         }
     }
@@ -241,14 +237,13 @@ async fn write_batch(
     for op in batch {
         match op {
             WriteOp::Create(run, _) => created.push(Ok(insert_run(&mut tx, run).await?)),
-            WriteOp::Events(events) => {
+            WriteOp::Events(events, _, _) => {
                 for event in events {
                     insert_event(&mut tx, event).await?;
                     let seq = last_seq.entry(event.event.run_id).or_default();
                     *seq = (*seq).max(event.event.seq);
                 }
             }
-            WriteOp::Flush(_) => {}
         }
     }
     for (run_id, seq) in last_seq {

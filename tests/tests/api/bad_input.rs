@@ -241,7 +241,7 @@ async fn bad_fault_plans_are_refused() {
         let (status, _) = error_of(response).await;
         assert!(status.is_client_error(), "{body}: {status}");
     }
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().plan, None);
+    assert_eq!(app.app.emulator().expect("the test app runs on the emulator").status().plan, None);
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ async fn a_run_throttled_twice_completes_on_the_third_call_bedrock_attempt() {
     assert_eq!(calls[2].state, TaskState::Completed);
     assert_eq!(calls[2].http_status, Some(200));
     assert_eq!(attempts(&run, TaskName::LoadPromptFile).len(), 1, "load_prompt_file is not repeated");
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().calls, 3);
+    assert_eq!(app.app.emulator().expect("the test app runs on the emulator").status().calls, 3);
 
     let logs = app.logs(run.id).await;
     for attempt in 1..=3 {
@@ -66,7 +66,7 @@ async fn a_run_throttled_three_times_fails_after_exactly_three_attempts() {
     assert!(run.response.is_none(), "no response: {:?}", run.response);
     // Nothing more is called after the run gave up.
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().calls, 3);
+    assert_eq!(app.app.emulator().expect("the test app runs on the emulator").status().calls, 3);
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn a_validation_error_fails_the_run_after_one_attempt() {
     assert_eq!(calls[0].retryable, Some(false));
     assert_eq!(calls[0].http_status, Some(400));
     assert!(run.error.is_some());
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().calls, 1);
+    assert_eq!(app.app.emulator().expect("the test app runs on the emulator").status().calls, 1);
 }
 
 #[tokio::test]
