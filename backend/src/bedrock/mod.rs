@@ -108,12 +108,27 @@ impl ErrorKind {
         )
     }
 
+    /// What the HTTP status alone says, whatever the body: a 429 is throttling and any 5xx a
+    /// server-side failure, both worth another attempt. A proxy or load balancer in front of
+    /// Bedrock answers 502/503/504 with an HTML page and no error code, and AWS itself may
+    /// answer a generic `InternalFailure` or `ServiceUnavailable`; the status is the contract.
+    pub fn from_status(status: u16) -> Option<ErrorKind> {
+        match status {
+            429 => Some(ErrorKind::Throttled),
+            503 => Some(ErrorKind::ServiceUnavailable),
+            500..=599 => Some(ErrorKind::InternalServer),
+            _ => None,
+        }
+    }
+
     /// Classifies a Bedrock error code (`ThrottlingException`, ...).
     pub fn from_code(code: &str) -> ErrorKind {
         match code {
             "ThrottlingException" | "throttlingException" => ErrorKind::Throttled,
-            "ServiceUnavailableException" | "serviceUnavailableException" => ErrorKind::ServiceUnavailable,
-            "InternalServerException" | "internalServerException" => ErrorKind::InternalServer,
+            "ServiceUnavailableException" | "serviceUnavailableException" | "ServiceUnavailable" => {
+                ErrorKind::ServiceUnavailable
+            }
+            "InternalServerException" | "internalServerException" | "InternalFailure" => ErrorKind::InternalServer,
             "ModelNotReadyException" => ErrorKind::ModelNotReady,
             "ModelTimeoutException" => ErrorKind::ModelTimeout,
             "ModelStreamErrorException" | "modelStreamErrorException" => ErrorKind::StreamBroken,
@@ -188,6 +203,19 @@ pub trait ModelClient: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_5xx_or_429_is_retryable_whatever_the_body_says() {
+        for status in [429, 500, 502, 503, 504, 599] {
+            let kind = ErrorKind::from_status(status).expect("classified by status");
+            assert!(kind.is_retryable(), "{status} -> {kind}");
+        }
+        for status in [200, 400, 403, 404, 408] {
+            assert_eq!(ErrorKind::from_status(status), None, "{status}");
+        }
+        assert!(ErrorKind::from_code("InternalFailure").is_retryable());
+        assert!(ErrorKind::from_code("ServiceUnavailable").is_retryable());
+    }
 
     #[test]
     fn only_transient_failures_are_retried() {

@@ -362,5 +362,91 @@ where
         ),
         _ => (ErrorKind::Other, format!("the request could not be sent: {}", DisplayErrorContext(error))),
     };
+    // A 5xx or 429 is retryable whatever its body: see `ErrorKind::from_status`.
+    let kind = match trace.http_status.and_then(ErrorKind::from_status) {
+        Some(by_status) if !kind.is_retryable() => by_status,
+        _ => kind,
+    };
+    let message = match (kind, trace.http_status) {
+        (_, Some(status)) if ErrorKind::from_status(status).is_some() && !message.contains(&status.to_string()) => {
+            format!("HTTP {status}: {message}")
+        }
+        _ => message,
+    };
     CallError { kind, message, trace: trace.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::body::Body;
+    use axum::http::{Response, StatusCode};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::emulator::{Emulator, EmulatorConfig, reply_for};
+
+    /// The emulator behind a "proxy" that answers its first `failures` calls itself with
+    /// `status` and an HTML page, as a load balancer in front of Bedrock would.
+    async fn behind_a_failing_proxy(status: StatusCode, failures: usize) -> (SdkClient, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let router = Emulator::new(EmulatorConfig::unpaced()).router().layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let call = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if call < failures {
+                        let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+                        let mut response = Response::new(Body::from(page));
+                        *response.status_mut() = status;
+                        response.headers_mut().insert("content-type", "text/html".parse().expect("header"));
+                        return response;
+                    }
+                    next.run(request).await
+                }
+            },
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let timeouts =
+            Timeouts { connect: Duration::from_secs(5), call: Duration::from_secs(30), idle: Duration::from_secs(30) };
+        let settings = SdkSettings {
+            endpoint: Some(format!("http://{addr}")),
+            dummy_credentials: true,
+            region: None,
+            api: BedrockApi::Converse,
+            timeouts,
+        };
+        (SdkClient::connect(&settings).await, calls)
+    }
+
+    fn request(prompt: &str) -> ModelRequest {
+        ModelRequest { model_id: "anthropic.claude-3-haiku-20240307-v1:0".into(), prompt: prompt.into(), system: None, max_tokens: 64, temperature: None }
+    }
+
+    #[tokio::test]
+    async fn a_proxy_s_502_html_page_is_a_retryable_failure_and_the_next_call_succeeds() {
+        let (client, calls) = behind_a_failing_proxy(StatusCode::BAD_GATEWAY, 1).await;
+        let mut sink = |_: &str| {};
+
+        let first = client.call(&request("hello"), &mut sink).await.expect_err("the proxy answers 502");
+        assert!(first.kind.is_retryable(), "{:?}: {}", first.kind, first.message);
+        assert_eq!(first.trace.http_status, Some(502));
+        assert!(first.message.contains("502"), "{}", first.message);
+
+        let second = client.call(&request("hello"), &mut sink).await.expect("the emulator answers");
+        assert_eq!(second.text, reply_for("hello"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_504_without_any_body_is_retryable_too() {
+        let (client, _) = behind_a_failing_proxy(StatusCode::GATEWAY_TIMEOUT, 1).await;
+        let mut sink = |_: &str| {};
+        let error = client.call(&request("hello"), &mut sink).await.expect_err("the proxy answers 504");
+        assert!(error.kind.is_retryable(), "{:?}: {}", error.kind, error.message);
+    }
 }
