@@ -48,6 +48,8 @@ pub enum StartupError {
 
 /// The server's parts, wired.
 pub struct App {
+    store: Arc<dyn Store>,
+    journal: Journal,
     hub: Arc<Hub>,
     runner: Arc<Runner>,
     runs: Arc<Runs>,
@@ -94,13 +96,15 @@ impl App {
         };
         let submissions = Submissions::new(
             Arc::clone(&store),
-            journal,
+            journal.clone(),
             Arc::clone(&hub),
             Arc::clone(&runner),
             Arc::clone(&runs),
             policy,
         );
         Ok(App {
+            store,
+            journal: journal.clone(),
             hub,
             runner,
             runs,
@@ -162,5 +166,9 @@ impl App {
             );
         }
         self.stopped.cancel();
+        // The files stay locked until the server has stopped writing, then a restart (or
+        // another process) may open them at once.
+        self.store.release().await;
+        self.journal.release();
     }
 }

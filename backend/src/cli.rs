@@ -4,10 +4,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use backend::app::App;
+use backend::app::{App, StartupError};
 use backend::config::{EmulatorArgs, RunArgs, ServeArgs};
 use backend::emulator::Emulator;
+use backend::journal::JournalError;
 use backend::startup::{Application, shutdown_signal};
+use backend::store::StoreError;
 use backend::submission::MAX_TOKENS_LIMIT;
 use common::{ApiLimits, BedrockBackend, EventKind, RunState, SubmitRun};
 
@@ -45,7 +47,15 @@ pub async fn run_once(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let limits =
         ApiLimits { max_body_bytes: usize::MAX, max_prompt_bytes: 10 * 1024 * 1024, max_tokens: MAX_TOKENS_LIMIT };
-    let app = App::build(&args.app, limits).await.context("cannot start")?;
+    let app = match App::build(&args.app, limits).await {
+        Ok(app) => app,
+        Err(error @ (StartupError::Store(StoreError::Locked(_)) | StartupError::Journal(JournalError::Locked(_)))) => {
+            return Err(anyhow::Error::new(error).context(
+                "cannot start: a server is using these files; stop it, or give this run its own --data-dir and --prompts-file",
+            ));
+        }
+        Err(error) => return Err(anyhow::Error::new(error).context("cannot start")),
+    };
     if app.bedrock().backend == BedrockBackend::Emulator {
         eprintln!("note: no AWS configuration found; using the built-in Bedrock emulator");
     }

@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// Extra host names the server answers to (besides loopback names and the bound address).
     #[arg(long = "allowed-host", env = "APP_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// Origins besides the page's own that may submit, cancel and open the event feed, as
+    /// `scheme://host[:port]` (e.g. `http://127.0.0.1:8081` for `trunk serve`).
+    #[arg(long = "allowed-origin", env = "APP_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// Seconds runs in flight may take to finish at shutdown before they are interrupted.
     #[arg(long, env = "APP_SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
     pub shutdown_grace_secs: f64,

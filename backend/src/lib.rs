@@ -26,6 +26,7 @@ pub mod events;
 pub mod feed;
 pub mod flow;
 pub mod journal;
+pub mod lockfile;
 pub mod metrics;
 pub mod net;
 pub mod routes;

@@ -92,7 +92,8 @@ impl Runs {
         let Some(detail) = self.detail(id).await? else { return Ok(Cancel::NotFound) };
         Ok(match outcome {
             CancelOutcome::Cancelling => Cancel::Cancelling(detail.summary()),
-            CancelOutcome::NotRunning => Cancel::AlreadyEnded(detail.state),
+            // Its end may be published but not stored yet: name the state it ended in.
+            CancelOutcome::NotRunning => Cancel::AlreadyEnded(self.hub.latest_state(id).unwrap_or(detail.state)),
         })
     }
 

@@ -51,6 +51,12 @@ impl Application {
         let addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: args.addr.to_string(), source })?;
         let guard = Guard {
+            allowed_origins: args
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect(),
             allowed_hosts: allowed_hosts(&args, addr),
             token: args.auth_token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(Arc::from),
         };

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{ApiLimits, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun, prompt_preview};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::events::Hub;
@@ -54,6 +55,9 @@ pub struct Policy {
 
 /// Accepts runs.
 pub struct Submissions {
+    /// One permit per run in flight: taking one is the admission decision, atomic however
+    /// many submissions race, and the run holds it until it ends.
+    slots: Arc<Semaphore>,
     store: Arc<dyn Store>,
     journal: Journal,
     hub: Arc<Hub>,
@@ -73,7 +77,8 @@ impl Submissions {
         policy: Policy,
     ) -> Submissions {
         let rate = (policy.max_per_minute > 0).then(|| RateLimiter::per_minute(policy.max_per_minute));
-        Submissions { store, journal, hub, runner, runs, policy, rate }
+        let slots = Arc::new(Semaphore::new(policy.max_concurrent_runs.min(Semaphore::MAX_PERMITS)));
+        Submissions { slots, store, journal, hub, runner, runs, policy, rate }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -92,7 +97,7 @@ impl Submissions {
         {
             return self.existing_run(existing).await;
         }
-        self.admit()?;
+        let slot = self.admit()?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
         let created = stamp(Arc::new(Event {
@@ -121,14 +126,15 @@ impl Submissions {
         let detail = RunDetail::from_created(&created.event)
             .ok_or_else(|| StoreError::Malformed(format!("run {id}: its first event is not `run_created`")))?;
         self.hub.register(created);
-        self.runner.start(RunSpec {
+        let spec = RunSpec {
             id,
             journal,
             model_id: run.model_id,
             system: run.system,
             max_tokens: run.max_tokens,
             temperature: run.temperature,
-        });
+        };
+        self.runner.start(spec, slot);
         Ok(detail)
     }
 
@@ -136,26 +142,27 @@ impl Submissions {
         self.runs.detail(id).await?.ok_or_else(|| StoreError::Malformed(format!("run {id} has no events")).into())
     }
 
-    /// Checks the cost limits before anything is stored or any Bedrock call is made.
-    fn admit(&self) -> Result<(), SubmitError> {
+    /// Checks the cost limits before anything is stored or any Bedrock call is made; the slot
+    /// it returns is released if the submission fails later, or when the run ends.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, SubmitError> {
         // A run accepted now could not store its events: refuse rather than run blind.
         if !self.hub.storage_ok() {
             return Err(SubmitError::StorageDown);
         }
-        let in_flight = self.runner.in_flight();
-        if in_flight >= self.policy.max_concurrent_runs {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            let max = self.policy.max_concurrent_runs;
             return Err(SubmitError::Limited {
-                message: format!("{in_flight} runs are in flight, the configured maximum; try again shortly"),
+                message: format!("{max} runs are in flight, the configured maximum; try again shortly"),
                 retry_after_secs: 1,
             });
-        }
+        };
         if let Some(wait) = self.rate.as_ref().and_then(RateLimiter::try_take) {
             return Err(SubmitError::Limited {
                 message: "the configured number of submissions per minute is reached".into(),
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
-        Ok(())
+        Ok(slot)
     }
 
     fn validate(&self, request: SubmitRun) -> Result<Validated, SubmitError> {
@@ -251,7 +258,60 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
     use super::*;
+    use crate::bedrock::{CallError, ModelClient, ModelReply, ModelRequest, TextSink};
+    use crate::flow::{FlowSettings, RetryPolicy};
+    use crate::metrics::Metrics;
+    use crate::store::memory::MemoryStore;
+
+    /// A model that never answers, so every accepted run stays in flight.
+    struct Silent;
+
+    #[async_trait]
+    impl ModelClient for Silent {
+        async fn call(&self, _: &ModelRequest, _: &mut dyn TextSink) -> Result<ModelReply, CallError> {
+            std::future::pending().await
+        }
+    }
+
+    fn submissions(max_concurrent_runs: usize) -> (Arc<Submissions>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("submission-test-{}", Uuid::now_v7()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let journal = Journal::open(&dir.join("prompts.txt")).expect("journal");
+        let hub = Hub::new(Arc::clone(&store));
+        let retry = RetryPolicy { retries: 0, delay: Duration::ZERO, jitter: Duration::ZERO };
+        let settings = FlowSettings { load: retry, bedrock: retry, max_concurrent_calls: 100 };
+        let runner =
+            Runner::new(Arc::clone(&hub), journal.clone(), Arc::new(Silent), settings, Arc::new(Metrics::default()));
+        let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner)));
+        let policy = Policy { max_concurrent_runs, ..policy() };
+        (Arc::new(Submissions::new(store, journal, hub, runner, runs, policy)), dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_submissions_never_exceed_the_concurrency_cap() {
+        let (submissions, dir) = submissions(5);
+        let attempts = (0..40).map(|n| {
+            let submissions = Arc::clone(&submissions);
+            tokio::spawn(async move { submissions.submit(request(&format!("prompt {n}")), None).await })
+        });
+        let mut accepted = 0;
+        let mut limited = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            match attempt.await.expect("task") {
+                Ok(_) => accepted += 1,
+                Err(SubmitError::Limited { .. }) => limited += 1,
+                Err(other) => panic!("unexpected refusal: {other}"),
+            }
+        }
+        assert_eq!((accepted, limited), (5, 35));
+        assert_eq!(submissions.runner.in_flight(), 5);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     fn policy() -> Policy {
         Policy {

@@ -264,6 +264,9 @@ pub struct TaskView {
     pub max_attempts: u32,
     /// The attempts so far, oldest first.
     pub attempts: Vec<AttemptView>,
+    /// Why a task that ended without any attempt never ran ("not run: load_prompt_file failed").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 /// A run in full (`GET /api/runs/{id}`).

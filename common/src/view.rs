@@ -38,6 +38,7 @@ impl RunDetail {
                     state: TaskState::Pending,
                     max_attempts: *max_attempts,
                     attempts: Vec::new(),
+                    not_run: None,
                 })
                 .collect(),
         })
@@ -163,6 +164,11 @@ impl TaskView {
             return false;
         }
         self.state = state;
+        if number == 0 {
+            // The task ended without ever starting: attempt 0 carries only why.
+            self.not_run.clone_from(&outcome.error);
+            return false;
+        }
         let started = state == TaskState::Running && self.attempts.last().is_none_or(|a| a.number < number);
         if started {
             self.attempts.push(AttemptView {
@@ -180,6 +186,18 @@ impl TaskView {
                 retry_at: None,
             });
             return true;
+        }
+        // An attempt waiting to be retried has ended; a cancel or shutdown during the wait only
+        // settles its state, keeping the failure that made it wait.
+        if let Some(attempt) =
+            self.attempts.iter_mut().find(|a| a.number == number && a.state == TaskState::AwaitingRetry)
+            && state.is_terminal()
+        {
+            attempt.state = state;
+            if outcome.error.is_some() {
+                attempt.error.clone_from(&outcome.error);
+            }
+            return false;
         }
         if let Some(attempt) = self.attempts.iter_mut().find(|a| a.number == number && a.finished_at.is_none()) {
             attempt.state = state;

@@ -424,7 +424,13 @@ mod tests {
     }
 
     fn request(prompt: &str) -> ModelRequest {
-        ModelRequest { model_id: "anthropic.claude-3-haiku-20240307-v1:0".into(), prompt: prompt.into(), system: None, max_tokens: 64, temperature: None }
+        ModelRequest {
+            model_id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            prompt: prompt.into(),
+            system: None,
+            max_tokens: 64,
+            temperature: None,
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,9 @@ use crate::metrics::Metrics;
 
 pub use policy::RetryPolicy;
 
+/// Why runs (and their attempts) cut short by a shutdown ended.
+const INTERRUPTED: &str = "interrupted: the server shut down before the run finished";
+
 /// Retry policies of the two tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowSettings {
@@ -152,12 +155,16 @@ impl Runner {
         self.active().len()
     }
 
-    /// Starts executing an accepted run in the background.
-    pub fn start(self: &Arc<Self>, spec: RunSpec) {
+    /// Starts executing an accepted run in the background. `held` (an admission permit) is
+    /// kept until the run ends, so whoever admitted the run counts it as in flight till then.
+    pub fn start<H: Send + 'static>(self: &Arc<Self>, spec: RunSpec, held: H) {
         let token = CancellationToken::new();
         self.active().insert(spec.id, token.clone());
         let runner = Arc::clone(self);
-        self.tracker.spawn(async move { runner.execute(spec, token).await });
+        self.tracker.spawn(async move {
+            runner.execute(spec, token).await;
+            drop(held);
+        });
     }
 
     /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
@@ -208,28 +215,61 @@ impl Runner {
                     (RunState::Failed, Some(message))
                 }
                 Err(TaskEnd::Cancelled) if self.shutting_down.load(Ordering::SeqCst) => {
-                    let reason = "interrupted: the server shut down before the run finished".to_owned();
-                    warn!("{reason}");
-                    (RunState::Crashed, Some(reason))
+                    warn!("{INTERRUPTED}");
+                    (RunState::Crashed, Some(INTERRUPTED.to_owned()))
                 }
                 Err(TaskEnd::Cancelled) => {
                     info!("flow run cancelled");
                     (RunState::Cancelled, Some("cancelled by a user".to_owned()))
                 }
             };
+            // No longer cancellable once its outcome is decided: a cancel from now on is told
+            // the run already ended (409), never that it is being cancelled.
+            self.active().remove(&id);
             self.hub.publish(id, EventKind::RunState { state, error });
             self.metrics.run_finished(state);
         }
         .instrument(span)
         .await;
-        self.active().remove(&id);
     }
 
     async fn run_tasks(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<(), TaskEnd> {
-        let prompt = self.run_task(spec.id, TaskName::LoadPromptFile, cancel, |_| self.load_prompt_file(spec)).await?;
+        let loaded = self.run_task(spec.id, TaskName::LoadPromptFile, cancel, |_| self.load_prompt_file(spec)).await;
+        let prompt = match loaded {
+            Ok(prompt) => prompt,
+            Err(end) => {
+                self.not_run(spec.id, TaskName::CallBedrock, &end);
+                return Err(end);
+            }
+        };
         let request = tasks::model_request(spec, prompt);
         self.run_task(spec.id, TaskName::CallBedrock, cancel, |attempt| self.call_bedrock(spec.id, &request, attempt))
             .await
+    }
+
+    /// How an attempt cut short by a stop ends: `Cancelled` when a user cancelled the run;
+    /// `Failed` ("interrupted") at shutdown, where the run ends `Crashed`, so the attempt agrees.
+    fn stopped(&self) -> (TaskState, AttemptOutcome) {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            let error = Some(INTERRUPTED.to_owned());
+            (TaskState::Failed, AttemptOutcome { error, retryable: Some(false), ..AttemptOutcome::default() })
+        } else {
+            (TaskState::Cancelled, AttemptOutcome::default())
+        }
+    }
+
+    /// Ends a task that will never start, saying why, so a finished run has no task left
+    /// `Pending`: `Cancelled` on a cancelled run, `Failed` otherwise.
+    fn not_run(&self, run_id: RunId, task: TaskName, end: &TaskEnd) {
+        let (state, why) = match end {
+            TaskEnd::Cancelled if !self.shutting_down.load(Ordering::SeqCst) => {
+                (TaskState::Cancelled, "not run: the run was cancelled first".to_owned())
+            }
+            TaskEnd::Cancelled => (TaskState::Failed, "not run: the server shut down first".to_owned()),
+            TaskEnd::Failed(_) => (TaskState::Failed, format!("not run: {} failed", TaskName::LoadPromptFile)),
+        };
+        let outcome = AttemptOutcome { error: Some(why), ..AttemptOutcome::default() };
+        self.hub.publish(run_id, EventKind::TaskState { task, attempt: 0, state, outcome });
     }
 
     /// Runs a task's attempts under its retry policy until one succeeds, the policy gives up, or
@@ -267,7 +307,8 @@ impl Runner {
             let failure = match result {
                 None => {
                     span.in_scope(|| info!("{task} cancelled"));
-                    publish(TaskState::Cancelled, AttemptOutcome::default());
+                    let (state, outcome) = self.stopped();
+                    publish(state, outcome);
                     return Err(TaskEnd::Cancelled);
                 }
                 Some(Ok((value, outcome))) => {
@@ -298,7 +339,8 @@ impl Runner {
                 biased;
                 () = cancel.cancelled() => {
                     span.in_scope(|| info!("{task} cancelled while waiting to retry"));
-                    publish(TaskState::Cancelled, AttemptOutcome::default());
+                    let (state, outcome) = self.stopped();
+                    publish(state, outcome);
                     return Err(TaskEnd::Cancelled);
                 }
                 () = tokio::time::sleep(delay) => {}

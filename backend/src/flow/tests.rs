@@ -71,6 +71,7 @@ impl ModelClient for ScriptedModel {
 }
 
 struct Harness {
+    store: Arc<MemoryStore>,
     hub: Arc<Hub>,
     runner: Arc<Runner>,
     journal: Journal,
@@ -89,19 +90,24 @@ impl Drop for TempDir {
 fn harness(model: Arc<ScriptedModel>) -> Harness {
     let dir = TempDir(std::env::temp_dir().join(format!("flow-test-{}", Uuid::now_v7())));
     let journal = Journal::open(&dir.0.join("prompts.txt")).expect("journal");
-    let hub = Hub::new(Arc::new(MemoryStore::default()));
+    let store = Arc::new(MemoryStore::default());
+    let hub = Hub::new(Arc::clone(&store) as Arc<dyn crate::store::Store>);
     let settings = FlowSettings {
         load: RetryPolicy { retries: 2, delay: LOAD_DELAY, jitter: Duration::ZERO },
         bedrock: RetryPolicy { retries: 2, delay: BEDROCK_DELAY, jitter: Duration::ZERO },
         max_concurrent_calls: 4,
     };
     let runner = Runner::new(Arc::clone(&hub), journal.clone(), model, settings, Arc::new(Metrics::default()));
-    Harness { hub, runner, journal, _dir: dir }
+    Harness { store, hub, runner, journal, _dir: dir }
 }
 
 impl Harness {
     /// Accepts a run the way a submission does (journal, then `run_created`) and starts it.
     async fn start(&self) -> RunId {
+        self.start_spec(|_| {}).await
+    }
+
+    async fn start_spec(&self, alter: impl FnOnce(&mut RunSpec)) -> RunId {
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, "hello").await.expect("journal append");
         let created = EventKind::RunCreated {
@@ -112,11 +118,23 @@ impl Harness {
             temperature: None,
             max_attempts: 3,
         };
-        self.hub.register(stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind: created })));
-        let spec =
+        let created = stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind: created }));
+        // As a submission does: the run is stored before the hub announces it.
+        crate::store::Store::append_events(self.store.as_ref(), std::slice::from_ref(&created), true)
+            .await
+            .expect("memory store");
+        self.hub.register(created);
+        let mut spec =
             RunSpec { id, journal, model_id: "scripted".into(), system: None, max_tokens: 16, temperature: None };
-        self.runner.start(spec);
+        alter(&mut spec);
+        self.runner.start(spec, ());
         id
+    }
+
+    /// Like [`Harness::start`], but the run's journal record does not match what was written,
+    /// so `load_prompt_file` fails for good.
+    async fn start_with_a_damaged_record(&self) -> RunId {
+        self.start_spec(|spec| spec.journal.crc32 ^= 1).await
     }
 
     /// Waits until the run's attempt at `task` reaches `state`.
@@ -142,6 +160,13 @@ impl Harness {
 
     fn detail(&self, id: RunId) -> RunDetail {
         self.hub.detail(id).expect("the run is in memory")
+    }
+
+    /// The run as the store has it: what survives the process.
+    async fn stored(&self, id: RunId) -> RunDetail {
+        use crate::store::Store as _;
+        let events = self.store.run_events(id, 0).await.expect("memory store");
+        RunDetail::fold(&events).expect("the run is stored")
     }
 }
 
@@ -279,4 +304,86 @@ async fn shutdown_returns_as_soon_as_runs_finish_within_the_grace() {
     assert_eq!(h.detail(id).state, RunState::Completed);
     assert!(started.elapsed() < Duration::from_secs(60), "returned after {:?}", started.elapsed());
     assert!(started.elapsed() >= BEDROCK_DELAY, "the retry wait was honoured");
+}
+
+/// What a finished run must look like, whatever happened to it: every task and its last
+/// attempt ended, and in a way that agrees with the run's own end.
+fn agrees(detail: &RunDetail) -> Result<(), String> {
+    if !detail.state.is_terminal() {
+        return Err(format!("run still {}", detail.state));
+    }
+    for task in &detail.tasks {
+        let name = task.name;
+        if !task.state.is_terminal() {
+            return Err(format!("{name} left {:?}", task.state));
+        }
+        match task.attempts.last() {
+            None if task.not_run.is_none() => return Err(format!("{name} ended without attempts or a reason")),
+            None => {}
+            Some(last) if last.state != task.state => {
+                return Err(format!("{name} is {:?} but its last attempt {:?}", task.state, last.state));
+            }
+            Some(_) => {}
+        }
+        if let Some(open) = task.attempts.iter().find(|a| a.finished_at.is_none()) {
+            return Err(format!("{name} attempt {} never ended", open.number));
+        }
+    }
+    let any = |state: TaskState| detail.tasks.iter().any(|t| t.state == state);
+    let all = |state: TaskState| detail.tasks.iter().all(|t| t.state == state);
+    let agrees = match detail.state {
+        RunState::Completed => all(TaskState::Completed),
+        RunState::Failed => any(TaskState::Failed) && !any(TaskState::Cancelled),
+        RunState::Cancelled => any(TaskState::Cancelled) && !any(TaskState::Failed),
+        RunState::Crashed => any(TaskState::Failed) && !any(TaskState::Cancelled),
+        RunState::Pending | RunState::Running => false,
+    };
+    if agrees {
+        Ok(())
+    } else {
+        Err(format!("run {} with tasks {:?}", detail.state, detail.tasks.iter().map(|t| t.state).collect::<Vec<_>>()))
+    }
+}
+
+/// How the scenario below stops the run, if it has not ended by itself.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Cancel,
+    Shutdown,
+}
+
+#[tokio::test(start_paused = true)]
+async fn whatever_the_faults_cancels_and_shutdowns_a_finished_run_agrees_with_its_tasks_and_attempts() {
+    for seed in 0..80 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let steps: Vec<Step> = (0..rng.usize(0..4))
+            .map(|_| match rng.u8(0..5) {
+                0 | 1 => Step::Fail(ErrorKind::Throttled),
+                2 => Step::Fail(ErrorKind::Validation),
+                3 => Step::Answer("fine"),
+                _ => Step::Hang,
+            })
+            .collect();
+        let model = ScriptedModel::new(steps.clone());
+        let h = harness(Arc::clone(&model));
+        let damaged_journal = rng.u8(0..6) == 0;
+        let id = if damaged_journal { h.start_with_a_damaged_record().await } else { h.start().await };
+        let stop = if rng.bool() { Stop::Cancel } else { Stop::Shutdown };
+        let after = Duration::from_millis(rng.u64(0..30_000));
+
+        tokio::time::sleep(after).await;
+        match stop {
+            Stop::Cancel => {
+                h.runner.cancel(id);
+                h.runner.shutdown(Duration::from_secs(3600)).await;
+            }
+            Stop::Shutdown => h.runner.shutdown(Duration::ZERO).await,
+        }
+        h.hub.flush().await;
+
+        let detail = h.stored(id).await;
+        if let Err(why) = agrees(&detail) {
+            panic!("seed {seed} ({steps:?}, damaged journal {damaged_journal}, {stop:?} after {after:?}): {why}");
+        }
+    }
 }

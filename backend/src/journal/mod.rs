@@ -39,6 +39,9 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process appends to this journal.
+    #[error(transparent)]
+    Locked(#[from] crate::lockfile::LockError),
     /// The journal writer thread is gone (the server is shutting down).
     #[error("the prompt journal is closed")]
     Closed,

@@ -24,6 +24,8 @@ struct Append {
 pub struct Journal {
     path: Arc<PathBuf>,
     appends: mpsc::UnboundedSender<Append>,
+    /// The open file that holds the journal's exclusive lock, until [`Journal::release`].
+    lock: Arc<std::sync::Mutex<Option<File>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -39,27 +41,23 @@ impl Journal {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err)?;
         }
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
-        let mut end = file.seek(SeekFrom::End(0)).map_err(io_err)?;
-        // A file that does not end in a newline (hand-edited, or torn by a crash) would glue the
-        // next header to its last line; a person reading it deserves a clean line.
-        if end > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(end - 1)).map_err(io_err)?;
-            file.read_exact(&mut last).map_err(io_err)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n").map_err(io_err)?;
-                file.sync_data().map_err(io_err)?;
-                end += 1;
-            }
-        }
+        let file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
+        // A handle of its own holds the lock, so shutdown can release it without waiting for
+        // the writer thread to notice that every sender is gone.
+        let lock = File::open(path).map_err(io_err)?;
+        crate::lockfile::lock_exclusive(&lock, path, "prompt journal")?;
         let (appends, rx) = mpsc::unbounded_channel();
         let thread_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("prompt-journal".into())
-            .spawn(move || write_loop(file, end, &thread_path, rx))
+            .spawn(move || write_loop(file, &thread_path, rx))
             .map_err(io_err)?;
-        Ok(Journal { path: Arc::new(path.to_path_buf()), appends })
+        Ok(Journal { path: Arc::new(path.to_path_buf()), appends, lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
+    }
+
+    /// Lets another process open the journal; called at shutdown, once nothing appends.
+    pub fn release(&self) {
+        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
     }
 
     pub fn path(&self) -> &Path {
@@ -92,12 +90,24 @@ fn read_range(path: &Path, at: RecordRef) -> Result<Vec<u8>, JournalError> {
     Ok(bytes)
 }
 
+/// Where the next record goes: the file's real end (a person may have appended text by hand
+/// since the last record), and whether a newline must come first so the record starts on a line
+/// of its own (that text, or a failed group's partial bytes, may not end in one).
+fn real_end(file: &mut File) -> std::io::Result<(u64, bool)> {
+    let end = file.seek(SeekFrom::End(0))?;
+    if end == 0 {
+        return Ok((0, false));
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(end - 1))?;
+    file.read_exact(&mut last)?;
+    Ok((end, last[0] != b'\n'))
+}
+
 /// Writes every queued record with one `write` each, then syncs once for the whole group.
-fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::UnboundedReceiver<Append>) {
+fn write_loop(mut file: File, path: &Path, mut rx: mpsc::UnboundedReceiver<Append>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut buffer = Vec::new();
-    // Whether the file ends in the partial bytes of a failed group that could not be cut off.
-    let mut torn_tail = false;
     while let Some(first) = rx.blocking_recv() {
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -107,11 +117,18 @@ fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::Unbounded
             }
         }
         buffer.clear();
-        if torn_tail {
-            // Partial bytes of a failed group are on disk: start on a fresh line so the scanner
-            // (and a person) do not read this group's first header as part of them.
-            buffer.push(b'\n');
-        }
+        let end = match real_end(&mut file) {
+            Ok((end, needs_newline)) => {
+                if needs_newline {
+                    buffer.push(b'\n');
+                }
+                end
+            }
+            Err(error) => {
+                fail_group(&mut group, path, &error);
+                continue;
+            }
+        };
         let mut refs = Vec::with_capacity(group.len());
         for append in &group {
             refs.push(RecordRef {
@@ -124,28 +141,27 @@ fn write_loop(mut file: File, mut end: u64, path: &Path, mut rx: mpsc::Unbounded
         let written = file.write_all(&buffer).and_then(|()| file.sync_data());
         match written {
             Ok(()) => {
-                end += buffer.len() as u64;
-                torn_tail = false;
                 for (append, at) in group.drain(..).zip(refs) {
                     let _ = append.reply.send(Ok(at));
                 }
             }
             Err(error) => {
-                // A short write (disk full) may have left part of the group on disk. No run
-                // references those bytes, so cut them off; if even that fails, find the real end
-                // so the next group's offsets stay true, and start that group on a new line.
-                if file.set_len(end).is_err() {
-                    end = file.seek(SeekFrom::End(0)).unwrap_or(end);
-                    torn_tail = true;
-                }
-                let kind = error.kind();
-                let message = error.to_string();
-                for append in group.drain(..) {
-                    let source = std::io::Error::new(kind, message.clone());
-                    let _ = append.reply.send(Err(JournalError::Io { path: path.display().to_string(), source }));
-                }
+                // A short write (disk full) may have left part of this group on disk. No run
+                // references those bytes, so cut them off — back to where this group started,
+                // never further: what precedes is other records or a person's text. If even
+                // that fails, the next group finds the real end and starts on a new line.
+                let _ = file.set_len(end);
+                fail_group(&mut group, path, &error);
             }
         }
+    }
+}
+
+fn fail_group(group: &mut Vec<Append>, path: &Path, error: &std::io::Error) {
+    let (kind, message) = (error.kind(), error.to_string());
+    for append in group.drain(..) {
+        let source = std::io::Error::new(kind, message.clone());
+        let _ = append.reply.send(Err(JournalError::Io { path: path.display().to_string(), source }));
     }
 }
 
@@ -155,6 +171,39 @@ mod tests {
 
     use super::*;
     use crate::journal::{ScannedRecord, scan};
+
+    #[tokio::test]
+    async fn text_a_person_appends_by_hand_between_records_is_kept_and_does_not_shift_offsets() {
+        let dir = tempdir();
+        let path = dir.join("prompts.txt");
+        let journal = Journal::open(&path).expect("open");
+        let (first, second) = (RunId(Uuid::from_u128(1)), RunId(Uuid::from_u128(2)));
+        let first_at = journal.append(first, "first prompt").await.expect("append");
+
+        let mut by_hand = OpenOptions::new().append(true).open(&path).expect("open by hand");
+        by_hand.write_all(b"a note typed by a person, no newline").expect("hand write");
+        drop(by_hand);
+        let second_at = journal.append(second, "second prompt").await.expect("append");
+
+        assert_eq!(journal.read(first, first_at).await.expect("read first"), "first prompt");
+        assert_eq!(journal.read(second, second_at).await.expect("read second"), "second prompt");
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(text.contains("a note typed by a person, no newline\n=== prompt"), "the note keeps its line: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_second_journal_on_the_same_file_is_refused_at_once() {
+        let dir = tempdir();
+        let path = dir.join("prompts.txt");
+        let _first = Journal::open(&path).expect("open");
+        let before = std::fs::read(&path).expect("file");
+
+        let error = Journal::open(&path).expect_err("the file is in use");
+
+        assert!(matches!(error, JournalError::Locked(_)), "{error:?}");
+        assert!(error.to_string().contains("in use by another process"), "{error}");
+        assert_eq!(std::fs::read(&path).expect("file"), before, "nothing changed");
+    }
 
     #[tokio::test]
     async fn concurrent_appends_each_read_back_their_own_prompt() {

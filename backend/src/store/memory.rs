@@ -60,6 +60,8 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn release(&self) {}
+
     async fn run_for_idempotency_key(&self, _key: &str) -> Result<Option<RunId>, StoreError> {
         Ok(None)
     }

@@ -35,6 +35,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process uses this data directory.
+    #[error(transparent)]
+    Locked(#[from] crate::lockfile::LockError),
     /// A stored row could not be decoded.
     #[error("stored data is malformed: {0}")]
     Malformed(String),
@@ -97,6 +100,9 @@ pub trait Store: Send + Sync + 'static {
     /// JSON the hub already made for the WebSocket, which is what is stored. Storing an event
     /// twice is harmless (the second is ignored), so a failed call can simply be repeated.
     async fn append_events(&self, events: &[Published], sync: bool) -> Result<(), StoreError>;
+
+    /// Lets another process open this store's files; called at shutdown, once nothing writes.
+    async fn release(&self);
 
     /// The run created with this idempotency key, if any.
     async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError>;

@@ -9,6 +9,7 @@ use crate::wire::stamp;
 
 /// Why recovered runs ended, as their users read it.
 const REASON: &str = "crashed: the server stopped while this run was in flight";
+const NOT_RUN: &str = "not run: the server stopped before this task started";
 
 /// Marks runs a previous process left `Pending` or `Running` as `Crashed`, ending their open
 /// task attempts, so nothing stays "running" forever after a crash. Returns how many it ended.
@@ -25,10 +26,13 @@ pub async fn recover_interrupted(store: &dyn Store) -> Result<usize, StoreError>
             stamp(Arc::new(Event { run_id: run.id, seq, ts: chrono::Utc::now(), kind }))
         };
         let mut events = Vec::new();
-        for task in detail.tasks.iter().filter(|t| !t.state.is_terminal() && !t.attempts.is_empty()) {
-            let attempt = task.attempts.last().map_or(1, |a| a.number);
-            let outcome =
-                AttemptOutcome { error: Some(REASON.into()), retryable: Some(false), ..AttemptOutcome::default() };
+        for task in detail.tasks.iter().filter(|t| !t.state.is_terminal()) {
+            // A task that never started ends as attempt 0, which only says why.
+            let (attempt, error) = match task.attempts.last() {
+                Some(last) => (last.number, REASON.to_owned()),
+                None => (0, NOT_RUN.to_owned()),
+            };
+            let outcome = AttemptOutcome { error: Some(error), retryable: Some(false), ..AttemptOutcome::default() };
             events.push(next(EventKind::TaskState { task: task.name, attempt, state: TaskState::Failed, outcome }));
         }
         events.push(next(EventKind::RunState { state: RunState::Crashed, error: Some(REASON.into()) }));

@@ -56,6 +56,8 @@ enum WriteOp {
 pub struct SqliteStore {
     readers: SqlitePool,
     writes: mpsc::UnboundedSender<WriteOp>,
+    /// The open file that holds the data directory's exclusive lock, until [`Store::release`].
+    lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -67,8 +69,13 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens `runs.db` in `data_dir` (creating both if needed), migrates it and starts the writer.
     pub async fn open(data_dir: &Path, synchronous: Synchronous) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let dir_error = |source| StoreError::DataDir { path: data_dir.display().to_string(), source };
+        std::fs::create_dir_all(data_dir).map_err(dir_error)?;
+        // Before SQLite opens anything: a second process must fail here, having changed nothing.
+        let lock_path = data_dir.join("runs.lock");
+        let lock =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(dir_error)?;
+        crate::lockfile::lock_exclusive(&lock, &lock_path, "data directory")?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("runs.db"))
             .create_if_missing(true)
@@ -83,7 +90,7 @@ impl SqliteStore {
         let readers = SqlitePoolOptions::new().max_connections(READERS).connect_with(options.read_only(true)).await?;
         let (writes, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(writer, rx, synchronous));
-        Ok(SqliteStore { readers, writes })
+        Ok(SqliteStore { readers, writes, lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
     }
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
@@ -103,6 +110,11 @@ impl Store for SqliteStore {
         let (reply, done) = oneshot::channel();
         self.send(WriteOp::Events(events.to_vec(), sync, reply))?;
         done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn release(&self) {
+        self.readers.close().await;
+        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
     }
 
     async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError> {
@@ -382,4 +394,22 @@ fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
         usage,
         error: row.try_get("error")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_data_directory_is_refused_and_names_the_holder() {
+        let dir = std::env::temp_dir().join(format!("store-lock-{}", uuid::Uuid::now_v7()));
+        let _first = SqliteStore::open(&dir, Synchronous::Normal).await.expect("first store");
+
+        let error = SqliteStore::open(&dir, Synchronous::Normal).await.expect_err("the directory is in use");
+
+        let text = crate::causes::chain(&error);
+        assert!(matches!(error, StoreError::Locked(_)), "{text}");
+        assert!(text.contains(&format!("(pid {})", std::process::id())), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
