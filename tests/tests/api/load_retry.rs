@@ -43,5 +43,7 @@ async fn a_journal_that_stays_missing_fails_the_run_after_three_load_attempts() 
     let run = app.wait_for_state(run.id, RunState::Failed).await;
     assert_eq!(attempts(&run, TaskName::LoadPromptFile).len(), 3);
     assert!(attempts(&run, TaskName::CallBedrock).is_empty(), "call_bedrock never starts");
-    assert_eq!(run.tasks[1].state, TaskState::Pending);
+    // A finished run leaves no task pending: the one that never ran says why.
+    assert_eq!(run.tasks[1].state, TaskState::Failed);
+    assert_eq!(run.tasks[1].not_run.as_deref(), Some("not run: load_prompt_file failed"));
 }
