@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use backend::causes::chain;
 use backend::journal::ScannedRecord;
 use backend::startup::Application;
 use common::RunState;
@@ -19,12 +20,13 @@ async fn a_data_dir_or_journal_under_a_regular_file_is_a_clear_startup_error() {
 
     let mut args = test_args(&dirs);
     args.app.data_dir = blocker.join("data");
-    let error = Application::build(args).await.expect_err("an unusable data dir is refused").to_string();
+    // What the operator reads: the error with its causes, as `backend serve` prints it.
+    let error = chain(&Application::build(args).await.expect_err("an unusable data dir is refused"));
     assert!(error.contains("a-regular-file"), "the error names the directory: {error}");
 
     let mut args = test_args(&dirs);
     args.app.prompts_file = blocker.join("prompts.txt");
-    let error = Application::build(args).await.expect_err("an unusable journal is refused").to_string();
+    let error = chain(&Application::build(args).await.expect_err("an unusable journal is refused"));
     assert!(error.contains("a-regular-file"), "the error names the journal: {error}");
     eprintln!("FIGURE disk at start: data dir under a file → error; journal under a file → `{error}`");
 }
