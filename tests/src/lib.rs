@@ -4,9 +4,14 @@
 //! [`spawn_app`] starts a server in its own temporary directory (database and `prompts.txt`)
 //! with test-sized retry delays and an unpaced emulator; [`TestApp`] has one helper per
 //! endpoint and waits that poll with a deadline instead of sleeping. [`EventFeed`] is a
-//! WebSocket client. [`backend_bin`] finds (or builds) the real `backend` binary for the tests
-//! that need a separate process.
+//! WebSocket client. [`process`] is the one home of child processes: the real `backend` binary
+//! ([`BinaryServer`], [`run_backend`]) for the tests that need a separate process, and the
+//! output capture other tools' tests use.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test code: a failed expectation is a panic
+
+pub mod process;
+
+pub use process::{BinaryServer, backend_command, free_port, run_backend, serve_flags};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -24,6 +29,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request as ClientRequest;
 
 /// How long any wait for the server may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -410,8 +417,16 @@ pub struct EventFeed {
 
 impl EventFeed {
     async fn connect(url: &str) -> EventFeed {
-        let (socket, response) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert_eq!(response.status().as_u16(), 101);
+        EventFeed::open(url.into_client_request().unwrap()).await
+    }
+
+    /// Opens the socket with a request of the caller's making (another port, an `Origin`);
+    /// fails unless the server upgrades it.
+    pub async fn open(request: ClientRequest) -> EventFeed {
+        let uri = request.uri().clone();
+        let (socket, response) =
+            tokio_tungstenite::connect_async(request).await.unwrap_or_else(|e| panic!("{uri}: {e}"));
+        assert_eq!(response.status().as_u16(), 101, "{uri}");
         EventFeed { socket }
     }
 
@@ -450,44 +465,54 @@ impl EventFeed {
 
     /// The events of run `id` up to and including its terminal `run_state` (others skipped).
     pub async fn until_finished(&mut self, id: RunId) -> Vec<Event> {
+        self.try_until_finished(id).await.unwrap_or_else(|unfinished| {
+            panic!("{} after {} event(s) of run {id}, before its end", unfinished.why, unfinished.events.len())
+        })
+    }
+
+    /// Like [`EventFeed::until_finished`], but an [`Unfinished`] when the socket closes or fails,
+    /// or no event arrives for [`DEADLINE`], for a caller that can say more about why.
+    pub async fn try_until_finished(&mut self, id: RunId) -> Result<Vec<Event>, Unfinished> {
         let mut events = Vec::new();
         loop {
-            let event = self.next_event().await;
+            let event = match self.try_next_within(DEADLINE).await {
+                Ok(event) => event,
+                Err(why) => return Err(Unfinished { events, why }),
+            };
             if event.run_id != id {
                 continue;
             }
             let terminal = matches!(&event.kind, EventKind::RunState { state, .. } if state.is_terminal());
             events.push(event);
             if terminal {
-                return events;
+                return Ok(events);
+            }
+        }
+    }
+
+    /// The next event, or why there is none within `within`.
+    async fn try_next_within(&mut self, within: Duration) -> Result<Event, String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => return Err(format!("no event came for {within:?}")),
+                Ok(None) => return Err("the socket ended".to_owned()),
+                Ok(Some(Err(e))) => return Err(format!("the socket failed ({e})")),
+                Ok(Some(Ok(Message::Close(frame)))) => return Err(format!("the server closed the socket ({frame:?})")),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Ok(serde_json::from_str(&text).unwrap_or_else(|e| panic!("not an event ({e}): {text}")));
+                }
+                Ok(Some(Ok(_))) => {}
             }
         }
     }
 }
 
-/// The `backend` binary: `BACKEND_BIN` if set, else built once (a no-op when up to date) into
-/// this test's target directory, so it always matches the library under test.
-pub fn backend_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("BACKEND_BIN") {
-            return PathBuf::from(path);
-        }
-        // current_exe is <target>/debug/deps/api-HASH: the binary lives in <target>/debug.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.ancestors().find(|dir| dir.join("deps").is_dir()).unwrap().to_path_buf();
-        let bin = profile_dir.join(format!("backend{}", std::env::consts::EXE_SUFFIX));
-        let target_dir = profile_dir.parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "backend", "--bin", "backend", "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build -p backend failed");
-        assert!(bin.is_file(), "no backend binary at {}", bin.display());
-        bin
-    })
-    .clone()
+/// A run's events that stopped before its terminal `run_state`, and why.
+#[derive(Debug)]
+pub struct Unfinished {
+    /// The run's events that did arrive.
+    pub events: Vec<Event>,
+    /// What ended them: the socket closed or failed, or went quiet.
+    pub why: String,
 }

@@ -2,13 +2,12 @@ use std::process::Output;
 
 use backend::emulator::reply_for;
 use backend::journal::ScannedRecord;
-use tests::{TestDirs, backend_bin};
-use tokio::process::Command;
+use tests::{TestDirs, backend_command, run_backend};
 
 /// `backend run ARGS` with the emulator forced and the given files; waits for it to exit.
 async fn backend_run(dirs: &TestDirs, args: &[&str]) -> Output {
-    let child = Command::new(backend_bin())
-        .arg("run")
+    let mut command = backend_command(["run"]);
+    command
         .args(args)
         .arg("--data-dir")
         .arg(&dirs.data_dir)
@@ -17,11 +16,8 @@ async fn backend_run(dirs: &TestDirs, args: &[&str]) -> Output {
         .args(["--emulator-tokens-per-sec", "0", "--emulator-latency-ms", "0"])
         .args(["--load-retry-delay-secs", "0.05", "--bedrock-retry-delay-secs", "0.05"])
         .env("APP_BEDROCK", "emulator")
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(tests::DEADLINE, child).await.expect("backend run exits").unwrap()
+        .env("RUST_LOG", "warn");
+    run_backend(&mut command).await
 }
 
 #[tokio::test]

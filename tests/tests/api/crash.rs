@@ -1,49 +1,15 @@
-use std::process::Stdio;
-use std::time::Duration;
-
 use backend::journal::ScannedRecord;
 use common::{RunDetail, RunState, TaskName, TaskState};
-use tests::{TestDirs, attempts, backend_bin, eventually, spawn_app_in, unique_prompt};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tests::{BinaryServer, TestDirs, attempts, eventually, serve_flags, spawn_app_in, unique_prompt};
 
 #[tokio::test]
 async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
     let dirs = TestDirs::new();
-    let mut child = Command::new(backend_bin())
-        .arg("serve")
-        .args(["--addr", "127.0.0.1:0", "--emulator-tokens-per-sec", "5", "--emulator-latency-ms", "0"])
-        .arg("--data-dir")
-        .arg(&dirs.data_dir)
-        .arg("--prompts-file")
-        .arg(&dirs.prompts_file)
-        .arg("--static-dir")
-        .arg(&dirs.static_dir)
-        .env("APP_BEDROCK", "emulator")
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the backend binary starts");
-
-    // The server logs the address it bound.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(at) = line.find("listening on http://") {
-                let rest = &line[at + "listening on ".len()..];
-                return rest.split(|c: char| c.is_whitespace() || c == '\u{1b}').next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server says where it listens");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut flags = serve_flags(&dirs);
+    // Paced, so the run is still streaming when the process dies.
+    flags.insert("--emulator-tokens-per-sec", "5".to_owned());
+    let mut server = BinaryServer::start(&flags, &[]).await;
+    let address = server.address.clone();
 
     let client = reqwest::Client::new();
     let prompt = unique_prompt("Crash while streaming me");
@@ -68,7 +34,7 @@ async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
     .await;
     assert_eq!(streaming.tasks[1].state, TaskState::Running);
 
-    child.kill().await.unwrap(); // SIGKILL: no shutdown code runs
+    server.kill9().await;
 
     let app = spawn_app_in(dirs, |_| {}).await;
     let run = app.run(id).await;

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use backend::bedrock::BedrockApi;
 use common::{FaultKind, FaultPlan, RunDetail, RunState, TaskName, TaskState};
-use tests::{TestApp, TestDirs, attempts, spawn_app_with, unique_prompt};
+use tests::{BinaryServer, TestApp, TestDirs, attempts, serve_flags, spawn_app_with, unique_prompt};
 
-use crate::support::{BinaryServer, serve_flags, try_submit};
+use crate::support::try_submit;
 
 fn plan(kind: FaultKind, fail_first: u32, every_nth: u32) -> FaultPlan {
     FaultPlan { kind, fail_first, every_nth }
@@ -36,7 +36,11 @@ async fn a_throttling_storm_fails_the_run_after_exactly_max_attempts() {
         let state = if n + 1 < calls.len() { TaskState::AwaitingRetry } else { TaskState::Failed };
         assert_eq!((call.state, call.retryable, call.http_status), (state, Some(true), Some(429)), "{call:#?}");
     }
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().calls, 4, "no hidden SDK retries");
+    assert_eq!(
+        app.app.emulator().expect("the test app runs on the emulator").status().calls,
+        4,
+        "no hidden SDK retries"
+    );
     eprintln!("FIGURE bedrock throttle storm: Failed after {} attempts, {} emulator calls", calls.len(), 4);
 }
 

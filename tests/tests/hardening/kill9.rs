@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use backend::journal::ScannedRecord;
 use common::{RunId, RunState};
-use tests::{TestDirs, unique_prompt};
+use tests::{BinaryServer, TestDirs, serve_flags, unique_prompt};
 
-use crate::support::{BinaryServer, all_runs, integrity_check, long, random_below, serve_flags, try_submit};
+use crate::support::{all_runs, integrity_check, long, random_below, try_submit};
 
 #[tokio::test]
 async fn kill_9_at_random_moments_loses_no_accepted_run_and_leaves_sound_files() {

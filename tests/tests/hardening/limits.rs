@@ -32,7 +32,7 @@ async fn a_third_concurrent_run_beyond_a_limit_of_two_gets_429_and_nothing_is_st
     assert!(after >= 1);
     assert_eq!(app.runs().await.len(), 2, "the refused run is not stored");
     assert_eq!(app.dirs.journal().len(), 2, "nor journalled");
-    assert_eq!(app.app.emulator.as_ref().unwrap().status().calls, 2, "nor sent to Bedrock");
+    assert_eq!(app.app.emulator().expect("the test app runs on the emulator").status().calls, 2, "nor sent to Bedrock");
     eprintln!("FIGURE limits concurrent=2: 3rd → 429, Retry-After {after} s, 2 runs stored: {message}");
 }
 

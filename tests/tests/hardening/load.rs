@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use backend::store::{SqliteStore, Synchronous, seed_finished_runs};
 use common::{RunId, RunState, RunSummary};
-use tests::{TestDirs, spawn_app_in, unique_prompt};
+use tests::{BinaryServer, TestDirs, serve_flags, spawn_app_in, unique_prompt};
 
-use crate::support::{BinaryServer, long, percentile, serve_flags, try_submit};
+use crate::support::{long, percentile, try_submit};
 use crate::websocket::verify_feeds;
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn listing_and_filtering_ten_thousand_runs_stays_correct_under_load() {
     let dirs = TestDirs::new();
     let seeding = Instant::now();
     let store = SqliteStore::open(&dirs.data_dir, Synchronous::Normal).await.unwrap();
-    seed_finished_runs(&store, 10_000).await.unwrap();
+    seed_finished_runs(&store, 10_000, backend::config::DEFAULT_MODEL_ID).await.unwrap();
     drop(store);
     let seeded_in = seeding.elapsed();
     let app = spawn_app_in(dirs, |_| {}).await;

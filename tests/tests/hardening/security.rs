@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use backend::startup::Application;
 use common::RunDetail;
 use reqwest::Method;
-use tests::{TestDirs, spawn_app_with, test_args, unique_prompt};
+use tests::{BinaryServer, TestDirs, serve_flags, spawn_app_with, test_args, unique_prompt};
 
-use crate::support::{BinaryServer, raw_http, raw_status, serve_flags};
+use crate::support::{raw_http, raw_status};
 
 const TOKEN: &str = "s3cret-test-token-0123456789";
 
@@ -147,7 +147,7 @@ async fn foreign_hosts_and_cross_site_writes_are_refused_and_create_nothing() {
         .unwrap();
     assert_eq!(fault.status(), 403);
     assert!(app.runs().await.is_empty(), "a cross-site request created a run");
-    assert!(app.app.emulator.as_ref().unwrap().status().plan.is_none());
+    assert!(app.app.emulator().expect("the test app runs on the emulator").status().plan.is_none());
     eprintln!("FIGURE cross-site: Host evil → 421; {statuses:?}; cross-site PUT faults → 403; 0 runs stored");
 }
 

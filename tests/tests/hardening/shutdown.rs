@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use common::RunState;
 use futures_util::StreamExt;
-use tests::{TestDirs, spawn_app_in, unique_prompt};
+use tests::{BinaryServer, TestDirs, serve_flags, spawn_app_in, unique_prompt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{BinaryServer, serve_flags, try_submit};
+use crate::support::try_submit;
 
 const GRACE_SECS: f64 = 1.0;
 /// Time the process may take beyond the grace period (draining, storing the last events).

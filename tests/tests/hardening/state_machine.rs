@@ -44,7 +44,7 @@ fn expected(plan: Option<FaultPlan>, max_attempts: u32) -> (RunState, u32) {
 
 async fn check(app: &TestApp, case: &Case, outcomes: &Mutex<BTreeMap<String, u32>>) {
     let max_attempts = case.retries + 1;
-    app.app.emulator.as_ref().unwrap().set_faults(case.plan);
+    app.app.emulator().expect("the test app runs on the emulator").set_faults(case.plan);
     let run = app.submit(&unique_prompt("property")).await;
     let mut feed = app.ws_follow(run.id, 0).await;
     let mut cancel_status = None;

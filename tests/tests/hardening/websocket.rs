@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use common::{Event, EventKind, RunId};
 use futures_util::{SinkExt, StreamExt};
-use tests::{TestDirs, spawn_app_with, unique_prompt};
+use tests::{BinaryServer, TestDirs, serve_flags, spawn_app_with, unique_prompt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-use crate::support::{BinaryServer, long, serve_flags, try_submit};
+use crate::support::{long, try_submit};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
