@@ -2,12 +2,14 @@
 //! frontend), a chromedriver child process per browser, a headless Chromium session driven
 //! through it, and page helpers named after what a person sees.
 //!
-//! Every wait polls with a deadline ([`DEADLINE`]); nothing sleeps a fixed time. Reads of the
-//! page go through one `execute` call each, so a node Yew replaces between two WebDriver
-//! commands can never fail a read as a stale element.
+//! Every wait polls with a deadline ([`DEADLINE`]); nothing sleeps a fixed time. A browser
+//! starts once chromedriver reports itself ready, and a session that a cold Chromium fails to
+//! give is asked for again with backoff, within [`SESSION_DEADLINE`]. Reads of the page go
+//! through one `execute` call each, so a node Yew replaces between two WebDriver commands can
+//! never fail a read as a stale element.
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,6 +84,18 @@ pub fn words(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// How long getting a Chromium session may take in all: chromedriver becoming ready, then
+/// session attempts with backoff. A cold Chromium on a fresh, loaded 2-core machine (coverage
+/// instrumentation, two browser tests at once) has been seen to miss a first attempt; this
+/// leaves room for several slow ones.
+const SESSION_DEADLINE: Duration = Duration::from_secs(60);
+/// The pause after the first failed session attempt; it doubles up to [`MAX_SESSION_BACKOFF`].
+const FIRST_SESSION_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause between two session attempts.
+const MAX_SESSION_BACKOFF: Duration = Duration::from_secs(4);
+/// How long one `GET /status` may take.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A chromedriver child process on a free port; asked to quit (closing its browsers) on drop.
 struct Chromedriver {
     child: Child,
@@ -90,8 +104,8 @@ struct Chromedriver {
 
 impl Chromedriver {
     fn start() -> Chromedriver {
-        // Bind-and-release: chromedriver has no "pick a port and tell me" mode.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        // chromedriver has no "pick a port and tell me" mode.
+        let port = tests::free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
@@ -99,17 +113,85 @@ impl Chromedriver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} ({e}): `cargo xtask setup` installs it"));
-        let driver = Chromedriver { child, port };
-        let started = Instant::now();
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(started.elapsed() < DEADLINE, "chromedriver did not listen on port {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        driver
+        Chromedriver { child, port }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Why chromedriver cannot be used any more, if it has exited.
+    fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("chromedriver exited ({status})")),
+            Ok(None) => None,
+            Err(e) => Some(format!("chromedriver cannot be waited for: {e}")),
+        }
+    }
+
+    /// Polls `GET /status` until chromedriver says it is ready for new sessions (it listens a
+    /// moment before it is), or `deadline` passes; the last problem seen when it does not.
+    async fn wait_until_ready(&mut self, deadline: Instant) -> Result<(), String> {
+        let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build().unwrap();
+        let status_url = format!("{}/status", self.url());
+        loop {
+            let problem = match client.get(&status_url).send().await {
+                Ok(response) => match response.json::<Value>().await {
+                    Ok(status) if status["value"]["ready"] == true => return Ok(()),
+                    Ok(status) => format!("not ready for new sessions: {status}"),
+                    Err(e) => format!("GET /status answered no JSON: {}", error_chain(&e)),
+                },
+                Err(e) => format!("GET /status failed: {}", error_chain(&e)),
+            };
+            if let Some(exited) = self.exited() {
+                return Err(exited);
+            }
+            if Instant::now() >= deadline {
+                return Err(problem);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// A Chromium session with a fresh profile, retried with backoff until [`SESSION_DEADLINE`]
+    /// (counted from `started`) passes. A failed attempt may leave a Chromium holding its
+    /// profile, so each attempt gets a new one; the session's profile is returned with it.
+    async fn new_session(&mut self, started: Instant) -> (Client, tempfile::TempDir) {
+        let deadline = started + SESSION_DEADLINE;
+        if let Err(problem) = self.wait_until_ready(deadline).await {
+            self.no_session(started, 0, &format!("chromedriver never became ready: {problem}"));
+        }
+        let mut backoff = FIRST_SESSION_BACKOFF;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let profile = tempfile::tempdir().unwrap();
+            let builder = session_builder(profile.path());
+            let attempt = tokio::time::timeout_at(deadline.into(), builder.connect(&self.url())).await;
+            let last = match attempt {
+                Ok(Ok(client)) => return (client, profile),
+                Ok(Err(e)) => error_chain(&e),
+                Err(_) => "the attempt was still waiting at the deadline".to_owned(),
+            };
+            if let Some(exited) = self.exited() {
+                self.no_session(started, attempts, &format!("{last}; then {exited}"));
+            }
+            if Instant::now() + backoff >= deadline {
+                self.no_session(started, attempts, &last);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_SESSION_BACKOFF);
+        }
+    }
+
+    /// Fails the test: no session, and why.
+    fn no_session(&self, started: Instant, attempts: u32, last_error: &str) -> ! {
+        panic!(
+            "no Chromium session from chromedriver ({CHROMEDRIVER} on port {}, browser {CHROMIUM}) after {attempts} \
+             session attempt(s) in {:.1?} (the limit is {SESSION_DEADLINE:?}); last error: {last_error}",
+            self.port,
+            started.elapsed()
+        )
     }
 }
 
@@ -130,6 +212,32 @@ impl Drop for Chromedriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A WebDriver session request for headless Chromium with its profile in `profile`.
+fn session_builder(profile: &Path) -> ClientBuilder<HttpConnector> {
+    let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|&a| a.to_owned()).collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
+    let mut builder = ClientBuilder::new(HttpConnector::new());
+    builder.capabilities(capabilities);
+    builder
+}
+
+/// An error and its causes, `outer: inner: ...`, skipping a cause its parent already printed.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A headless Chromium session on a site, with its own chromedriver and fresh profile.
@@ -181,19 +289,12 @@ const RUN_VIEW_JS: &str = r"
 ";
 
 impl Browser {
-    /// Starts chromedriver and a Chromium session pointed at `site`.
+    /// Starts chromedriver and a Chromium session pointed at `site`; fails with what went wrong
+    /// if there is no session within [`SESSION_DEADLINE`].
     pub async fn open(site: &TestApp) -> Browser {
-        let driver = Chromedriver::start();
-        let profile = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|&a| a.to_owned()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&driver.url())
-            .await
-            .unwrap_or_else(|e| panic!("no Chromium session from chromedriver: {e}"));
+        let started = Instant::now();
+        let mut driver = Chromedriver::start();
+        let (client, profile) = driver.new_session(started).await;
         Browser { client, base: site.address.clone(), _driver: driver, _profile: profile }
     }
 
