@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use common::RunId;
+use common::{EventKind, RunId};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::{Hub, Subscription};
@@ -18,6 +18,9 @@ use crate::metrics::Metrics;
 use crate::runs::Runs;
 use crate::store::StoreError;
 use crate::wire::Published;
+
+/// The `last_seen` of a run whose terminal event was handed out.
+const DONE: u64 = u64::MAX;
 
 /// Runs remembered by an all-runs feed before it forgets those that left memory.
 const FORGET_ABOVE: usize = 4096;
@@ -99,7 +102,10 @@ impl Feed {
         if event.event.seq <= *seen {
             return false;
         }
-        *seen = event.event.seq;
+        // Nothing follows a terminal event: mark the run done, so a resync neither resends it
+        // nor asks the store about it.
+        let terminal = matches!(&event.event.kind, EventKind::RunState { state, .. } if state.is_terminal());
+        *seen = if terminal { DONE } else { event.event.seq };
         true
     }
 
@@ -149,7 +155,8 @@ impl Feed {
         // (the terminal one among them) come from the store.
         if self.only.is_none() {
             let hub = &self.hub;
-            self.backfill.extend(self.last_seen.keys().filter(|id| !hub.holds(**id)));
+            let missed = self.last_seen.iter().filter(|(id, seen)| **seen != DONE && !hub.holds(**id));
+            self.backfill.extend(missed.map(|(id, _)| *id));
         }
         let resent = self
             .pending
@@ -157,5 +164,138 @@ impl Feed {
             .filter(|e| e.event.seq > self.last_seen.get(&e.event.run_id).copied().unwrap_or(0))
             .count();
         self.metrics.ws_lagged(missed, resent as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use common::{Event, LogLevel, RunState};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::bedrock::{CallError, ModelClient, ModelReply, ModelRequest, TextSink};
+    use crate::flow::{FlowSettings, RetryPolicy, Runner};
+    use crate::journal::Journal;
+    use crate::store::Store;
+    use crate::store::memory::MemoryStore;
+    use crate::wire::stamp;
+
+    struct Unused;
+
+    #[async_trait]
+    impl ModelClient for Unused {
+        async fn call(&self, _: &ModelRequest, _: &mut dyn TextSink) -> Result<ModelReply, CallError> {
+            std::future::pending().await
+        }
+    }
+
+    struct World {
+        store: Arc<MemoryStore>,
+        hub: Arc<Hub>,
+        runs: Arc<Runs>,
+    }
+
+    fn world() -> World {
+        let store = Arc::new(MemoryStore::default());
+        let hub = Hub::new(Arc::clone(&store) as Arc<dyn Store>);
+        let journal =
+            Journal::open(&std::env::temp_dir().join(format!("feed-{}.txt", Uuid::now_v7()))).expect("journal");
+        let retry = RetryPolicy { retries: 0, delay: Duration::ZERO, jitter: Duration::ZERO };
+        let settings = FlowSettings { load: retry, bedrock: retry, max_concurrent_calls: 1 };
+        let runner = Runner::new(Arc::clone(&hub), journal, Arc::new(Unused), settings, Arc::new(Metrics::default()));
+        let runs = Arc::new(Runs::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&hub), runner));
+        World { store, hub, runs }
+    }
+
+    impl World {
+        async fn new_run(&self) -> RunId {
+            let id = RunId(Uuid::now_v7());
+            let kind = EventKind::RunCreated {
+                prompt: "p".into(),
+                model_id: "m".into(),
+                system: None,
+                max_tokens: 1,
+                temperature: None,
+                max_attempts: 1,
+            };
+            let created = stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind }));
+            self.store.append_events(std::slice::from_ref(&created), true).await.expect("store");
+            self.hub.register(created);
+            id
+        }
+
+        fn log(&self, id: RunId, n: usize) {
+            let kind = EventKind::Log { level: LogLevel::Info, task: None, attempt: None, message: format!("{n}") };
+            self.hub.publish(id, kind);
+        }
+
+        fn finish(&self, id: RunId) {
+            self.hub.publish(id, EventKind::RunState { state: RunState::Completed, error: None });
+        }
+
+        async fn all_runs(&self) -> Feed {
+            Feed::open(Arc::clone(&self.hub), Arc::clone(&self.runs), Arc::new(Metrics::default()), None)
+                .await
+                .expect("feed")
+        }
+    }
+
+    async fn next(feed: &mut Feed) -> (RunId, u64) {
+        let event = feed.next().await.expect("store").expect("hub alive");
+        (event.event.run_id, event.event.seq)
+    }
+
+    #[tokio::test]
+    async fn a_new_follower_of_all_runs_gets_what_happens_from_now_on_not_the_history() {
+        let world = world();
+        let old = world.new_run().await;
+        world.log(old, 0);
+        world.log(old, 1);
+        world.hub.flush().await;
+
+        let mut feed = world.all_runs().await;
+        world.log(old, 2);
+        let new = world.new_run().await;
+
+        let mut received = vec![next(&mut feed).await, next(&mut feed).await];
+        received.sort();
+        let mut expected = vec![(old, 4), (new, 1)];
+        expected.sort();
+        assert_eq!(received, expected, "the old run's seq 1 to 3 happened before the follower came");
+    }
+
+    #[tokio::test]
+    async fn a_lagging_follower_gets_a_run_that_left_memory_meanwhile_from_the_store_to_its_end() {
+        let world = world();
+        let mut feed = world.all_runs().await;
+        let followed = world.new_run().await;
+        assert_eq!(next(&mut feed).await, (followed, 1));
+
+        // While the follower reads nothing: the run ends, and so many events and finished runs
+        // go by that the broadcast overflows and the run is evicted from memory.
+        world.log(followed, 0);
+        world.finish(followed);
+        for _ in 0..300 {
+            let other = world.new_run().await;
+            world.finish(other);
+        }
+        let noisy = world.new_run().await;
+        for n in 0..9000 {
+            world.log(noisy, n);
+        }
+        world.hub.flush().await;
+        assert!(!world.hub.holds(followed), "evicted");
+
+        let mut followed_seqs = Vec::new();
+        while followed_seqs.last() != Some(&3) {
+            let (run, seq) = next(&mut feed).await;
+            if run == followed {
+                followed_seqs.push(seq);
+            }
+        }
+        assert_eq!(followed_seqs, [2, 3], "the log line and the terminal event, from the store");
     }
 }

@@ -8,8 +8,15 @@ use crate::setup::{self, Options};
 use crate::util::{self, Result};
 
 /// Sources left out of the coverage figure: the test, bench and tool crates measure `common`
-/// and `backend`, they are not what is measured.
-const COVERAGE_IGNORED: &str = "/(tests|bench|xtask|frontend)/";
+/// and `backend`, they are not what is measured; test-only files (`tests.rs`, the in-memory
+/// store) are tests, not code under test.
+const COVERAGE_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$";
+/// The gate's figure also leaves out the built-in emulator, a test fixture of its own; its
+/// figure is printed separately.
+const COVERAGE_GATED_IGNORED: &str =
+    "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$|/emulator/";
+/// `cargo xtask test` fails below this line coverage of `common` and `backend` (emulator aside).
+const MIN_LINE_COVERAGE: &str = "90";
 
 /// The Cargo profile `cargo xtask run` builds the server with (root Cargo.toml).
 const APP_PROFILE: &str = "app";
@@ -168,15 +175,18 @@ pub fn test(opts: &TestOptions) -> Result {
         // tested separately below. With coverage, the same tests run once, instrumented, and the
         // line coverage of `common` and `backend` is printed.
         let name = if opts.coverage { "cargo llvm-cov test (default members)" } else { "cargo test (default members)" };
-        record(name, &mut || {
+        let tests_ok = record(name, &mut || {
             let mut cmd = util::cargo();
             if opts.coverage {
-                cmd.args(["llvm-cov", "--no-fail-fast", "--summary-only", "--ignore-filename-regex", COVERAGE_IGNORED]);
+                cmd.args(["llvm-cov", "--no-report", "--no-fail-fast"]);
             } else {
                 cmd.args(["test", "--no-fail-fast"]);
             }
             util::run(cmd.args(&opts.cargo_test_args).env("APP_DIST_DIR", util::dist_dir()))
         });
+        if opts.coverage && tests_ok && opts.cargo_test_args.is_empty() {
+            record(&format!("line coverage >= {MIN_LINE_COVERAGE} %"), &mut coverage_gate);
+        }
         record("cargo test -p frontend (native)", &mut || util::run(util::cargo().args(["test", "-p", "frontend"])));
     }
 
@@ -188,6 +198,36 @@ pub fn test(opts: &TestOptions) -> Result {
     let total: Duration = outcomes.iter().map(|o| o.took).sum();
     println!("  {:<36} {:<7} {:>8}", "total", if failed == 0 { "ok" } else { "FAILED" }, util::secs(total));
     if failed == 0 { Ok(()) } else { Err(format!("{failed} of {} steps failed", outcomes.len()).into()) }
+}
+
+/// Prints the coverage of `common` and `backend` per file, the emulator's own figure, and fails
+/// when the rest is below [`MIN_LINE_COVERAGE`].
+fn coverage_gate() -> Result {
+    let report = util::cargo()
+        .args(["llvm-cov", "report", "--summary-only", "--ignore-filename-regex", COVERAGE_IGNORED])
+        .output()?;
+    let table = String::from_utf8_lossy(&report.stdout);
+    let (lines, missed) = table
+        .lines()
+        .filter(|row| row.contains("/emulator/"))
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            Some((fields.get(7)?.parse::<u64>().ok()?, fields.get(8)?.parse::<u64>().ok()?))
+        })
+        .fold((0, 0), |(l, m), (rl, rm)| (l + rl, m + rm));
+    if lines > 0 {
+        let percent = 100.0 * (lines - missed) as f64 / lines as f64;
+        println!("coverage: built-in emulator {percent:.2} % of {lines} lines (not gated)");
+    }
+    util::run(util::cargo().args([
+        "llvm-cov",
+        "report",
+        "--summary-only",
+        "--ignore-filename-regex",
+        COVERAGE_GATED_IGNORED,
+        "--fail-under-lines",
+        MIN_LINE_COVERAGE,
+    ]))
 }
 
 /// `cargo xtask bench [-- <args>]`: runs the backend's `bench` binary once it exists.
