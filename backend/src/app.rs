@@ -159,13 +159,17 @@ impl App {
         self.closing.cancel();
         self.runner.shutdown(grace).await;
         // The hub retries a failing store for ever; at shutdown that must end somewhere.
-        if tokio::time::timeout(FLUSH_AT_SHUTDOWN, self.hub.flush()).await.is_err() {
+        let flushed = tokio::time::timeout(FLUSH_AT_SHUTDOWN, self.hub.flush()).await.is_ok();
+        self.stopped.cancel();
+        if !flushed {
+            // The persister still retries: keep the files locked until the process exits, so
+            // no other process recovers runs this one may yet write.
             tracing::error!(
                 "storage still failing after {} s: the last events of some runs are not stored",
                 FLUSH_AT_SHUTDOWN.as_secs()
             );
+            return;
         }
-        self.stopped.cancel();
         // The files stay locked until the server has stopped writing, then a restart (or
         // another process) may open them at once.
         self.store.release().await;

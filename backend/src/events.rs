@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Event, EventKind, RunDetail, RunId, RunState};
+use common::{Event, EventKind, RunDetail, RunId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 // Tokio's clock, so eviction by age follows a paused clock in tests.
 use tokio::time::Instant;
@@ -77,7 +77,8 @@ pub struct Subscription {
     /// Whether the run is held in memory; if not, its history must come from the store.
     pub in_memory: bool,
     /// For a subscription to all runs: each run's last released `seq` at the moment of
-    /// subscribing, so the subscriber starts from now rather than from each run's history.
+    /// subscribing ([`ENDED`] for runs already over), so the subscriber starts from now rather
+    /// than from each run's history.
     pub positions: HashMap<RunId, u64>,
     /// Every event released from now on, of all runs.
     pub live: broadcast::Receiver<Published>,
@@ -211,7 +212,7 @@ impl Hub {
         let inner = self.lock();
         let live = self.live.subscribe();
         let Some((run_id, after_seq)) = run else {
-            let positions = inner.runs.iter().map(|(id, log)| (*id, log.released as u64)).collect();
+            let positions = inner.runs.iter().map(|(id, log)| (*id, position(log))).collect();
             return Subscription { backlog: Vec::new(), in_memory: false, positions, live };
         };
         let positions = HashMap::new();
@@ -225,13 +226,6 @@ impl Hub {
     pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
         let events = self.events(run_id)?;
         RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
-    }
-
-    /// The run's latest state including what is published but not stored yet, if it is in memory.
-    pub fn latest_state(&self, run_id: RunId) -> Option<RunState> {
-        let inner = self.lock();
-        let log = inner.runs.get(&run_id)?;
-        RunDetail::fold(log.events.iter().map(|p| p.event.as_ref())).map(|d| d.state)
     }
 
     /// Resubscribes a client that fell behind: the released events in memory it has not seen
@@ -272,6 +266,13 @@ impl Hub {
     pub fn subscribers(&self) -> usize {
         self.live.receiver_count()
     }
+}
+
+/// The position of a run whose terminal event is released: nothing more will come.
+pub const ENDED: u64 = u64::MAX;
+
+fn position(log: &RunLog) -> u64 {
+    if log.finished_at.is_some() { ENDED } else { log.released as u64 }
 }
 
 fn is_terminal(kind: &EventKind) -> bool {

@@ -16,11 +16,15 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::events::{Hub, Subscription};
 use crate::metrics::Metrics;
 use crate::runs::Runs;
-use crate::store::StoreError;
+use crate::store::{RunQuery, StoreError};
 use crate::wire::Published;
 
-/// The `last_seen` of a run whose terminal event was handed out.
-const DONE: u64 = u64::MAX;
+/// The `last_seen` of a run whose terminal event was handed out (or that had ended before the
+/// feed opened).
+const DONE: u64 = crate::events::ENDED;
+
+/// Newest runs looked at, after a lag, for runs an all-runs feed never heard of.
+const NEW_RUNS_AFTER_LAG: u32 = 1000;
 
 /// Runs remembered by an all-runs feed before it forgets those that left memory.
 const FORGET_ABOVE: usize = 4096;
@@ -50,6 +54,11 @@ pub struct Feed {
     pending: VecDeque<Published>,
     /// Runs whose missed events must be read from the store: they left memory meanwhile.
     backfill: Vec<RunId>,
+    /// For an all-runs feed: an id below every run created after the feed opened (ids are
+    /// UUIDv7, ordered by creation time), to find runs it never heard of after a lag.
+    opened: RunId,
+    /// After a lag, look in the store for runs created since `opened` that left memory.
+    find_new_runs: bool,
 }
 
 impl Feed {
@@ -77,6 +86,8 @@ impl Feed {
             only: run.map(|(id, _)| id),
             last_seen,
             backfill: Vec::new(),
+            opened: RunId(uuid::Uuid::now_v7()),
+            find_new_runs: false,
             pending: VecDeque::new(),
             subscription,
         };
@@ -109,12 +120,22 @@ impl Feed {
         true
     }
 
-    /// The next event for this client; `None` once the hub is gone.
+    /// The next event for this client; `None` if the hub stops broadcasting (it never does while
+    /// this feed holds it, but a caller must not loop on that).
     ///
     /// Cancel-safe: state changes only after each await completes, so it can sit in a
     /// `select!` beside the socket's incoming messages.
     pub async fn next(&mut self) -> Result<Option<Published>, StoreError> {
         loop {
+            if self.find_new_runs {
+                let query = RunQuery { limit: NEW_RUNS_AFTER_LAG, state: None, before: None };
+                let listed = self.runs.list(&query).await?;
+                let (hub, seen) = (&self.hub, &self.last_seen);
+                let unheard = listed.iter().map(|r| r.id).filter(|id| *id > self.opened && !seen.contains_key(id));
+                let gone: Vec<RunId> = unheard.filter(|id| !hub.holds(*id)).collect();
+                self.backfill.extend(gone);
+                self.find_new_runs = false;
+            }
             while let Some(&id) = self.backfill.last() {
                 let after = self.last_seen.get(&id).copied().unwrap_or(0);
                 let stored = self.runs.events_after(id, after).await?.unwrap_or_default();
@@ -157,6 +178,8 @@ impl Feed {
             let hub = &self.hub;
             let missed = self.last_seen.iter().filter(|(id, seen)| **seen != DONE && !hub.holds(**id));
             self.backfill.extend(missed.map(|(id, _)| *id));
+            // And runs that started and ended while it lagged, which it never heard of.
+            self.find_new_runs = true;
         }
         let resent = self
             .pending
@@ -290,12 +313,20 @@ mod tests {
         assert!(!world.hub.holds(followed), "evicted");
 
         let mut followed_seqs = Vec::new();
-        while followed_seqs.last() != Some(&3) {
-            let (run, seq) = next(&mut feed).await;
-            if run == followed {
-                followed_seqs.push(seq);
+        let mut ended = std::collections::HashSet::new();
+        let read_all = async {
+            while ended.len() < 301 {
+                let event = feed.next().await.expect("store").expect("hub alive");
+                if event.event.run_id == followed {
+                    followed_seqs.push(event.event.seq);
+                }
+                if matches!(&event.event.kind, EventKind::RunState { state, .. } if state.is_terminal()) {
+                    ended.insert(event.event.run_id);
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read_all).await.expect("every run reaches its end");
         assert_eq!(followed_seqs, [2, 3], "the log line and the terminal event, from the store");
+        assert_eq!(ended.len(), 301, "the followed run and the 300 that came and went while it lagged");
     }
 }

@@ -15,6 +15,9 @@ use crate::flow::{CancelOutcome, Runner};
 use crate::store::{RunQuery, Store, StoreError};
 use crate::wire::{Published, stamp};
 
+/// How long a cancel of a run that is no longer running waits for its end to be stored.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What [`Runs::cancel`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cancel {
@@ -22,6 +25,8 @@ pub enum Cancel {
     Cancelling(RunSummary),
     /// The run had already ended in this state; nothing changed.
     AlreadyEnded(RunState),
+    /// The run's end is decided but not stored yet (storage is slow or failing); nothing changed.
+    Finishing,
     NotFound,
 }
 
@@ -89,11 +94,16 @@ impl Runs {
     /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
     pub async fn cancel(&self, id: RunId) -> Result<Cancel, StoreError> {
         let outcome = self.runner.cancel(id);
+        if outcome == CancelOutcome::NotRunning {
+            // Its end may be decided but not stored yet: give the store a moment, so the answer
+            // names the stored outcome; never one a crash could still take back.
+            let _ = tokio::time::timeout(SETTLE, self.hub.flush()).await;
+        }
         let Some(detail) = self.detail(id).await? else { return Ok(Cancel::NotFound) };
         Ok(match outcome {
             CancelOutcome::Cancelling => Cancel::Cancelling(detail.summary()),
-            // Its end may be published but not stored yet: name the state it ended in.
-            CancelOutcome::NotRunning => Cancel::AlreadyEnded(self.hub.latest_state(id).unwrap_or(detail.state)),
+            CancelOutcome::NotRunning if detail.state.is_terminal() => Cancel::AlreadyEnded(detail.state),
+            CancelOutcome::NotRunning => Cancel::Finishing,
         })
     }
 

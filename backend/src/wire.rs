@@ -1,8 +1,8 @@
 //! An event together with its JSON text, made once when the event is created.
 //!
 //! Its own module because both the [`crate::events`] hub (which fans the text out to every
-//! WebSocket) and the [`crate::store`] (which stores that same text) use it, and neither may
-//! depend on the other for it.
+//! WebSocket) and the [`crate::store`] (which stores that same text) use it: the hub depends on
+//! the store, so the type cannot live in the hub.
 
 use std::sync::Arc;
 

@@ -74,7 +74,8 @@ pub enum EventKind {
     /// A task attempt started or ended.
     TaskState {
         task: TaskName,
-        /// The attempt number, from 1.
+        /// The attempt number, from 1; 0 for a task that ended without starting, whose
+        /// `outcome.error` says why ("not run: …").
         attempt: u32,
         state: TaskState,
         /// How the attempt ended, when it ended.

@@ -194,7 +194,7 @@ impl TaskView {
             && state.is_terminal()
         {
             attempt.state = state;
-            if outcome.error.is_some() {
+            if attempt.error.is_none() {
                 attempt.error.clone_from(&outcome.error);
             }
             return false;

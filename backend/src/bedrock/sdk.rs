@@ -389,8 +389,12 @@ mod tests {
     use crate::emulator::{Emulator, EmulatorConfig, reply_for};
 
     /// The emulator behind a "proxy" that answers its first `failures` calls itself with
-    /// `status` and an HTML page, as a load balancer in front of Bedrock would.
-    async fn behind_a_failing_proxy(status: StatusCode, failures: usize) -> (SdkClient, Arc<AtomicUsize>) {
+    /// `status` and `page` as the body, as a load balancer in front of Bedrock would.
+    async fn behind_a_failing_proxy(
+        status: StatusCode,
+        page: &'static str,
+        failures: usize,
+    ) -> (SdkClient, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&calls);
         let router = Emulator::new(EmulatorConfig::unpaced()).router().layer(axum::middleware::from_fn(
@@ -398,7 +402,6 @@ mod tests {
                 let call = counter.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if call < failures {
-                        let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
                         let mut response = Response::new(Body::from(page));
                         *response.status_mut() = status;
                         response.headers_mut().insert("content-type", "text/html".parse().expect("header"));
@@ -435,7 +438,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_proxy_s_502_html_page_is_a_retryable_failure_and_the_next_call_succeeds() {
-        let (client, calls) = behind_a_failing_proxy(StatusCode::BAD_GATEWAY, 1).await;
+        let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+        let (client, calls) = behind_a_failing_proxy(StatusCode::BAD_GATEWAY, page, 1).await;
         let mut sink = |_: &str| {};
 
         let first = client.call(&request("hello"), &mut sink).await.expect_err("the proxy answers 502");
@@ -450,7 +454,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_504_without_any_body_is_retryable_too() {
-        let (client, _) = behind_a_failing_proxy(StatusCode::GATEWAY_TIMEOUT, 1).await;
+        let (client, _) = behind_a_failing_proxy(StatusCode::GATEWAY_TIMEOUT, "", 1).await;
         let mut sink = |_: &str| {};
         let error = client.call(&request("hello"), &mut sink).await.expect_err("the proxy answers 504");
         assert!(error.kind.is_retryable(), "{:?}: {}", error.kind, error.message);

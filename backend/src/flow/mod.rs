@@ -85,7 +85,10 @@ pub struct AttemptFailure {
 /// How a task ended without a result.
 enum TaskEnd {
     Failed(String),
+    /// Stopped by a user's cancel.
     Cancelled,
+    /// Stopped by the server shutting down.
+    Interrupted,
 }
 
 /// What [`Runner::cancel`] did.
@@ -214,7 +217,7 @@ impl Runner {
                     error!(error = %message, "flow run failed");
                     (RunState::Failed, Some(message))
                 }
-                Err(TaskEnd::Cancelled) if self.shutting_down.load(Ordering::SeqCst) => {
+                Err(TaskEnd::Interrupted) => {
                     warn!("{INTERRUPTED}");
                     (RunState::Crashed, Some(INTERRUPTED.to_owned()))
                 }
@@ -247,14 +250,16 @@ impl Runner {
             .await
     }
 
-    /// How an attempt cut short by a stop ends: `Cancelled` when a user cancelled the run;
-    /// `Failed` ("interrupted") at shutdown, where the run ends `Crashed`, so the attempt agrees.
-    fn stopped(&self) -> (TaskState, AttemptOutcome) {
+    /// How an attempt cut short by a stop ends, decided once so the attempt, its task and the
+    /// run agree: `Cancelled` when a user cancelled the run; `Failed` ("interrupted") at
+    /// shutdown, where the run ends `Crashed`.
+    fn stopped(&self) -> (TaskState, AttemptOutcome, TaskEnd) {
         if self.shutting_down.load(Ordering::SeqCst) {
             let error = Some(INTERRUPTED.to_owned());
-            (TaskState::Failed, AttemptOutcome { error, retryable: Some(false), ..AttemptOutcome::default() })
+            let outcome = AttemptOutcome { error, retryable: Some(false), ..AttemptOutcome::default() };
+            (TaskState::Failed, outcome, TaskEnd::Interrupted)
         } else {
-            (TaskState::Cancelled, AttemptOutcome::default())
+            (TaskState::Cancelled, AttemptOutcome::default(), TaskEnd::Cancelled)
         }
     }
 
@@ -262,10 +267,8 @@ impl Runner {
     /// `Pending`: `Cancelled` on a cancelled run, `Failed` otherwise.
     fn not_run(&self, run_id: RunId, task: TaskName, end: &TaskEnd) {
         let (state, why) = match end {
-            TaskEnd::Cancelled if !self.shutting_down.load(Ordering::SeqCst) => {
-                (TaskState::Cancelled, "not run: the run was cancelled first".to_owned())
-            }
-            TaskEnd::Cancelled => (TaskState::Failed, "not run: the server shut down first".to_owned()),
+            TaskEnd::Cancelled => (TaskState::Cancelled, "not run: the run was cancelled first".to_owned()),
+            TaskEnd::Interrupted => (TaskState::Failed, "not run: the server shut down first".to_owned()),
             TaskEnd::Failed(_) => (TaskState::Failed, format!("not run: {} failed", TaskName::LoadPromptFile)),
         };
         let outcome = AttemptOutcome { error: Some(why), ..AttemptOutcome::default() };
@@ -307,9 +310,9 @@ impl Runner {
             let failure = match result {
                 None => {
                     span.in_scope(|| info!("{task} cancelled"));
-                    let (state, outcome) = self.stopped();
+                    let (state, outcome, end) = self.stopped();
                     publish(state, outcome);
-                    return Err(TaskEnd::Cancelled);
+                    return Err(end);
                 }
                 Some(Ok((value, outcome))) => {
                     span.in_scope(|| info!("{task} completed"));
@@ -339,9 +342,9 @@ impl Runner {
                 biased;
                 () = cancel.cancelled() => {
                     span.in_scope(|| info!("{task} cancelled while waiting to retry"));
-                    let (state, outcome) = self.stopped();
+                    let (state, outcome, end) = self.stopped();
                     publish(state, outcome);
-                    return Err(TaskEnd::Cancelled);
+                    return Err(end);
                 }
                 () = tokio::time::sleep(delay) => {}
             }

@@ -287,6 +287,7 @@ async fn shutdown_waits_out_its_grace_then_interrupts_runs_as_crashed() {
     h.runner.shutdown(grace).await;
 
     assert_eq!(started.elapsed(), grace, "the run got its whole grace period and no more");
+    h.hub.flush().await;
     let detail = h.detail(id);
     assert_eq!(detail.state, RunState::Crashed);
     assert!(detail.error.as_deref().is_some_and(|e| e.starts_with("interrupted")), "{:?}", detail.error);
@@ -300,6 +301,7 @@ async fn shutdown_returns_as_soon_as_runs_finish_within_the_grace() {
     let started = Instant::now();
 
     h.runner.shutdown(Duration::from_secs(60)).await;
+    h.hub.flush().await;
 
     assert_eq!(h.detail(id).state, RunState::Completed);
     assert!(started.elapsed() < Duration::from_secs(60), "returned after {:?}", started.elapsed());

@@ -112,6 +112,7 @@ async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
     match app.runs().cancel(id).await? {
         Cancel::Cancelling(summary) => Ok((StatusCode::ACCEPTED, Json(summary)).into_response()),
         Cancel::AlreadyEnded(state) => Err(ApiError::Conflict(format!("run {id} is already {state}"))),
+        Cancel::Finishing => Err(ApiError::Conflict(format!("run {id} is finishing and can no longer be cancelled"))),
         Cancel::NotFound => Err(not_found(id)),
     }
 }
