@@ -94,14 +94,7 @@ impl App {
             max_concurrent_runs: args.max_concurrent_runs.max(1),
             max_per_minute: args.max_submissions_per_minute,
         };
-        let submissions = Submissions::new(
-            Arc::clone(&store),
-            journal.clone(),
-            Arc::clone(&hub),
-            Arc::clone(&runner),
-            Arc::clone(&runs),
-            policy,
-        );
+        let submissions = Submissions::new(journal.clone(), Arc::clone(&runs), policy);
         Ok(App {
             store,
             journal: journal.clone(),

@@ -368,26 +368,11 @@ mod tests {
 
     use super::*;
     use crate::store::memory::MemoryStore;
+    use crate::testing::created;
 
     fn hub() -> (Arc<Hub>, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::default());
         (Hub::new(Arc::clone(&store) as Arc<dyn Store>), store)
-    }
-
-    fn created(run_id: RunId) -> Published {
-        stamp(Arc::new(Event {
-            run_id,
-            seq: 1,
-            ts: Utc::now(),
-            kind: EventKind::RunCreated {
-                prompt: "p".into(),
-                model_id: "m".into(),
-                system: None,
-                max_tokens: 1,
-                temperature: None,
-                max_attempts: 1,
-            },
-        }))
     }
 
     fn log(n: usize) -> EventKind {

@@ -194,62 +194,18 @@ impl Feed {
 mod tests {
     use std::time::Duration;
 
-    use async_trait::async_trait;
-    use common::{Event, LogLevel, RunState};
-    use uuid::Uuid;
+    use common::{LogLevel, RunState};
 
     use super::*;
-    use crate::bedrock::{CallError, ModelClient, ModelReply, ModelRequest, TextSink};
-    use crate::flow::{FlowSettings, RetryPolicy, Runner};
-    use crate::journal::Journal;
-    use crate::store::Store;
-    use crate::store::memory::MemoryStore;
-    use crate::wire::stamp;
+    use crate::testing::World;
 
-    struct Unused;
-
-    #[async_trait]
-    impl ModelClient for Unused {
-        async fn call(&self, _: &ModelRequest, _: &mut dyn TextSink) -> Result<ModelReply, CallError> {
-            std::future::pending().await
-        }
+    trait Script {
+        fn log(&self, id: RunId, n: usize);
+        fn finish(&self, id: RunId);
+        async fn all_runs(&self) -> Feed;
     }
 
-    struct World {
-        store: Arc<MemoryStore>,
-        hub: Arc<Hub>,
-        runs: Arc<Runs>,
-    }
-
-    fn world() -> World {
-        let store = Arc::new(MemoryStore::default());
-        let hub = Hub::new(Arc::clone(&store) as Arc<dyn Store>);
-        let journal =
-            Journal::open(&std::env::temp_dir().join(format!("feed-{}.txt", Uuid::now_v7()))).expect("journal");
-        let retry = RetryPolicy { retries: 0, delay: Duration::ZERO, jitter: Duration::ZERO };
-        let settings = FlowSettings { load: retry, bedrock: retry, max_concurrent_calls: 1 };
-        let runner = Runner::new(Arc::clone(&hub), journal, Arc::new(Unused), settings, Arc::new(Metrics::default()));
-        let runs = Arc::new(Runs::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&hub), runner));
-        World { store, hub, runs }
-    }
-
-    impl World {
-        async fn new_run(&self) -> RunId {
-            let id = RunId(Uuid::now_v7());
-            let kind = EventKind::RunCreated {
-                prompt: "p".into(),
-                model_id: "m".into(),
-                system: None,
-                max_tokens: 1,
-                temperature: None,
-                max_attempts: 1,
-            };
-            let created = stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind }));
-            self.store.append_events(std::slice::from_ref(&created), true).await.expect("store");
-            self.hub.register(created);
-            id
-        }
-
+    impl Script for World {
         fn log(&self, id: RunId, n: usize) {
             let kind = EventKind::Log { level: LogLevel::Info, task: None, attempt: None, message: format!("{n}") };
             self.hub.publish(id, kind);
@@ -273,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_follower_of_all_runs_gets_what_happens_from_now_on_not_the_history() {
-        let world = world();
+        let world = World::new();
         let old = world.new_run().await;
         world.log(old, 0);
         world.log(old, 1);
@@ -292,7 +248,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_follower_gets_a_run_that_left_memory_meanwhile_from_the_store_to_its_end() {
-        let world = world();
+        let world = World::new();
         let mut feed = world.all_runs().await;
         let followed = world.new_run().await;
         assert_eq!(next(&mut feed).await, (followed, 1));

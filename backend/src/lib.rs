@@ -35,4 +35,6 @@ pub mod startup;
 pub mod store;
 pub mod submission;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod wire;

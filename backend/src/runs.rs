@@ -42,6 +42,18 @@ impl Runs {
         Runs { store, hub, runner }
     }
 
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub(crate) fn runner(&self) -> &Arc<Runner> {
+        &self.runner
+    }
+
     /// The run's events held in memory, when the hub still holds the run. `None` means the
     /// store is the source of truth for it (or it does not exist).
     fn held(&self, id: RunId) -> Option<Vec<Published>> {

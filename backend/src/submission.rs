@@ -9,11 +9,10 @@ use common::{ApiLimits, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun,
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::events::Hub;
-use crate::flow::{RunSpec, Runner};
+use crate::flow::RunSpec;
 use crate::journal::{Journal, JournalError};
 use crate::runs::Runs;
-use crate::store::{Created, NewRun, Store, StoreError};
+use crate::store::{Created, NewRun, StoreError};
 use crate::wire::stamp;
 
 /// Largest `max_tokens` a run may ask for.
@@ -58,27 +57,18 @@ pub struct Submissions {
     /// One permit per run in flight: taking one is the admission decision, atomic however
     /// many submissions race, and the run holds it until it ends.
     slots: Arc<Semaphore>,
-    store: Arc<dyn Store>,
     journal: Journal,
-    hub: Arc<Hub>,
-    runner: Arc<Runner>,
+    /// The runs accepted so far, and through it the store, hub and runner a new one joins.
     runs: Arc<Runs>,
     policy: Policy,
     rate: Option<RateLimiter>,
 }
 
 impl Submissions {
-    pub fn new(
-        store: Arc<dyn Store>,
-        journal: Journal,
-        hub: Arc<Hub>,
-        runner: Arc<Runner>,
-        runs: Arc<Runs>,
-        policy: Policy,
-    ) -> Submissions {
+    pub fn new(journal: Journal, runs: Arc<Runs>, policy: Policy) -> Submissions {
         let rate = (policy.max_per_minute > 0).then(|| RateLimiter::per_minute(policy.max_per_minute));
         let slots = Arc::new(Semaphore::new(policy.max_concurrent_runs.min(Semaphore::MAX_PERMITS)));
-        Submissions { slots, store, journal, hub, runner, runs, policy, rate }
+        Submissions { slots, journal, runs, policy, rate }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -93,7 +83,7 @@ impl Submissions {
         // A repeated submission must not journal its prompt again; a race between two
         // first submissions is settled by the store's unique key below.
         if let Some(key) = &idempotency_key
-            && let Some(existing) = self.store.run_for_idempotency_key(key).await?
+            && let Some(existing) = self.runs.store().run_for_idempotency_key(key).await?
         {
             return self.existing_run(existing).await;
         }
@@ -110,7 +100,7 @@ impl Submissions {
                 system: run.system.clone(),
                 max_tokens: run.max_tokens,
                 temperature: run.temperature,
-                max_attempts: self.runner.settings().max_attempts(),
+                max_attempts: self.runs.runner().settings().max_attempts(),
             },
         }));
         let new_run = NewRun {
@@ -120,12 +110,12 @@ impl Submissions {
             journal,
             idempotency_key,
         };
-        if let Created::Existing(existing) = self.store.create_run(new_run).await? {
+        if let Created::Existing(existing) = self.runs.store().create_run(new_run).await? {
             return self.existing_run(existing).await;
         }
         let detail = RunDetail::from_created(&created.event)
             .ok_or_else(|| StoreError::Malformed(format!("run {id}: its first event is not `run_created`")))?;
-        self.hub.register(created);
+        self.runs.hub().register(created);
         let spec = RunSpec {
             id,
             journal,
@@ -134,7 +124,7 @@ impl Submissions {
             max_tokens: run.max_tokens,
             temperature: run.temperature,
         };
-        self.runner.start(spec, slot);
+        self.runs.runner().start(spec, slot);
         Ok(detail)
     }
 
@@ -146,7 +136,7 @@ impl Submissions {
     /// it returns is released if the submission fails later, or when the run ends.
     fn admit(&self) -> Result<OwnedSemaphorePermit, SubmitError> {
         // A run accepted now could not store its events: refuse rather than run blind.
-        if !self.hub.storage_ok() {
+        if !self.runs.hub().storage_ok() {
             return Err(SubmitError::StorageDown);
         }
         let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
@@ -258,43 +248,18 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::bedrock::{CallError, ModelClient, ModelReply, ModelRequest, TextSink};
-    use crate::flow::{FlowSettings, RetryPolicy};
-    use crate::metrics::Metrics;
-    use crate::store::memory::MemoryStore;
+    use crate::testing::World;
 
-    /// A model that never answers, so every accepted run stays in flight.
-    struct Silent;
-
-    #[async_trait]
-    impl ModelClient for Silent {
-        async fn call(&self, _: &ModelRequest, _: &mut dyn TextSink) -> Result<ModelReply, CallError> {
-            std::future::pending().await
-        }
-    }
-
-    fn submissions(max_concurrent_runs: usize) -> (Arc<Submissions>, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("submission-test-{}", Uuid::now_v7()));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
-        let journal = Journal::open(&dir.join("prompts.txt")).expect("journal");
-        let hub = Hub::new(Arc::clone(&store));
-        let retry = RetryPolicy { retries: 0, delay: Duration::ZERO, jitter: Duration::ZERO };
-        let settings = FlowSettings { load: retry, bedrock: retry, max_concurrent_calls: 100 };
-        let runner =
-            Runner::new(Arc::clone(&hub), journal.clone(), Arc::new(Silent), settings, Arc::new(Metrics::default()));
-        let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner)));
+    fn submissions(max_concurrent_runs: usize) -> Arc<Submissions> {
+        let world = World::new();
         let policy = Policy { max_concurrent_runs, ..policy() };
-        (Arc::new(Submissions::new(store, journal, hub, runner, runs, policy)), dir)
+        Arc::new(Submissions::new(world.journal.clone(), Arc::clone(&world.runs), policy))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn parallel_submissions_never_exceed_the_concurrency_cap() {
-        let (submissions, dir) = submissions(5);
+        let submissions = submissions(5);
         let attempts = (0..40).map(|n| {
             let submissions = Arc::clone(&submissions);
             tokio::spawn(async move { submissions.submit(request(&format!("prompt {n}")), None).await })
@@ -309,8 +274,7 @@ mod tests {
             }
         }
         assert_eq!((accepted, limited), (5, 35));
-        assert_eq!(submissions.runner.in_flight(), 5);
-        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(submissions.runs.in_flight(), 5);
     }
 
     fn policy() -> Policy {
