@@ -102,11 +102,19 @@ pub fn setup(opts: Options) -> Result {
             )],
         ];
         if opts.browser {
-            lanes.push(vec![Step::new("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium)]);
+            lanes.push(vec![Step::new(
+                "chromium + chromedriver",
+                check_chromium,
+                util::apt_in_progress,
+                install_chromium,
+            )]);
         }
         if opts.coverage {
             lanes[0].push(Step::new("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
-                util::run_quiet("llvm-tools-preview", util::command("rustup").args(["component", "add", "llvm-tools-preview"]))
+                util::run_quiet(
+                    "llvm-tools-preview",
+                    util::command("rustup").args(["component", "add", "llvm-tools-preview"]),
+                )
             }));
             lanes.push(vec![Step::new(
                 "cargo-llvm-cov",

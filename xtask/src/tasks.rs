@@ -13,8 +13,7 @@ use crate::util::{self, Result};
 const COVERAGE_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$";
 /// The gate's figure also leaves out the built-in emulator, a test fixture of its own; its
 /// figure is printed separately.
-const COVERAGE_GATED_IGNORED: &str =
-    "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$|/emulator/";
+const COVERAGE_GATED_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$|/emulator/";
 /// `cargo xtask test` fails below this line coverage of `common` and `backend` (emulator aside).
 const MIN_LINE_COVERAGE: &str = "90";
 
@@ -108,7 +107,11 @@ pub fn run(serve_args: &[String]) -> Result {
         let (result, took) = util::timed(|| {
             util::run_quiet("backend", util::cargo().args(["build", "--profile", APP_PROFILE, "-p", "backend"]))
         });
-        println!("run: backend build ({APP_PROFILE} profile) {} in {}", if result.is_ok() { "done" } else { "FAILED" }, util::secs(took));
+        println!(
+            "run: backend build ({APP_PROFILE} profile) {} in {}",
+            if result.is_ok() { "done" } else { "FAILED" },
+            util::secs(took)
+        );
         result.map_err(|e| e.to_string())
     });
     let frontend = setup::setup(Options::default()).and_then(|()| build_frontend(true));
