@@ -158,7 +158,7 @@ impl Hub {
     /// or already published its terminal state (nothing follows the terminal event). Clients
     /// receive it once it is stored.
     pub fn publish(&self, run_id: RunId, kind: EventKind) -> Option<u64> {
-        let terminal = is_terminal(&kind);
+        let terminal = kind.ends_run();
         let mut inner = self.lock();
         let log = inner.runs.get_mut(&run_id)?;
         if log.ended {
@@ -194,7 +194,7 @@ impl Hub {
             let run_id = stamped.event.run_id;
             let Some(log) = inner.runs.get_mut(&run_id) else { continue };
             log.released = log.released.max(usize::try_from(stamped.event.seq).unwrap_or(usize::MAX));
-            if is_terminal(&stamped.event.kind) {
+            if stamped.event.kind.ends_run() {
                 log.finished_at = Some(now);
                 inner.finished.push_back(run_id);
             }
@@ -275,10 +275,6 @@ fn position(log: &RunLog) -> u64 {
     if log.finished_at.is_some() { ENDED } else { log.released as u64 }
 }
 
-fn is_terminal(kind: &EventKind) -> bool {
-    matches!(kind, EventKind::RunState { state, .. } if state.is_terminal())
-}
-
 fn after(events: &[Published], after_seq: u64) -> Vec<Published> {
     events.iter().skip(usize::try_from(after_seq).unwrap_or(usize::MAX)).cloned().collect()
 }
@@ -335,7 +331,7 @@ async fn persist_loop(hub: Weak<Hub>, store: Arc<dyn Store>, mut queue: mpsc::Un
 
 /// Stores a batch, retrying with backoff for as long as the store fails.
 async fn store_until_done(hub: &Weak<Hub>, store: &dyn Store, batch: &[Published]) {
-    let sync = batch.iter().any(|e| is_terminal(&e.event.kind));
+    let sync = batch.iter().any(|e| e.event.kind.ends_run());
     let mut wait = RETRY_FIRST;
     loop {
         match store.append_events(batch, sync).await {

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use common::{EventKind, RunId};
+use common::RunId;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::events::{Hub, Subscription};
@@ -115,8 +115,7 @@ impl Feed {
         }
         // Nothing follows a terminal event: mark the run done, so a resync neither resends it
         // nor asks the store about it.
-        let terminal = matches!(&event.event.kind, EventKind::RunState { state, .. } if state.is_terminal());
-        *seen = if terminal { DONE } else { event.event.seq };
+        *seen = if event.event.kind.ends_run() { DONE } else { event.event.seq };
         true
     }
 
@@ -194,7 +193,7 @@ impl Feed {
 mod tests {
     use std::time::Duration;
 
-    use common::{LogLevel, RunState};
+    use common::{EventKind, LogLevel, RunState};
 
     use super::*;
     use crate::testing::World;
@@ -276,7 +275,7 @@ mod tests {
                 if event.event.run_id == followed {
                     followed_seqs.push(event.event.seq);
                 }
-                if matches!(&event.event.kind, EventKind::RunState { state, .. } if state.is_terminal()) {
+                if event.event.kind.ends_run() {
                     ended.insert(event.event.run_id);
                 }
             }

@@ -118,9 +118,4 @@ impl Runs {
             CancelOutcome::NotRunning => Cancel::Finishing,
         })
     }
-
-    /// How many runs are executing in this process.
-    pub fn in_flight(&self) -> usize {
-        self.runner.in_flight()
-    }
 }

@@ -79,7 +79,7 @@ impl Submissions {
     /// (both durable) before this returns, and it is executing. A repeated `idempotency_key`
     /// returns the run it created the first time, without journaling or running anything.
     pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
-        let run = self.validate(request)?;
+        let run = validate(&self.policy, request)?;
         // A repeated submission must not journal its prompt again; a race between two
         // first submissions is settled by the store's unique key below.
         if let Some(key) = &idempotency_key
@@ -153,10 +153,6 @@ impl Submissions {
             });
         }
         Ok(slot)
-    }
-
-    fn validate(&self, request: SubmitRun) -> Result<Validated, SubmitError> {
-        validate(&self.policy, request)
     }
 }
 
@@ -274,7 +270,7 @@ mod tests {
             }
         }
         assert_eq!((accepted, limited), (5, 35));
-        assert_eq!(submissions.runs.in_flight(), 5);
+        assert_eq!(submissions.runs.runner().in_flight(), 5);
     }
 
     fn policy() -> Policy {

@@ -114,6 +114,13 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// Whether this is a run's terminal state: nothing of the run follows it.
+    pub fn ends_run(&self) -> bool {
+        matches!(self, EventKind::RunState { state, .. } if state.is_terminal())
+    }
+}
+
 /// How a task attempt ended: what a person debugging it needs. Empty while it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AttemptOutcome {
