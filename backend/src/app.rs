@@ -89,7 +89,12 @@ impl App {
         );
         let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner)));
         let policy = Policy {
-            defaults: Defaults { model_id: args.model_id.clone(), max_tokens: args.max_tokens, retries: args.retries },
+            defaults: Defaults {
+                model_id: args.model_id.clone(),
+                max_tokens: args.max_tokens,
+                retries: args.retries,
+                stream_idle_timeout_ms: u64::try_from(args.timeouts().idle.as_millis()).unwrap_or(u64::MAX),
+            },
             limits,
             max_concurrent_runs: args.max_concurrent_runs.max(1),
             max_per_minute: args.max_submissions_per_minute,

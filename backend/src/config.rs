@@ -83,8 +83,15 @@ pub struct AppArgs {
     /// Seconds allowed to connect to Bedrock.
     #[arg(long, env = "APP_CONNECT_TIMEOUT_SECS", default_value_t = 5.0)]
     pub connect_timeout_secs: f64,
-    /// Seconds allowed for a whole Bedrock call, stream included.
-    #[arg(long, env = "APP_CALL_TIMEOUT_SECS", default_value_t = 300.0)]
+    /// Seconds allowed from sending a call to Bedrock's response headers (a retryable timeout).
+    /// InvokeModel answers only once the whole reply is generated: raise it for long answers
+    /// with `--bedrock-api invoke`.
+    #[arg(long, env = "APP_FIRST_BYTE_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub first_byte_timeout_secs: f64,
+    /// Seconds allowed for a whole Bedrock call, stream included; 0 (the default) sets no limit,
+    /// since a stream that keeps producing is healthy. A call cut by this limit is not retried:
+    /// another attempt would be billed again and cut the same way.
+    #[arg(long, env = "APP_CALL_TIMEOUT_SECS", default_value_t = 0.0)]
     pub call_timeout_secs: f64,
     /// Seconds of silence after which a response stream counts as stalled (and is retried).
     #[arg(long, env = "APP_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 30.0)]
@@ -98,9 +105,12 @@ pub struct AppArgs {
     /// Most submissions accepted per minute (0 = no limit); 429 with `Retry-After` beyond.
     #[arg(long, env = "APP_MAX_SUBMISSIONS_PER_MINUTE", default_value_t = 0)]
     pub max_submissions_per_minute: u32,
-    /// Pause before the built-in emulator's first byte, in milliseconds.
+    /// Pause before the built-in emulator's response headers, in milliseconds.
     #[arg(long, env = "APP_EMULATOR_LATENCY_MS", default_value_t = 200)]
     pub emulator_latency_ms: u64,
+    /// Pause between the built-in emulator's response headers and its first body byte, in milliseconds.
+    #[arg(long, env = "APP_EMULATOR_BODY_LATENCY_MS", default_value_t = 0)]
+    pub emulator_body_latency_ms: u64,
     /// The built-in emulator's streaming pace (0 = unpaced).
     #[arg(long, env = "APP_EMULATOR_TOKENS_PER_SEC", default_value_t = 40)]
     pub emulator_tokens_per_sec: u32,
@@ -165,9 +175,12 @@ pub struct EmulatorArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4000")]
     pub addr: SocketAddr,
-    /// Pause before the first byte, in milliseconds.
+    /// Pause before the response headers, in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub latency_ms: u64,
+    /// Pause between the response headers and the first body byte, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub body_latency_ms: u64,
     /// Streaming pace (0 = unpaced).
     #[arg(long, default_value_t = 40)]
     pub tokens_per_sec: u32,
@@ -206,8 +219,9 @@ impl AppArgs {
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {
             connect: seconds(self.connect_timeout_secs),
-            call: seconds(self.call_timeout_secs),
+            first_byte: seconds(self.first_byte_timeout_secs),
             idle: seconds(self.stream_idle_timeout_secs),
+            call: (self.call_timeout_secs > 0.0).then(|| seconds(self.call_timeout_secs)),
         }
     }
 
@@ -226,6 +240,7 @@ impl AppArgs {
     pub fn emulator_config(&self) -> EmulatorConfig {
         EmulatorConfig {
             latency: Duration::from_millis(self.emulator_latency_ms),
+            body_latency: Duration::from_millis(self.emulator_body_latency_ms),
             tokens_per_sec: self.emulator_tokens_per_sec,
             faults: None,
         }
@@ -240,7 +255,12 @@ impl EmulatorArgs {
             fail_first: self.fail_first,
             every_nth: self.fail_every,
         });
-        EmulatorConfig { latency: Duration::from_millis(self.latency_ms), tokens_per_sec: self.tokens_per_sec, faults }
+        EmulatorConfig {
+            latency: Duration::from_millis(self.latency_ms),
+            body_latency: Duration::from_millis(self.body_latency_ms),
+            tokens_per_sec: self.tokens_per_sec,
+            faults,
+        }
     }
 }
 

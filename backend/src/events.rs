@@ -223,6 +223,7 @@ impl Hub {
     }
 
     /// The run's current picture as stored, if it is in memory.
+    #[cfg(test)]
     pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
         let events = self.events(run_id)?;
         RunDetail::fold(events.iter().map(|p| p.event.as_ref()))

@@ -73,10 +73,12 @@ impl Runs {
         Ok(Some(events.into_iter().map(|e| stamp(Arc::new(e))).collect()))
     }
 
-    /// The run's current picture.
+    /// The run's current picture, with the runs made from it.
     pub async fn detail(&self, id: RunId) -> Result<Option<RunDetail>, StoreError> {
         let Some(events) = self.events_after(id, 0).await? else { return Ok(None) };
-        Ok(RunDetail::fold(events.iter().map(|p| p.event.as_ref())))
+        let Some(mut detail) = RunDetail::fold(events.iter().map(|p| p.event.as_ref())) else { return Ok(None) };
+        detail.replays = self.store.replays(id).await?;
+        Ok(Some(detail))
     }
 
     /// The run's log lines, oldest first; `None` if there is no such run.
@@ -90,17 +92,12 @@ impl Runs {
         Ok(Some(self.store.run_logs(id).await?))
     }
 
-    /// Runs matching the query, newest first, each as current as memory knows it.
+    /// Runs matching the query, newest first. The store alone answers: memory holds only
+    /// events already stored (the hub releases an event once it is committed), and a run's row
+    /// moves with its events in the same transaction, so memory knows nothing the store does
+    /// not, and a state filter and the rows it returns always agree.
     pub async fn list(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let mut runs = self.store.list_runs(query).await?;
-        for run in &mut runs {
-            if let Some(live) = self.hub.detail(run.id) {
-                *run = live.summary();
-            }
-        }
-        // A run the store still lists under the filtered state may have moved on in memory.
-        runs.retain(|run| query.state.is_none_or(|state| run.state == state));
-        Ok(runs)
+        self.store.list_runs(query).await
     }
 
     /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.

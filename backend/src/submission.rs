@@ -87,6 +87,11 @@ impl Submissions {
         {
             return self.existing_run(existing).await;
         }
+        if let Some(original) = run.replay_of
+            && self.runs.store().run_summary(original).await?.is_none()
+        {
+            return Err(SubmitError::Invalid(format!("replay_of names run {original}, which does not exist")));
+        }
         let slot = self.admit()?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
@@ -101,6 +106,7 @@ impl Submissions {
                 max_tokens: run.max_tokens,
                 temperature: run.temperature,
                 max_attempts: self.runs.runner().settings().max_attempts(),
+                replay_of: run.replay_of,
             },
         }));
         let new_run = NewRun {
@@ -164,6 +170,7 @@ struct Validated {
     system: Option<String>,
     max_tokens: u32,
     temperature: Option<f32>,
+    replay_of: Option<RunId>,
 }
 
 fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitError> {
@@ -206,7 +213,14 @@ fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitErro
     if request.temperature.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
         return invalid("temperature must be between 0 and 1");
     }
-    Ok(Validated { prompt: request.prompt, model_id, system, max_tokens, temperature: request.temperature })
+    Ok(Validated {
+        prompt: request.prompt,
+        model_id,
+        system,
+        max_tokens,
+        temperature: request.temperature,
+        replay_of: request.replay_of,
+    })
 }
 
 /// A token bucket: `capacity` submissions at once, refilled evenly over a minute.
@@ -275,7 +289,12 @@ mod tests {
 
     fn policy() -> Policy {
         Policy {
-            defaults: Defaults { model_id: "default-model".into(), max_tokens: 1024, retries: 2 },
+            defaults: Defaults {
+                model_id: "default-model".into(),
+                max_tokens: 1024,
+                retries: 2,
+                stream_idle_timeout_ms: 30_000,
+            },
             limits: ApiLimits { max_body_bytes: 1 << 20, max_prompt_bytes: 16, max_tokens: 4096 },
             max_concurrent_runs: 10,
             max_per_minute: 0,

@@ -37,6 +37,7 @@ pub fn created(run_id: RunId) -> Published {
         max_tokens: 1,
         temperature: None,
         max_attempts: 1,
+        replay_of: None,
     };
     stamp(Arc::new(Event { run_id, seq: 1, ts: chrono::Utc::now(), kind }))
 }

@@ -262,7 +262,7 @@ struct StampedEmulator {
 
 impl StampedEmulator {
     async fn start(tokens_per_sec: u32) -> anyhow::Result<StampedEmulator> {
-        let emulator = Emulator::new(EmulatorConfig { latency: Duration::ZERO, tokens_per_sec, faults: None });
+        let emulator = Emulator::new(EmulatorConfig { tokens_per_sec, ..EmulatorConfig::unpaced() });
         let stamps = Arc::new(Mutex::new(Vec::new()));
         let recorder = Arc::clone(&stamps);
         let router = emulator.router().layer(axum::middleware::map_response(move |response: Response| {

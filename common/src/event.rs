@@ -63,6 +63,9 @@ pub enum EventKind {
         temperature: Option<f32>,
         /// Attempts each task may make in all.
         max_attempts: u32,
+        /// The run this one was made from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay_of: Option<RunId>,
     },
     /// The run changed state.
     RunState {

@@ -206,6 +206,9 @@ pub struct SubmitRun {
     /// Sampling temperature in `0.0..=1.0`; the model's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// The run this one was made from ("edit as a new run", "run again"); it must exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<RunId>,
 }
 
 /// One run in a list (`GET /api/runs`).
@@ -300,6 +303,12 @@ pub struct RunDetail {
     pub last_seq: u64,
     /// The two tasks, in execution order.
     pub tasks: Vec<TaskView>,
+    /// The run this one was made from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<RunId>,
+    /// Runs made from this one, oldest first.
+    #[serde(default)]
+    pub replays: Vec<RunId>,
 }
 
 /// Which Bedrock the server talks to.
@@ -334,6 +343,9 @@ pub struct Defaults {
     pub max_tokens: u32,
     /// Retries of each task after its first attempt.
     pub retries: u32,
+    /// Silence after which a response stream counts as stalled and the attempt fails, in ms.
+    #[serde(default)]
+    pub stream_idle_timeout_ms: u64,
 }
 
 /// Limits a client should respect before sending.
@@ -375,17 +387,29 @@ pub enum FaultKind {
     Validation,
     /// The answer stops half-way: the stream ends without `messageStop`, a JSON body is cut.
     Cut,
+    /// Half the answer streams, then a `throttlingException` frame ends the stream.
+    #[serde(rename = "stream-throttle")]
+    StreamThrottle,
+    /// Half the answer streams, then a `modelStreamErrorException` frame ends the stream.
+    #[serde(rename = "stream-model-error")]
+    StreamModelError,
+    /// Half the answer streams, then an `internalServerException` frame ends the stream.
+    #[serde(rename = "stream-500")]
+    StreamInternal,
 }
 
 impl FaultKind {
     /// Every kind, for pickers.
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Throttle,
         FaultKind::Internal,
         FaultKind::Unavailable,
         FaultKind::Stall,
         FaultKind::Validation,
         FaultKind::Cut,
+        FaultKind::StreamThrottle,
+        FaultKind::StreamModelError,
+        FaultKind::StreamInternal,
     ];
 
     /// The name used by flags and JSON.
@@ -397,6 +421,9 @@ impl FaultKind {
             FaultKind::Stall => "stall",
             FaultKind::Validation => "validation",
             FaultKind::Cut => "cut",
+            FaultKind::StreamThrottle => "stream-throttle",
+            FaultKind::StreamModelError => "stream-model-error",
+            FaultKind::StreamInternal => "stream-500",
         }
     }
 }
@@ -480,6 +507,10 @@ pub struct EmulatorStatus {
     pub plan: Option<FaultPlan>,
     /// Model calls the emulator has received since it started.
     pub calls: u64,
+    /// Of the plan's `fail_first` calls, how many are still to fail; the `every_nth` part, if
+    /// any, goes on after these are used up.
+    #[serde(default)]
+    pub remaining_first: u32,
 }
 
 /// One stored log line of a run (`GET /api/runs/{id}/logs`).

@@ -10,7 +10,8 @@ use crate::{
 impl RunDetail {
     /// Starts a run's picture from its `run_created` event; `None` for any other event.
     pub fn from_created(event: &Event) -> Option<RunDetail> {
-        let EventKind::RunCreated { prompt, model_id, system, max_tokens, temperature, max_attempts } = &event.kind
+        let EventKind::RunCreated { prompt, model_id, system, max_tokens, temperature, max_attempts, replay_of } =
+            &event.kind
         else {
             return None;
         };
@@ -41,6 +42,8 @@ impl RunDetail {
                     not_run: None,
                 })
                 .collect(),
+            replay_of: *replay_of,
+            replays: Vec::new(),
         })
     }
 
@@ -239,6 +242,7 @@ mod tests {
                 max_tokens: 100,
                 temperature: None,
                 max_attempts: 3,
+                replay_of: None,
             });
             script
         }

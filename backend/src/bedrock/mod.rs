@@ -74,8 +74,10 @@ pub enum ErrorKind {
     ModelError,
     /// No event arrived on the stream within the idle timeout.
     StreamIdle,
-    /// The whole call exceeded its time limit, or the SDK timed out.
+    /// No response headers within the first-byte timeout, or the SDK timed out.
     Timeout,
+    /// The whole call exceeded the operator's `--call-timeout-secs`.
+    CallLimit,
     /// The connection could not be made or was lost.
     Connection,
     /// `ValidationException` (400): the request or the model id is wrong.
@@ -153,6 +155,7 @@ impl ErrorKind {
             ErrorKind::ModelError => "model_error",
             ErrorKind::StreamIdle => "stream_idle",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::CallLimit => "call_limit",
             ErrorKind::Connection => "connection",
             ErrorKind::Validation => "validation",
             ErrorKind::AccessDenied => "access_denied",
@@ -229,5 +232,6 @@ mod tests {
         }
         assert!(ErrorKind::StreamIdle.is_retryable());
         assert!(ErrorKind::Connection.is_retryable());
+        assert!(!ErrorKind::CallLimit.is_retryable(), "a limit the operator set would cut every attempt");
     }
 }

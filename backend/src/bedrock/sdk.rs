@@ -45,14 +45,21 @@ impl BedrockApi {
 }
 
 /// Time limits of one call.
+///
+/// A healthy stream is never cut: the connection must open within `connect`, the response
+/// headers arrive within `first_byte`, and the stream never go silent for `idle`; all three are
+/// retryable. Only `call`, a limit the operator sets on purpose, bounds a stream that keeps
+/// producing, and it is not retried: a second attempt would be billed again and cut the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Establishing the TCP (and TLS) connection.
     pub connect: Duration,
-    /// The whole call, from sending to the last byte of the stream.
-    pub call: Duration,
-    /// The longest silence allowed between two stream events; a stalled stream is retryable.
+    /// From sending the request to the response headers.
+    pub first_byte: Duration,
+    /// The longest silence allowed between two stream events.
     pub idle: Duration,
+    /// The whole call, from sending to the last byte of the stream; `None` sets no limit.
+    pub call: Option<Duration>,
 }
 
 /// How to reach Bedrock.
@@ -113,6 +120,15 @@ impl SdkClient {
         &self.region
     }
 
+    /// Waits for the response headers no longer than the first-byte timeout.
+    async fn first_byte<T>(&self, send: impl Future<Output = T>, trace: &CallTrace) -> Result<T, CallError> {
+        tokio::time::timeout(self.timeouts.first_byte, send).await.map_err(|_| {
+            let message =
+                format!("Bedrock sent no response within {} s of the request", self.timeouts.first_byte.as_secs_f32());
+            local_error(ErrorKind::Timeout, message, trace)
+        })
+    }
+
     async fn converse_stream(
         &self,
         request: &ModelRequest,
@@ -134,7 +150,7 @@ impl SdkClient {
         if let Some(system) = &request.system {
             call = call.system(SystemContentBlock::Text(system.clone()));
         }
-        let output = call.send().await.map_err(|e| operation_error(&e, trace))?;
+        let output = self.first_byte(call.send(), trace).await?.map_err(|e| operation_error(&e, trace))?;
         trace.http_status = Some(200);
         trace.request_id = output.request_id().map(str::to_owned);
         trace.first_byte_ms = Some(elapsed_ms(started));
@@ -233,16 +249,15 @@ impl SdkClient {
         if let Some(temperature) = request.temperature {
             body["temperature"] = temperature.into();
         }
-        let output = self
+        let send = self
             .client
             .invoke_model()
             .model_id(&request.model_id)
             .content_type("application/json")
             .accept("application/json")
             .body(Blob::new(body.to_string()))
-            .send()
-            .await
-            .map_err(|e| operation_error(&e, trace))?;
+            .send();
+        let output = self.first_byte(send, trace).await?.map_err(|e| operation_error(&e, trace))?;
         trace.http_status = Some(200);
         trace.request_id = output.request_id().map(str::to_owned);
         trace.first_byte_ms = Some(elapsed_ms(started));
@@ -274,7 +289,10 @@ impl ModelClient for SdkClient {
                 BedrockApi::Invoke => self.invoke(request, sink, &mut trace, started).await,
             }
         };
-        let result = tokio::time::timeout(self.timeouts.call, call).await;
+        let result = match self.timeouts.call {
+            Some(limit) => tokio::time::timeout(limit, call).await.map_err(|_| limit),
+            None => Ok(call.await),
+        };
         trace.total_ms = Some(elapsed_ms(started));
         match result {
             Ok(Ok(mut reply)) => {
@@ -285,9 +303,12 @@ impl ModelClient for SdkClient {
                 error.trace.total_ms = trace.total_ms;
                 Err(error)
             }
-            Err(_) => Err(CallError {
-                kind: ErrorKind::Timeout,
-                message: format!("the call exceeded its {} s time limit", self.timeouts.call.as_secs_f32()),
+            Err(limit) => Err(CallError {
+                kind: ErrorKind::CallLimit,
+                message: format!(
+                    "the call exceeded the {} s limit set by --call-timeout-secs; not retried, as another attempt would be cut the same way",
+                    limit.as_secs_f32()
+                ),
                 trace,
             }),
         }
@@ -385,6 +406,8 @@ mod tests {
     use axum::http::{Response, StatusCode};
     use tokio::net::TcpListener;
 
+    use common::{FaultKind, FaultPlan};
+
     use super::*;
     use crate::emulator::{Emulator, EmulatorConfig, reply_for};
 
@@ -414,8 +437,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let timeouts =
-            Timeouts { connect: Duration::from_secs(5), call: Duration::from_secs(30), idle: Duration::from_secs(30) };
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+            call: None,
+        };
         let settings = SdkSettings {
             endpoint: Some(format!("http://{addr}")),
             dummy_credentials: true,
@@ -458,5 +485,93 @@ mod tests {
         let mut sink = |_: &str| {};
         let error = client.call(&request("hello"), &mut sink).await.expect_err("the proxy answers 504");
         assert!(error.kind.is_retryable(), "{:?}: {}", error.kind, error.message);
+    }
+
+    /// An SDK client with `timeouts` in front of an emulator configured as `config`.
+    async fn client_of(config: EmulatorConfig, timeouts: Timeouts) -> SdkClient {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(Emulator::new(config).serve(listener, std::future::pending()));
+        let settings = SdkSettings {
+            endpoint: Some(format!("http://{addr}")),
+            dummy_credentials: true,
+            region: None,
+            api: BedrockApi::Converse,
+            timeouts,
+        };
+        SdkClient::connect(&settings).await
+    }
+
+    fn timeouts(first_byte_ms: u64, idle_ms: u64, call_ms: Option<u64>) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            first_byte: Duration::from_millis(first_byte_ms),
+            idle: Duration::from_millis(idle_ms),
+            call: call_ms.map(Duration::from_millis),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_sends_headers_is_a_retryable_first_byte_timeout() {
+        let silent = EmulatorConfig { latency: Duration::from_secs(3600), ..EmulatorConfig::unpaced() };
+        let client = client_of(silent, timeouts(200, 60_000, None)).await;
+        let error = client.call(&request("hello"), &mut |_: &str| {}).await.expect_err("no headers ever come");
+        assert_eq!(error.kind, ErrorKind::Timeout, "{}", error.message);
+        assert!(error.kind.is_retryable());
+        assert_eq!(error.trace.http_status, None, "no response was received");
+        assert!(error.message.contains("no response within 0.2 s"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn headers_followed_by_silence_are_caught_by_the_idle_timeout() {
+        let slow_body = EmulatorConfig { body_latency: Duration::from_secs(3600), ..EmulatorConfig::unpaced() };
+        let client = client_of(slow_body, timeouts(60_000, 200, None)).await;
+        let error = client.call(&request("hello"), &mut |_: &str| {}).await.expect_err("the body never comes");
+        assert_eq!(error.kind, ErrorKind::StreamIdle, "{}", error.message);
+        assert_eq!(error.trace.http_status, Some(200), "the headers did arrive");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_keeps_producing_outlives_the_first_byte_and_idle_timeouts() {
+        // About 45 chunks at 20 per second: the stream lasts over 2 s, longer than either timeout,
+        // while no gap between chunks comes near the idle timeout.
+        let paced = EmulatorConfig { tokens_per_sec: 20, ..EmulatorConfig::unpaced() };
+        let client = client_of(paced, timeouts(2_000, 2_000, None)).await;
+        let reply = client.call(&request("a long and healthy answer"), &mut |_: &str| {}).await.expect("completes");
+        assert_eq!(reply.text, reply_for("a long and healthy answer"));
+        assert!(reply.trace.total_ms.is_some_and(|ms| ms > 2_000), "{:?}", reply.trace);
+    }
+
+    #[tokio::test]
+    async fn the_operator_s_whole_call_limit_cuts_a_stream_and_is_not_retried() {
+        let paced = EmulatorConfig { tokens_per_sec: 20, ..EmulatorConfig::unpaced() };
+        let client = client_of(paced, timeouts(60_000, 60_000, Some(300))).await;
+        let error = client.call(&request("too long for the limit"), &mut |_: &str| {}).await.expect_err("cut");
+        assert_eq!(error.kind, ErrorKind::CallLimit, "{}", error.message);
+        assert!(!error.kind.is_retryable());
+        assert!(error.message.contains("--call-timeout-secs"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn exceptions_inside_a_stream_are_classified_like_their_http_forms() {
+        for (kind, expected) in [
+            (FaultKind::StreamThrottle, ErrorKind::Throttled),
+            (FaultKind::StreamModelError, ErrorKind::StreamBroken),
+            (FaultKind::StreamInternal, ErrorKind::InternalServer),
+        ] {
+            let faulty = EmulatorConfig {
+                faults: Some(FaultPlan { kind, fail_first: 1, every_nth: 0 }),
+                ..EmulatorConfig::unpaced()
+            };
+            let client = client_of(faulty, timeouts(60_000, 60_000, None)).await;
+            let mut received = String::new();
+            let error = client
+                .call(&request("hello"), &mut |text: &str| received.push_str(text))
+                .await
+                .expect_err("the stream fails");
+            assert_eq!(error.kind, expected, "{kind:?}: {}", error.message);
+            assert!(error.kind.is_retryable());
+            assert!(!received.is_empty() && reply_for("hello").starts_with(&received), "{kind:?}: {received:?}");
+        }
     }
 }

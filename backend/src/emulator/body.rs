@@ -142,6 +142,30 @@ impl Frames {
         Ok(())
     }
 
+    /// An exception frame, which ends a stream the way Bedrock ends one that fails mid-answer.
+    fn exception(&mut self, error: &BedrockError) -> Result<(), BedrockError> {
+        #[derive(Serialize)]
+        struct ExceptionBody<'a> {
+            message: &'a str,
+        }
+        self.json.clear();
+        let message = error.to_string();
+        serde_json::to_writer(&mut self.json, &ExceptionBody { message: &message })
+            .map_err(|_| BedrockError::InternalServer)?;
+        let exception_type = error.stream_exception_type();
+        eventstream::encode_str_headers(
+            &mut self.buf,
+            &[
+                (":exception-type", exception_type.as_str()),
+                (":content-type", "application/json"),
+                (":message-type", "exception"),
+            ],
+            &self.json,
+        )?;
+        self.events += 1;
+        Ok(())
+    }
+
     /// Wraps an Anthropic stream event in a `chunk` event, as InvokeWithResponseStream does.
     fn chunk(&mut self, anthropic_event: &impl Serialize) -> Result<(), BedrockError> {
         #[derive(Serialize)]
@@ -159,6 +183,15 @@ impl Frames {
         if self.split {
             self.ticks.push(self.buf.split().freeze());
         }
+    }
+
+    /// Ends a stream before its closing events: silently for a cut, with the exception otherwise.
+    fn end_early(mut self, ending: Ending<'_>) -> Result<Vec<Bytes>, BedrockError> {
+        if let Ending::Exception(error) = ending {
+            self.tick();
+            self.exception(error)?;
+        }
+        Ok(self.finish())
     }
 
     fn finish(mut self) -> Vec<Bytes> {
@@ -199,23 +232,40 @@ struct AnthropicTextDelta<'a> {
     text: &'a str,
 }
 
+/// How a streamed answer ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ending<'a> {
+    /// The whole answer and the closing events.
+    Complete,
+    /// The first half of the answer (at least one delta), then nothing: no closing events.
+    Cut,
+    /// The first half of the answer, then this error as an exception frame.
+    Exception(&'a BedrockError),
+}
+
 /// The event-stream body of a streaming operation, cut into ticks when `split`: the opening events
-/// and the first delta, then one delta per tick, the closing events riding with the last delta.
+/// and the first delta, then one delta per tick, the closing events riding with the last delta
+/// (an exception frame gets a tick of its own).
 pub(crate) fn stream_frames(
     op: Operation,
     model_id: &str,
     completion: &Completion,
     timing: Timing,
     split: bool,
+    ending: Ending<'_>,
 ) -> Result<Vec<Bytes>, BedrockError> {
     use serde_json::json;
     let (input, output) = (completion.input_tokens, completion.output_tokens());
     let stop = completion.stop_reason.as_str();
     let mut frames = Frames::new(completion.text.len() * 2 + completion.chunks().len() * 160 + 1024, split);
+    let produced = match ending {
+        Ending::Complete => completion.chunks().len(),
+        Ending::Cut | Ending::Exception(_) => completion.chunks().len().div_ceil(2),
+    };
     match op {
         Operation::ConverseStream | Operation::Converse => {
             frames.event("messageStart", &json!({"p": frames.padding(), "role": "assistant"}))?;
-            for (i, text) in completion.chunks().enumerate() {
+            for (i, text) in completion.chunks().take(produced).enumerate() {
                 if i > 0 {
                     frames.tick();
                 }
@@ -224,6 +274,9 @@ pub(crate) fn stream_frames(
                     "contentBlockDelta",
                     &ConverseDelta { content_block_index: 0, delta: TextDelta { text }, p },
                 )?;
+            }
+            if !matches!(ending, Ending::Complete) {
+                return frames.end_early(ending);
             }
             frames.event("contentBlockStop", &json!({"contentBlockIndex": 0, "p": frames.padding()}))?;
             frames.event("messageStop", &json!({"p": frames.padding(), "stopReason": stop}))?;
@@ -248,7 +301,7 @@ pub(crate) fn stream_frames(
             frames.chunk(
                 &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
             )?;
-            for (i, text) in completion.chunks().enumerate() {
+            for (i, text) in completion.chunks().take(produced).enumerate() {
                 if i > 0 {
                     frames.tick();
                 }
@@ -258,6 +311,9 @@ pub(crate) fn stream_frames(
                     delta: AnthropicTextDelta { kind: "text_delta", text },
                 };
                 frames.chunk(&delta)?;
+            }
+            if !matches!(ending, Ending::Complete) {
+                return frames.end_early(ending);
             }
             frames.chunk(&json!({"type": "content_block_stop", "index": 0}))?;
             frames.chunk(&json!({

@@ -7,7 +7,6 @@
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::FaultKind;
 use serde::Serialize;
 
 use super::eventstream::EncodeError;
@@ -29,6 +28,9 @@ pub enum BedrockError {
     /// 503: the service is overloaded.
     #[error("Bedrock is unable to process your request.")]
     ServiceUnavailable,
+    /// 424: the model failed while producing its answer.
+    #[error("The model encountered an error while streaming its response. Try your request again.")]
+    ModelStreamError,
     /// 404: no such operation (a path outside the four routes).
     #[error("The requested operation is not recognized by the service.")]
     UnknownOperation,
@@ -42,6 +44,7 @@ impl BedrockError {
             BedrockError::Throttling => "ThrottlingException",
             BedrockError::InternalServer => "InternalServerException",
             BedrockError::ServiceUnavailable => "ServiceUnavailableException",
+            BedrockError::ModelStreamError => "ModelStreamErrorException",
             BedrockError::UnknownOperation => "UnknownOperationException",
         }
     }
@@ -53,6 +56,7 @@ impl BedrockError {
             BedrockError::Throttling => StatusCode::TOO_MANY_REQUESTS,
             BedrockError::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
             BedrockError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            BedrockError::ModelStreamError => StatusCode::FAILED_DEPENDENCY,
             BedrockError::UnknownOperation => StatusCode::NOT_FOUND,
         }
     }
@@ -61,18 +65,12 @@ impl BedrockError {
         BedrockError::Validation(message.into())
     }
 
-    /// The injected error for a fault kind; `None` for a stall or a cut, which answer with a broken
-    /// body instead of an error response.
-    pub(crate) fn injected(kind: FaultKind) -> Option<Self> {
-        match kind {
-            FaultKind::Throttle => Some(BedrockError::Throttling),
-            FaultKind::Internal => Some(BedrockError::InternalServer),
-            FaultKind::Unavailable => Some(BedrockError::ServiceUnavailable),
-            FaultKind::Validation => Some(BedrockError::invalid(
-                "The emulator's fault plan rejected this request (injected ValidationException).",
-            )),
-            FaultKind::Stall | FaultKind::Cut => None,
-        }
+    /// The `:exception-type` of this error sent inside an event stream: the shape name with a
+    /// lower-case first letter (`throttlingException`), as Bedrock names stream members.
+    pub(crate) fn stream_exception_type(&self) -> String {
+        let name = self.name();
+        let mut chars = name.chars();
+        chars.next().map(|first| first.to_ascii_lowercase().to_string() + chars.as_str()).unwrap_or_default()
     }
 }
 

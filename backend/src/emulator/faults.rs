@@ -7,6 +7,40 @@ use std::sync::Mutex;
 
 use common::{EmulatorStatus, FaultKind, FaultPlan};
 
+use super::error::BedrockError;
+
+/// What a fault does to one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// The call is refused with this error before any answer.
+    Refuse(BedrockError),
+    /// The answer starts, then the connection goes silent for good.
+    Stall,
+    /// Half the answer arrives, then the stream or body just ends.
+    Cut,
+    /// Half the answer streams, then this error arrives as an exception frame; a non-streaming
+    /// call, having no stream, is refused with it instead.
+    MidStream(BedrockError),
+}
+
+impl Injected {
+    pub(crate) fn of(kind: FaultKind) -> Self {
+        match kind {
+            FaultKind::Throttle => Injected::Refuse(BedrockError::Throttling),
+            FaultKind::Internal => Injected::Refuse(BedrockError::InternalServer),
+            FaultKind::Unavailable => Injected::Refuse(BedrockError::ServiceUnavailable),
+            FaultKind::Validation => Injected::Refuse(BedrockError::invalid(
+                "The emulator's fault plan rejected this request (injected ValidationException).",
+            )),
+            FaultKind::Stall => Injected::Stall,
+            FaultKind::Cut => Injected::Cut,
+            FaultKind::StreamThrottle => Injected::MidStream(BedrockError::Throttling),
+            FaultKind::StreamModelError => Injected::MidStream(BedrockError::ModelStreamError),
+            FaultKind::StreamInternal => Injected::MidStream(BedrockError::InternalServer),
+        }
+    }
+}
+
 /// Decides, call by call, whether the emulator injects a fault.
 ///
 /// Plan and counters sit under one std mutex: the critical section is a few integer operations
@@ -41,16 +75,23 @@ impl Faults {
     /// `calls` counts from the emulator's start, not from when the plan was set.
     pub(crate) fn status(&self) -> EmulatorStatus {
         let state = self.lock();
-        EmulatorStatus { plan: state.plan, calls: state.calls }
+        let remaining_first = state.plan.map_or(0, |plan| {
+            let used = u32::try_from(state.calls_under_plan).unwrap_or(u32::MAX);
+            plan.fail_first.saturating_sub(used)
+        });
+        EmulatorStatus { plan: state.plan, calls: state.calls, remaining_first }
     }
 
     /// Counts one model call and returns the fault to inject into it, if any.
-    pub(crate) fn next_call(&self) -> Option<FaultKind> {
-        let mut state = self.lock();
-        state.calls += 1;
-        state.calls_under_plan += 1;
-        let plan = state.plan?;
-        fails(plan, state.calls_under_plan).then_some(plan.kind)
+    pub(crate) fn next_call(&self) -> Option<Injected> {
+        let kind = {
+            let mut state = self.lock();
+            state.calls += 1;
+            state.calls_under_plan += 1;
+            let plan = state.plan?;
+            fails(plan, state.calls_under_plan).then_some(plan.kind)
+        };
+        kind.map(Injected::of)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -85,7 +126,7 @@ mod tests {
     fn without_a_plan_no_call_fails_but_all_are_counted() {
         let faults = Faults::new(None);
         assert_eq!(pattern(&faults, 3), [false; 3]);
-        assert_eq!(faults.status(), EmulatorStatus { plan: None, calls: 3 });
+        assert_eq!(faults.status(), EmulatorStatus { plan: None, calls: 3, remaining_first: 0 });
     }
 
     #[test]
@@ -107,7 +148,9 @@ mod tests {
         let faults = Faults::new(None);
         assert_eq!(pattern(&faults, 2), [false, false]);
         faults.set(Some(plan(1, 0)));
-        assert_eq!(faults.next_call(), Some(FaultKind::Throttle));
+        assert_eq!(faults.status().remaining_first, 1);
+        assert_eq!(faults.next_call(), Some(Injected::Refuse(BedrockError::Throttling)));
+        assert_eq!(faults.status().remaining_first, 0, "the one failing call is used up");
         assert_eq!(faults.next_call(), None);
         faults.set(None);
         assert_eq!(faults.next_call(), None);

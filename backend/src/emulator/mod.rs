@@ -13,12 +13,14 @@
 //! - `error`: [`BedrockError`], a failed call sent with Bedrock's status, `x-amzn-ErrorType` header and `{"message"}` body.
 //! - `eventstream`: the binary `application/vnd.amazon.eventstream` framing, encoded byte-exact.
 //! - `reply`: the deterministic answer to a prompt ([`reply_for`]), its chunks and token counts.
-//! - [`faults`]: which calls fail (throttling, 500s, 503s, validation errors, cut answers, stalls)
-//!   under a [`FaultPlan`] that can be replaced while the emulator runs ([`Emulator::set_faults`]).
+//! - [`faults`]: which calls fail (throttling, 500s, 503s, validation errors, cut answers, stalls,
+//!   exceptions in the middle of a stream) under a [`FaultPlan`] that can be replaced while the
+//!   emulator runs ([`Emulator::set_faults`]).
 //!
-//! Pacing: every answer waits [`EmulatorConfig::latency`] before its first byte, then streams one
-//! chunk every `1 / tokens_per_sec` seconds (non-streaming answers wait as long as streaming them
-//! would take). `tokens_per_sec = 0` sends everything at once without any timer.
+//! Pacing: every answer waits [`EmulatorConfig::latency`] before its headers and
+//! [`EmulatorConfig::body_latency`] after them, then streams one chunk every `1 / tokens_per_sec`
+//! seconds (non-streaming answers wait as long as streaming them would take before their headers).
+//! `tokens_per_sec = 0` sends everything at once without any timer.
 
 mod body;
 mod error;
@@ -48,8 +50,10 @@ pub const DEFAULT_TOKENS_PER_SEC: u32 = 40;
 /// How the emulator behaves: pacing and the initial fault plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmulatorConfig {
-    /// Delay before the first byte of every answer (default 0).
+    /// Delay before the response headers of every answer (default 0).
     pub latency: Duration,
+    /// Delay between the headers and the body's first byte (default 0).
+    pub body_latency: Duration,
     /// Stream chunks per second; 0 sends the whole answer at once (default [`DEFAULT_TOKENS_PER_SEC`]).
     pub tokens_per_sec: u32,
     /// The fault plan in force from the first call (default none).
@@ -58,7 +62,7 @@ pub struct EmulatorConfig {
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        EmulatorConfig { latency: Duration::ZERO, tokens_per_sec: DEFAULT_TOKENS_PER_SEC, faults: None }
+        EmulatorConfig { latency: Duration::ZERO, body_latency: Duration::ZERO, tokens_per_sec: DEFAULT_TOKENS_PER_SEC, faults: None }
     }
 }
 
@@ -78,8 +82,9 @@ pub struct Emulator {
 impl Emulator {
     /// Creates an emulator; nothing listens until [`Emulator::serve`] or the [`Emulator::router`] is served.
     pub fn new(config: EmulatorConfig) -> Self {
-        let EmulatorConfig { latency, tokens_per_sec, faults } = config;
-        Emulator { shared: Arc::new(Shared { faults: Faults::new(faults), pace: Pace::new(latency, tokens_per_sec) }) }
+        let EmulatorConfig { latency, body_latency, tokens_per_sec, faults } = config;
+        let pace = Pace::new(latency, body_latency, tokens_per_sec);
+        Emulator { shared: Arc::new(Shared { faults: Faults::new(faults), pace }) }
     }
 
     /// The Bedrock Runtime routes with this emulator's state applied, ready to serve or nest.

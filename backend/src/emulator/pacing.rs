@@ -1,5 +1,5 @@
-//! When the bytes go: the latency before the first byte, one tick per interval after it, stalls
-//! that never finish, and the shutdown that ends them all.
+//! When the bytes go: the latency before the headers and before the body's first byte, one tick
+//! per interval after it, stalls that never finish, and the shutdown that ends them all.
 //!
 //! Bodies are built whole before any of this applies, so the bytes a client gets are the same at
 //! every pace; only their timing differs.
@@ -17,8 +17,11 @@ use tokio::time::Instant;
 /// The emulator's pace and the streams it still holds open.
 #[derive(Debug)]
 pub(crate) struct Pace {
-    /// Delay before the first byte of every answer.
+    /// Delay before the response headers of every answer.
     latency: Duration,
+    /// Delay between the headers and the first byte of the body: a server that accepted the call
+    /// but is slow to produce, which only a client's idle timeout notices.
+    body_latency: Duration,
     /// Time between stream ticks; `None` sends everything at once.
     interval: Option<Duration>,
     /// Flipped to `true` at shutdown so stalled and paced bodies end instead of holding the
@@ -30,17 +33,18 @@ pub(crate) struct Pace {
 
 impl Pace {
     /// `tokens_per_sec = 0` means no interval: everything at once, without any timer.
-    pub(crate) fn new(latency: Duration, tokens_per_sec: u32) -> Self {
+    pub(crate) fn new(latency: Duration, body_latency: Duration, tokens_per_sec: u32) -> Self {
         let interval = (tokens_per_sec > 0).then(|| Duration::from_secs(1) / tokens_per_sec);
         let (shutdown, _) = watch::channel(false);
-        Pace { latency, interval, shutdown, open_bodies: Arc::new(AtomicUsize::new(0)) }
+        Pace { latency, body_latency, interval, shutdown, open_bodies: Arc::new(AtomicUsize::new(0)) }
     }
 
-    pub(crate) fn interval(&self) -> Option<Duration> {
-        self.interval
+    /// Whether a stream goes out in several timed pieces (and so must be built cut into ticks).
+    pub(crate) fn is_paced(&self) -> bool {
+        self.interval.is_some()
     }
 
-    /// Waits out the latency before an answer's first byte (no timer at all when it is zero).
+    /// Waits out the latency before an answer's headers (no timer at all when it is zero).
     pub(crate) async fn wait_latency(&self) {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
@@ -50,7 +54,7 @@ impl Pace {
     /// The timings an answer of `chunks` output tokens reports.
     pub(crate) fn timing(&self, chunks: u32) -> Timing {
         let generation = self.interval.map(|interval| interval.saturating_mul(chunks));
-        let first_byte_ms = millis(self.latency);
+        let first_byte_ms = millis(self.latency.saturating_add(self.body_latency));
         Timing { first_byte_ms, total_ms: first_byte_ms + generation.map_or(0, millis), generation }
     }
 
@@ -63,17 +67,24 @@ impl Pace {
         self.open_bodies.load(Ordering::Relaxed)
     }
 
-    /// Sends `ticks` one interval apart, sleeping (never spinning) between them. No task is spawned:
-    /// hyper drives the stream, so a client that disconnects drops it and nothing keeps running.
-    pub(crate) fn paced_body(&self, ticks: Vec<Bytes>, interval: Duration) -> Body {
-        let start = Instant::now();
+    /// Sends `ticks` after the body latency, one interval apart, sleeping (never spinning)
+    /// between them; without latency or interval the body is one plain buffer and no timer runs.
+    /// No task is spawned: hyper drives the stream, so a client that disconnects drops it and
+    /// nothing keeps running.
+    pub(crate) fn body(&self, ticks: Vec<Bytes>) -> Body {
+        if self.interval.is_none() && self.body_latency.is_zero() {
+            return match <[Bytes; 1]>::try_from(ticks) {
+                Ok([only]) => Body::from(only),
+                Err(ticks) => Body::from(ticks.concat()),
+            };
+        }
+        let start = Instant::now() + self.body_latency;
+        let interval = self.interval.unwrap_or_default();
         let open = OpenBody::new(&self.open_bodies);
         let stream = futures_util::stream::iter(ticks.into_iter().enumerate())
             .then(move |(i, tick)| async move {
-                if i > 0 {
-                    let offset = interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
-                    tokio::time::sleep_until(start + offset).await;
-                }
+                let offset = interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+                tokio::time::sleep_until(start + offset).await;
                 Ok::<_, Infallible>(tick)
             })
             .take_until(self.shutdown_signal())
@@ -84,17 +95,22 @@ impl Pace {
         Body::from_stream(stream)
     }
 
-    /// Sends `head` and then nothing, ever: the connection stays open until the client gives up or the
-    /// emulator shuts down. Pending without a waker costs nothing while it waits.
-    pub(crate) fn stalled_body(&self, head: Vec<Bytes>) -> Body {
+    /// Sends `head` (after the body latency) and then nothing, ever: the connection stays open
+    /// until the client gives up or the emulator shuts down. Pending without a waker costs
+    /// nothing while it waits.
+    pub(crate) fn stalled_body(&self, head: Bytes) -> Body {
         let open = OpenBody::new(&self.open_bodies);
-        let stream = futures_util::stream::iter(head.into_iter().map(Ok::<_, Infallible>))
-            .chain(futures_util::stream::pending())
-            .take_until(self.shutdown_signal())
-            .map(move |tick| {
-                let _open = &open;
-                tick
-            });
+        let start = Instant::now() + self.body_latency;
+        let stream = futures_util::stream::once(async move {
+            tokio::time::sleep_until(start).await;
+            Ok::<_, Infallible>(head)
+        })
+        .chain(futures_util::stream::pending())
+        .take_until(self.shutdown_signal())
+        .map(move |tick| {
+            let _open = &open;
+            tick
+        });
         Body::from_stream(stream)
     }
 

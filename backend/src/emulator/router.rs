@@ -7,17 +7,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
-use common::FaultKind;
 
-use super::body::{add_invoke_headers, event_stream_response, json_response, stream_frames, whole_body};
+use super::body::{Ending, add_invoke_headers, event_stream_response, json_response, stream_frames, whole_body};
 use super::error::BedrockError;
-use super::faults::Faults;
+use super::faults::{Faults, Injected};
 use super::pacing::Pace;
 use super::reply::Completion;
 use super::request::{self, Operation, Prompt};
@@ -82,52 +81,51 @@ async fn answer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, BedrockError> {
     // Faults come first, as throttling does at AWS's front door, and every call counts.
-    let fault = shared.faults.next_call();
-    if let Some(error) = fault.and_then(BedrockError::injected) {
-        return Err(error);
-    }
+    let fault = match shared.faults.next_call() {
+        Some(Injected::Refuse(error)) => return Err(error),
+        fault => fault,
+    };
     let model_id = request::model_id(path)?;
     let prompt = Prompt::parse(op, body)?;
     let completion = Completion::new(&prompt.text, prompt.context_tokens, prompt.max_tokens);
-    let stall = fault == Some(FaultKind::Stall);
-    let cut = fault == Some(FaultKind::Cut);
     let pace = &shared.pace;
     pace.wait_latency().await;
     let timing = pace.timing(completion.output_tokens());
     match op {
         Operation::Converse | Operation::Invoke => {
-            if stall {
-                let head = Bytes::from(whole_body(op, &model_id, &completion, timing, true));
-                return Ok(json_response(pace.stalled_body(vec![head])));
-            }
-            if cut {
-                let mut whole = whole_body(op, &model_id, &completion, timing, false);
-                whole.truncate(whole.len() / 2);
-                return Ok(json_response(Body::from(whole)));
-            }
-            timing.wait_generation().await;
-            let body = Body::from(whole_body(op, &model_id, &completion, timing, false));
+            let body = match fault {
+                Some(Injected::MidStream(error)) => return Err(error),
+                Some(Injected::Stall) => {
+                    pace.stalled_body(Bytes::from(whole_body(op, &model_id, &completion, timing, true)))
+                }
+                Some(Injected::Cut) => {
+                    let mut whole = whole_body(op, &model_id, &completion, timing, false);
+                    whole.truncate(whole.len() / 2);
+                    pace.body(vec![Bytes::from(whole)])
+                }
+                Some(Injected::Refuse(_)) | None => {
+                    timing.wait_generation().await;
+                    pace.body(vec![Bytes::from(whole_body(op, &model_id, &completion, timing, false))])
+                }
+            };
             let mut response = json_response(body);
-            if op == Operation::Invoke {
+            if op == Operation::Invoke && fault.is_none() {
                 add_invoke_headers(&mut response, &completion, timing);
             }
             Ok(response)
         }
         Operation::ConverseStream | Operation::InvokeStream => {
-            let mut ticks =
-                stream_frames(op, &model_id, &completion, timing, stall || cut || pace.interval().is_some())?;
-            if cut {
-                // Half the frames, and never the closing ones: the stream just ends.
-                ticks.truncate((ticks.len() / 2).max(1));
-            }
+            let ending = match &fault {
+                Some(Injected::Cut) => Ending::Cut,
+                Some(Injected::MidStream(error)) => Ending::Exception(error),
+                Some(Injected::Stall | Injected::Refuse(_)) | None => Ending::Complete,
+            };
+            let stall = matches!(fault, Some(Injected::Stall));
+            let ticks = stream_frames(op, &model_id, &completion, timing, stall || pace.is_paced(), ending)?;
             let body = if stall {
-                pace.stalled_body(ticks.into_iter().take(1).collect())
-            } else if let Some(interval) = pace.interval() {
-                pace.paced_body(ticks, interval)
-            } else if cut {
-                Body::from(ticks.concat())
+                pace.stalled_body(ticks.into_iter().next().unwrap_or_default())
             } else {
-                Body::from(ticks.into_iter().next().unwrap_or_default())
+                pace.body(ticks)
             };
             Ok(event_stream_response(op, body))
         }

@@ -408,6 +408,108 @@ async fn every_nth_fails_every_nth_call() {
     emu.stop().await;
 }
 
+/// The first half of the reply's word-sized chunks, rounded up: what a disrupted stream delivers.
+fn first_half_of(reply: &str) -> String {
+    let words: Vec<&str> = reply.split_inclusive(char::is_whitespace).collect();
+    // `split_inclusive` yields one piece per whitespace character; join runs of whitespace back
+    // to the word before them, as the emulator's chunks do.
+    let mut chunks: Vec<String> = Vec::new();
+    for piece in words {
+        match chunks.last_mut() {
+            Some(last) if piece.trim().is_empty() => last.push_str(piece),
+            _ => chunks.push(piece.to_owned()),
+        }
+    }
+    chunks[..chunks.len().div_ceil(2)].concat()
+}
+
+#[tokio::test]
+async fn a_mid_stream_fault_sends_half_the_answer_then_an_exception_frame() {
+    let emu = TestEmulator::unpaced().await;
+    for (kind, code) in [
+        (FaultKind::StreamThrottle, "throttlingException"),
+        (FaultKind::StreamModelError, "modelStreamErrorException"),
+        (FaultKind::StreamInternal, "internalServerException"),
+    ] {
+        emu.emulator.set_faults(Some(FaultPlan { kind, fail_first: 1, every_nth: 0 }));
+        let output =
+            emu.client.converse_stream().model_id(MODEL).messages(user_message("half")).send().await.expect("200");
+        let mut stream = output.stream;
+        let mut text = String::new();
+        let error = loop {
+            match stream.recv().await {
+                Ok(Some(ConverseStreamOutput::ContentBlockDelta(delta))) => {
+                    if let Some(ContentBlockDelta::Text(piece)) = delta.delta {
+                        text.push_str(&piece);
+                    }
+                }
+                Ok(Some(ConverseStreamOutput::MessageStop(_))) => panic!("{kind:?}: the stream must not finish"),
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("{kind:?}: the stream must end with an exception"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.code(), Some(code), "{kind:?}: {error:?}");
+        assert_eq!(text, first_half_of(&reply_for("half")), "{kind:?}");
+    }
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn a_mid_stream_fault_ends_an_invoke_stream_with_the_same_exception() {
+    let emu = TestEmulator::unpaced().await.with_faults(FaultKind::StreamThrottle, 1, 0);
+    let output = emu
+        .client
+        .invoke_model_with_response_stream()
+        .model_id(MODEL)
+        .content_type("application/json")
+        .body(anthropic_body("half", 4096))
+        .send()
+        .await
+        .expect("200");
+    let mut stream = output.body;
+    let error = loop {
+        match stream.recv().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream must end with an exception"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.code(), Some("throttlingException"), "{error:?}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn a_mid_stream_fault_refuses_a_non_streaming_call_with_its_status() {
+    let emu = TestEmulator::unpaced().await.with_faults(FaultKind::StreamModelError, 1, 0);
+    let error = emu.client.converse().model_id(MODEL).messages(user_message("x")).send().await.expect_err("fault");
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(424));
+    assert_eq!(error.code(), Some("ModelStreamErrorException"));
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_fault_ends_even_a_one_token_reply_before_message_stop() {
+    let emu = TestEmulator::unpaced().await.with_faults(FaultKind::Cut, 1, 0);
+    let output = emu
+        .client
+        .converse_stream()
+        .model_id(MODEL)
+        .messages(user_message("one"))
+        .inference_config(InferenceConfiguration::builder().max_tokens(1).build())
+        .send()
+        .await
+        .expect("200");
+    let mut stream = output.stream;
+    let mut events = Vec::new();
+    while let Some(event) = stream.recv().await.expect("frames decode") {
+        events.push(event);
+    }
+    assert!(events.iter().any(|e| matches!(e, ConverseStreamOutput::ContentBlockDelta(_))), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, ConverseStreamOutput::MessageStop(_))), "{events:?}");
+    emu.stop().await;
+}
+
 #[tokio::test]
 async fn a_stall_sends_one_delta_then_nothing_and_ends_when_the_client_leaves() {
     let emu = TestEmulator::unpaced().await.with_faults(FaultKind::Stall, 1, 0);
@@ -465,7 +567,7 @@ async fn shutdown_ends_a_stalled_stream_instead_of_waiting_for_it() {
 #[tokio::test]
 async fn a_paced_stream_spreads_its_chunks_over_time() {
     let emu =
-        TestEmulator::start(EmulatorConfig { latency: Duration::from_millis(50), tokens_per_sec: 500, faults: None })
+        TestEmulator::start(EmulatorConfig { latency: Duration::from_millis(50), tokens_per_sec: 500, ..EmulatorConfig::default() })
             .await;
     let started = std::time::Instant::now();
     let text = emu.converse_stream_text("pace me").await.expect("streams");
@@ -541,13 +643,14 @@ fn post_json(path: &str, body: &'static str) -> axum::http::Request<axum::body::
 }
 
 async fn wait_until(condition: impl Fn() -> bool) {
-    for _ in 0..200 {
+    // Generous, so a loaded machine under coverage instrumentation does not fail it.
+    for _ in 0..1000 {
         if condition() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("condition not reached within 2 s");
+    panic!("condition not reached within 10 s");
 }
 
 /// Rough throughput check (run with `--ignored --nocapture`, ideally in release): SDK calls per second.

@@ -117,6 +117,7 @@ impl Harness {
             max_tokens: 16,
             temperature: None,
             max_attempts: 3,
+            replay_of: None,
         };
         let created = stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind: created }));
         // As a submission does: the run is stored before the hub announces it.

@@ -77,6 +77,16 @@ impl Store for MemoryStore {
         Ok(RunDetail::fold(&self.events_of(id)).map(|d| d.summary()))
     }
 
+    async fn replays(&self, id: RunId) -> Result<Vec<RunId>, StoreError> {
+        let created = self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.as_ref().clone()).collect::<Vec<_>>();
+        Ok(created
+            .iter()
+            .filter_map(|event| RunDetail::from_created(event))
+            .filter(|run| run.replay_of == Some(id))
+            .map(|run| run.id)
+            .collect())
+    }
+
     async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError> {
         Ok(self.events_of(id).into_iter().filter(|e| e.seq > after_seq).collect())
     }

@@ -113,6 +113,9 @@ pub trait Store: Send + Sync + 'static {
     /// The run's summary, if it exists.
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;
 
+    /// The runs made from this one (`replay_of`), oldest first.
+    async fn replays(&self, id: RunId) -> Result<Vec<RunId>, StoreError>;
+
     /// The run's events with `seq > after_seq`, oldest first.
     async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError>;
 
@@ -143,6 +146,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
                 max_tokens: 1024,
                 temperature: None,
                 max_attempts: 3,
+                replay_of: None,
             };
             let new_run = NewRun {
                 created: event(id, 1, created),

@@ -159,6 +159,14 @@ impl Store for SqliteStore {
         row.as_ref().map(summary_from_row).transpose()
     }
 
+    async fn replays(&self, id: RunId) -> Result<Vec<RunId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM runs WHERE replay_of = ?1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.readers)
+            .await?;
+        ids.iter().map(|id| parse_id(id)).collect()
+    }
+
     async fn run_events(&self, id: RunId, after_seq: u64) -> Result<Vec<Event>, StoreError> {
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         let rows = sqlx::query("SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
@@ -270,9 +278,14 @@ async fn write_batch(
 
 async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {
     let id = run.created.event.run_id.to_string();
+    let replay_of = match &run.created.event.kind {
+        EventKind::RunCreated { replay_of, .. } => replay_of.map(|of| of.to_string()),
+        _ => None,
+    };
     let inserted = sqlx::query(concat!(
         "INSERT INTO runs (id, state, created_at, model_id, prompt_preview, journal_offset, journal_len,",
-        " journal_crc32, last_seq, idempotency_key) VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        " journal_crc32, last_seq, idempotency_key, replay_of)",
+        " VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         " ON CONFLICT (idempotency_key) DO NOTHING"
     ))
     .bind(&id)
@@ -284,6 +297,7 @@ async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created
     .bind(i64::from(run.journal.crc32))
     .bind(run.created.event.seq as i64)
     .bind(run.idempotency_key.as_deref())
+    .bind(replay_of)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {

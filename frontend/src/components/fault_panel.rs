@@ -26,6 +26,9 @@ fn describe(kind: FaultKind) -> &'static str {
         FaultKind::Stall => "Stalled stream",
         FaultKind::Validation => "Validation error (400)",
         FaultKind::Cut => "Answer cut off mid-stream",
+        FaultKind::StreamThrottle => "Throttled mid-stream",
+        FaultKind::StreamModelError => "Model stream error mid-stream (424)",
+        FaultKind::StreamInternal => "Internal error mid-stream (500)",
     }
 }
 
@@ -82,10 +85,10 @@ pub fn FaultPanel() -> Html {
     let current = match &*status {
         Status::Loading => html! { <p class="muted">{ "Reading the emulator's state…" }</p> },
         Status::Failed(error) => html! { <p class="form-error" role="alert">{ error.clone() }</p> },
-        Status::Ready(EmulatorStatus { plan: None, calls }) => html! {
+        Status::Ready(EmulatorStatus { plan: None, calls, .. }) => html! {
             <p>{ format!("No faults: every call succeeds. {} served.", format::calls(*calls)) }</p>
         },
-        Status::Ready(EmulatorStatus { plan: Some(plan), calls }) => html! {
+        Status::Ready(EmulatorStatus { plan: Some(plan), calls, .. }) => html! {
             <p>
                 <strong>{ describe(plan.kind) }</strong>
                 { format!(" for the next {}", format::calls(plan.fail_first.into())) }

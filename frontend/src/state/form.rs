@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn defaults_fill_only_untouched_fields() {
-        let defaults = Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2 };
+        let defaults = Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2, stream_idle_timeout_ms: 30_000 };
         let state =
             reduce(Form::default(), [FormAction::Edit(Field::Model, "mine".into()), FormAction::Defaults(defaults)]);
         assert_eq!(state.model_id, "mine");
