@@ -22,7 +22,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if info.backend == BedrockBackend::Emulator {
         tracing::warn!(endpoint = %info.endpoint, "no AWS configuration found: calling the built-in Bedrock emulator, not AWS");
     } else {
-        tracing::info!(endpoint = %info.endpoint, region = %info.region, "calling Bedrock");
+        let credentials = info.credentials.as_deref().unwrap_or("SDK default chain");
+        tracing::info!(endpoint = %info.endpoint, region = %info.region, credentials, "calling Bedrock");
     }
     if !static_dir.join("index.html").is_file() {
         tracing::warn!(dir = %static_dir.display(), "the frontend is not built; only the API is served");

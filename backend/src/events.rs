@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Event, EventKind, RunDetail, RunId};
+use common::{Event, EventKind, RunId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 // Tokio's clock, so eviction by age follows a paused clock in tests.
 use tokio::time::Instant;
@@ -224,9 +224,9 @@ impl Hub {
 
     /// The run's current picture as stored, if it is in memory.
     #[cfg(test)]
-    pub fn detail(&self, run_id: RunId) -> Option<RunDetail> {
+    pub fn detail(&self, run_id: RunId) -> Option<common::RunDetail> {
         let events = self.events(run_id)?;
-        RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
+        common::RunDetail::fold(events.iter().map(|p| p.event.as_ref()))
     }
 
     /// Resubscribes a client that fell behind: the released events in memory it has not seen

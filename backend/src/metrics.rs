@@ -13,6 +13,12 @@ use common::{RunState, TaskName};
 
 use crate::bedrock::{CallError, ModelReply};
 
+/// Most distinct model ids labelled; later ones count under `model="other"`, so a client
+/// that sends many made-up ids cannot grow the registry (and every scrape) without bound.
+const MAX_MODEL_LABELS: usize = 64;
+/// The HTTP methods labelled by name; anything else counts as `method="other"`.
+const KNOWN_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
 /// Bucket upper bounds, in seconds, for latency histograms.
 const BUCKETS: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -40,12 +46,33 @@ struct Registry {
     counters: BTreeMap<(&'static str, String), u64>,
     gauges: BTreeMap<&'static str, i64>,
     histograms: BTreeMap<(&'static str, String), Histogram>,
+    /// Model ids given a label of their own so far.
+    models: std::collections::BTreeSet<String>,
+}
+
+impl Registry {
+    /// The label for `model_id`: itself while fewer than [`MAX_MODEL_LABELS`] are known.
+    fn model_label(&mut self, model_id: &str) -> String {
+        if self.models.contains(model_id) {
+            return escape(model_id);
+        }
+        if self.models.len() < MAX_MODEL_LABELS {
+            self.models.insert(model_id.to_owned());
+            return escape(model_id);
+        }
+        "other".to_owned()
+    }
 }
 
 /// Help texts and types, in exposition order.
-const FAMILIES: [(&str, &str, &str); 13] = [
+const FAMILIES: [(&str, &str, &str); 14] = [
     ("app_runs_finished_total", "counter", "Runs that reached a terminal state, by state."),
     ("app_runs_in_flight", "gauge", "Runs executing now."),
+    (
+        "app_runs_in_memory",
+        "gauge",
+        "Runs whose events the server holds in memory: in flight, or finished within the last 10 s.",
+    ),
     ("app_task_attempts_total", "counter", "Task attempts, by task and outcome (ok or the error kind)."),
     ("app_task_retries_total", "counter", "Retries scheduled, by task."),
     ("app_bedrock_first_byte_seconds", "histogram", "Time from sending a Bedrock request to its response headers."),
@@ -116,17 +143,13 @@ impl Metrics {
             self.observe("app_bedrock_call_seconds", String::new(), Duration::from_millis(ms));
         }
         if let Some(usage) = reply.usage {
-            let model = escape(model_id);
-            self.add(
-                "app_tokens_total",
-                format!("model=\"{model}\",direction=\"input\""),
-                u64::from(usage.input_tokens),
-            );
-            self.add(
-                "app_tokens_total",
-                format!("model=\"{model}\",direction=\"output\""),
-                u64::from(usage.output_tokens),
-            );
+            self.with(|r| {
+                let model = r.model_label(model_id);
+                for (direction, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
+                    let labels = format!("model=\"{model}\",direction=\"{direction}\"");
+                    *r.counters.entry(("app_tokens_total", labels)).or_default() += u64::from(tokens);
+                }
+            });
         }
     }
 
@@ -148,8 +171,17 @@ impl Metrics {
         self.add("app_ws_events_resynced_total", String::new(), resynced);
     }
 
+    /// Sets how many runs the hub holds in memory (read when metrics are scraped).
+    pub fn runs_in_memory(&self, runs: usize) {
+        self.with(|r| {
+            r.gauges.insert("app_runs_in_memory", i64::try_from(runs).unwrap_or(i64::MAX));
+        });
+    }
+
+    /// `route` is the matched route template (or a fixed name for unmatched paths), so it is bounded.
     pub fn http_request(&self, route: &str, method: &str, status: u16, duration: Duration) {
         let route = escape(route);
+        let method = KNOWN_METHODS.into_iter().find(|known| *known == method).unwrap_or("other");
         self.add("app_http_requests_total", format!("route=\"{route}\",method=\"{method}\",status=\"{status}\""), 1);
         self.observe("app_http_request_duration_seconds", format!("route=\"{route}\""), duration);
     }
@@ -223,6 +255,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("app_http_request_duration_seconds_count{route=\"/api/runs\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn made_up_methods_and_model_ids_cannot_grow_the_series_without_bound() {
+        let metrics = Metrics::default();
+        for n in 0..1000 {
+            metrics.http_request("/api/runs", &format!("M{n}"), 405, Duration::from_millis(1));
+        }
+        let reply = |input| ModelReply {
+            text: String::new(),
+            usage: Some(common::Usage { input_tokens: input, output_tokens: 1 }),
+            stop_reason: None,
+            latency_ms: None,
+            trace: crate::bedrock::CallTrace::default(),
+        };
+        for n in 0..1000 {
+            metrics.model_answered(&format!("model-{n}"), &reply(2));
+        }
+        let text = metrics.render();
+        assert!(text.contains("app_http_requests_total{route=\"/api/runs\",method=\"other\",status=\"405\"} 1000"), "{text}");
+        let token_series = text.lines().filter(|l| l.starts_with("app_tokens_total{")).count();
+        // 64 models with a label of their own, plus "other", each with input and output.
+        assert_eq!(token_series, (64 + 1) * 2);
+        // The 936 ids beyond the first 64 each reported 2 input tokens.
+        assert!(text.contains("app_tokens_total{model=\"other\",direction=\"input\"} 1872"), "{text}");
     }
 
     #[test]

@@ -334,6 +334,10 @@ pub struct BedrockInfo {
     pub region: String,
     /// `converse` (streaming) or `invoke` (InvokeModel with the Anthropic Messages body).
     pub api: String,
+    /// Where AWS credentials come from (`environment`, `profile`, `instance role`, ...); absent
+    /// for the emulator, which takes fixed dummy credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
 }
 
 /// Defaults a new run gets, for the submit form.

@@ -187,12 +187,12 @@ pub async fn error_of(response: Response) -> (StatusCode, String) {
     (status, message.to_owned())
 }
 
-/// The value of one series in a Prometheus text exposition (`name{labels}`), 0 when absent.
-pub fn metric(text: &str, series: &str) -> f64 {
+/// The value of one series in a Prometheus text exposition (`name{labels}`); `None` when the
+/// series is absent, which a test must tell apart from a series that counts 0.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// The attempts of one task of a run.

@@ -11,6 +11,7 @@ use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{Credentials, Region};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::RequestId;
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration,
@@ -210,8 +211,8 @@ impl SdkClient {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(error) => {
-                    let (kind, message) = match error.code() {
-                        Some(code) => (ErrorKind::from_code(code), error.message().unwrap_or(code).to_owned()),
+                    let (kind, message) = match error.as_service_error() {
+                        Some(exception) => stream_exception(exception),
                         None => (
                             ErrorKind::StreamBroken,
                             format!("the response stream broke: {}", DisplayErrorContext(error)),
@@ -332,6 +333,24 @@ struct MessagesBlock {
 struct MessagesUsage {
     input_tokens: u32,
     output_tokens: u32,
+}
+
+/// Classifies an exception frame inside a ConverseStream. The SDK decodes it into its typed
+/// variant but leaves the error code empty, so the variant is what tells them apart; the
+/// message keeps Bedrock's name for it, as the HTTP errors' messages do.
+fn stream_exception(exception: &ConverseStreamOutputError) -> (ErrorKind, String) {
+    let (kind, name) = match exception {
+        ConverseStreamOutputError::ThrottlingException(_) => (ErrorKind::Throttled, "ThrottlingException"),
+        ConverseStreamOutputError::ServiceUnavailableException(_) => {
+            (ErrorKind::ServiceUnavailable, "ServiceUnavailableException")
+        }
+        ConverseStreamOutputError::InternalServerException(_) => (ErrorKind::InternalServer, "InternalServerException"),
+        ConverseStreamOutputError::ModelStreamErrorException(_) => (ErrorKind::StreamBroken, "ModelStreamErrorException"),
+        ConverseStreamOutputError::ValidationException(_) => (ErrorKind::Validation, "ValidationException"),
+        _ => (ErrorKind::StreamBroken, "an exception"),
+    };
+    let detail = exception.message().unwrap_or("no message");
+    (kind, format!("{name} in the middle of the response stream: {detail}"))
 }
 
 fn stop_reason(name: &str) -> StopReason {

@@ -93,8 +93,8 @@ async fn answer(
     let timing = pace.timing(completion.output_tokens());
     match op {
         Operation::Converse | Operation::Invoke => {
-            let body = match fault {
-                Some(Injected::MidStream(error)) => return Err(error),
+            let body = match &fault {
+                Some(Injected::MidStream(error)) => return Err(error.clone()),
                 Some(Injected::Stall) => {
                     pace.stalled_body(Bytes::from(whole_body(op, &model_id, &completion, timing, true)))
                 }

@@ -40,5 +40,6 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    app.metrics().runs_in_memory(app.runs().hub().runs_held());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics().render())
 }

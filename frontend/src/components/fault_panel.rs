@@ -1,14 +1,28 @@
 //! The emulator's fault-injection panel: make the next calls fail to watch the retries.
+//!
+//! It re-reads the emulator's state every couple of seconds while shown, so what it says the
+//! plan still holds ("1 of 2 throttles left") follows the calls as they happen.
 
 use common::{EmulatorStatus, FaultKind, FaultPlan};
+use gloo_timers::callback::Interval;
 use yew::prelude::*;
 
 use crate::api::{self, ApiError};
 use crate::browser::target_value;
 use crate::format;
+use crate::state::faults;
 
 /// Calls to fail by default: enough to see a retry, few enough that the run still completes.
 const DEFAULT_FAIL_FIRST: u32 = 2;
+/// How often the shown state is refreshed: one emulator call, far below any retry delay.
+const REFRESH_MS: u32 = 2_000;
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct FaultPanelProps {
+    /// One line with the plan and a clear button, for the run page.
+    #[prop_or_default]
+    pub compact: bool,
+}
 
 /// What the panel knows about the emulator.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +48,7 @@ fn describe(kind: FaultKind) -> &'static str {
 
 /// Sets, shows and clears the emulator's fault plan.
 #[component]
-pub fn FaultPanel() -> Html {
+pub fn FaultPanel(props: &FaultPanelProps) -> Html {
     let status = use_state(|| Status::Loading);
     let kind = use_state(|| FaultKind::Throttle);
     let count = use_state(|| DEFAULT_FAIL_FIRST.to_string());
@@ -57,7 +71,31 @@ pub fn FaultPanel() -> Html {
     };
     {
         let run = run.clone();
-        use_effect_with((), move |_| run(Box::pin(api::faults())));
+        use_effect_with((), move |_| {
+            run(Box::pin(api::faults()));
+            let refresh = {
+                let run = run.clone();
+                Interval::new(REFRESH_MS, move || run(Box::pin(api::faults())))
+            };
+            move || drop(refresh)
+        });
+    }
+    // The controls show the plan in force whenever it changes (set here, through the API, or
+    // from another tab), so what is selected never disagrees with what the emulator does.
+    {
+        let (kind, count) = (kind.clone(), count.clone());
+        let plan = match &*status {
+            Status::Ready(EmulatorStatus { plan, .. }) => *plan,
+            _ => None,
+        };
+        use_effect_with(plan, move |plan| {
+            if let Some(plan) = plan {
+                kind.set(plan.kind);
+                if plan.fail_first > 0 {
+                    count.set(plan.fail_first.to_string());
+                }
+            }
+        });
     }
 
     let onapply = {
@@ -82,17 +120,26 @@ pub fn FaultPanel() -> Html {
         Callback::from(move |event: InputEvent| count.set(target_value(&event)))
     };
 
+    if props.compact {
+        return match &*status {
+            Status::Ready(status) if faults::is_active(status) => html! {
+                <p class="fault-strip" data-testid="fault-strip" aria-live="polite">
+                    { "Emulator faults: " }<strong>{ faults::remaining(status) }</strong>{ " " }
+                    <button type="button" class="link-button" data-testid="fault-strip-clear" disabled={ *busy }
+                            onclick={ onclear }>{ "Clear" }</button>
+                </p>
+            },
+            _ => Html::default(),
+        };
+    }
+
     let current = match &*status {
         Status::Loading => html! { <p class="muted">{ "Reading the emulator's state…" }</p> },
         Status::Failed(error) => html! { <p class="form-error" role="alert">{ error.clone() }</p> },
-        Status::Ready(EmulatorStatus { plan: None, calls, .. }) => html! {
-            <p>{ format!("No faults: every call succeeds. {} served.", format::calls(*calls)) }</p>
-        },
-        Status::Ready(EmulatorStatus { plan: Some(plan), calls, .. }) => html! {
+        Status::Ready(status @ EmulatorStatus { plan, calls, .. }) => html! {
             <p>
-                <strong>{ describe(plan.kind) }</strong>
-                { format!(" for the next {}", format::calls(plan.fail_first.into())) }
-                { if plan.every_nth > 0 { format!(", then every {} call", format::ordinal(plan.every_nth.into())) } else { String::new() } }
+                if let Some(plan) = plan { <strong>{ describe(plan.kind) }</strong>{ ": " } }
+                { faults::remaining(status) }
                 { format!(". {} served.", format::calls(*calls)) }
             </p>
         },

@@ -6,7 +6,9 @@
 //! - [`history`]: the recent-runs list, kept current by events from every run.
 //! - [`form`]: the submit form, its validation and the idempotency key of a submission.
 //! - [`health`]: the server's health answer, shared with every page.
+//! - [`faults`]: the emulator's fault plan, in words.
 
+pub mod faults;
 pub mod form;
 pub mod health;
 pub mod history;

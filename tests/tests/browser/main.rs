@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod faults;
 mod form;
 mod history;
 mod hostile;

@@ -116,3 +116,47 @@ async fn listing_and_filtering_ten_thousand_runs_stays_correct_under_load() {
         percentile(&mut filtered, 99.0),
     );
 }
+
+/// Waits until the server runs nothing and holds no run in memory (finished runs leave memory
+/// 10 s after they end), as its metrics say.
+async fn wait_until_memory_is_empty(server: &BinaryServer) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+        let in_flight = tests::metric(&text, "app_runs_in_flight").expect("the in-flight gauge is exported");
+        let in_memory = tests::metric(&text, "app_runs_in_memory").expect("the in-memory gauge is exported");
+        if in_flight == 0.0 && in_memory == 0.0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "runs still held after 120 s: {in_flight} in flight, {in_memory} in memory");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn memory_returns_near_its_idle_level_after_a_thousand_runs() {
+    let dirs = TestDirs::new();
+    let server = BinaryServer::start(&serve_flags(&dirs), &[]).await;
+    // A server that has served a few runs is idle in its working shape: connection pools,
+    // SQLite's page caches and the runtime's buffers exist. Idle is measured there.
+    crate::websocket::submit_many(&server.address, 50, 4).await;
+    wait_until_memory_is_empty(&server).await;
+    let idle = server.rss_kib();
+
+    let started = Instant::now();
+    let ids = crate::websocket::submit_many(&server.address, 1000, 8).await;
+    let accepted = started.elapsed();
+    let mut peak = server.rss_kib();
+    wait_until_memory_is_empty(&server).await;
+    peak = peak.max(server.rss_kib());
+    let after = server.rss_kib();
+
+    assert_eq!(ids.len(), 1000);
+    // Within 20 % of idle: 10 × after ≤ 12 × idle.
+    assert!(after * 10 <= idle * 12, "RSS idle {idle} KiB, after 1,000 runs {after} KiB (peak {peak} KiB)");
+    eprintln!(
+        "FIGURE memory after a burst: 1,000 runs accepted in {accepted:?}; RSS idle {idle} KiB, at the end of \
+         the burst {peak} KiB, once the runs left memory {after} KiB ({:+.1} %)",
+        (after as f64 / idle as f64 - 1.0) * 100.0
+    );
+}
