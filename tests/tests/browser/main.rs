@@ -8,9 +8,12 @@
 
 mod harness;
 
+mod answers;
 mod form;
 mod history;
 mod hostile;
+mod iterate;
 mod live;
 mod retries;
 mod submit;
+mod verdicts;
