@@ -7,7 +7,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::{AppHeader, EmulatorBanner};
-use crate::pages::{HomePage, NotFound, RunPage};
+use crate::pages::{EditPage, HomePage, NotFound, RunPage};
 use crate::router::{Route, Router, use_route};
 use crate::state::HealthState;
 
@@ -50,6 +50,7 @@ fn switch(route: &Route) -> Html {
         Route::Home => html! { <HomePage /> },
         // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
         Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
+        Route::Edit { id } => html! { <EditPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
         Route::NotFound => html! { <NotFound /> },
     }
 }

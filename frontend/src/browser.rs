@@ -1,5 +1,5 @@
 //! The few browser APIs the app needs (clock, local time, randomness, location, clipboard,
-//! form values, focus), kept here so every other non-component module stays pure and testable
+//! local storage, form values, focus), kept here so every other non-component module stays pure and testable
 //! natively.
 
 use chrono::{DateTime, Utc};
@@ -86,5 +86,19 @@ pub fn focus(id: &str) {
     {
         // Focus can fail on hidden elements; there is nothing better to do then.
         let _ = element.focus();
+    }
+}
+
+/// The value stored under `key` in `localStorage`, if storage is available and holds one.
+pub fn stored(key: &str) -> Option<String> {
+    let storage = web_sys::window()?.local_storage().ok()??;
+    storage.get_item(key).ok()?
+}
+
+/// Stores `value` under `key` in `localStorage`. Storage may be blocked (privacy settings) or
+/// full; the app then only forgets settings, so the error is not worth a message.
+pub fn store(key: &str, value: &str) {
+    if let Some(storage) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = storage.set_item(key, value);
     }
 }

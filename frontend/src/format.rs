@@ -108,6 +108,11 @@ pub fn temperature(value: f32) -> String {
     if frac.is_empty() { format!("{}", milli / 1_000) } else { format!("{}.{frac}", milli / 1_000) }
 }
 
+/// The first eight characters of a run id: enough to tell runs apart on one page.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

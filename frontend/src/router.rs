@@ -1,4 +1,4 @@
-//! The app's URLs and a small router: `/`, `/runs/{id}`, and "not found".
+//! The app's URLs and a small router: `/`, `/runs/{id}`, `/runs/{id}/edit`, and "not found".
 //!
 //! Two routes do not need yew-router (with its history, query and matching crates it added
 //! ~25 KB to the Wasm). [`Route::from_path`] and [`Route::path`] are pure; [`Router`] keeps the
@@ -25,6 +25,11 @@ pub enum Route {
         /// As it appears in the URL: not yet checked to be a run id (the page does that).
         id: String,
     },
+    /// `/runs/{id}/edit`: the submit form holding that run's input, for a new run made from it.
+    Edit {
+        /// As it appears in the URL, like [`Route::Run`]'s.
+        id: String,
+    },
     /// Anything else.
     NotFound,
 }
@@ -36,8 +41,10 @@ impl Route {
         if trimmed.is_empty() {
             return Route::Home;
         }
-        match trimmed.strip_prefix("/runs/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => Route::Run { id: id.to_owned() },
+        let Some(rest) = trimmed.strip_prefix("/runs/") else { return Route::NotFound };
+        match rest.split_once('/') {
+            None if !rest.is_empty() => Route::Run { id: rest.to_owned() },
+            Some((id, "edit")) if !id.is_empty() => Route::Edit { id: id.to_owned() },
             _ => Route::NotFound,
         }
     }
@@ -47,6 +54,7 @@ impl Route {
         match self {
             Route::Home => "Prompt Runner".to_owned(),
             Route::Run { id } => format!("Run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
+            Route::Edit { id } => format!("Edit run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::NotFound => "Not found · Prompt Runner".to_owned(),
         }
     }
@@ -56,6 +64,7 @@ impl Route {
         match self {
             Route::Home => "/".to_owned(),
             Route::Run { id } => format!("/runs/{id}"),
+            Route::Edit { id } => format!("/runs/{id}/edit"),
             Route::NotFound => "/404".to_owned(),
         }
     }
@@ -143,6 +152,9 @@ pub fn Router(props: &RouterProps) -> Html {
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct LinkProps {
     pub to: Route,
+    /// The `<a>`'s id, for a link a page is about.
+    #[prop_or_default]
+    pub id: Option<AttrValue>,
     /// Classes of the `<a>` itself: the link renders no wrapper.
     #[prop_or_default]
     pub classes: Classes,
@@ -166,7 +178,7 @@ pub fn Link(props: &LinkProps) -> Html {
         })
     };
     html! {
-        <a href={ props.to.path() } class={ props.classes.clone() } {onclick}>{ props.children.clone() }</a>
+        <a id={ props.id.clone() } href={ props.to.path() } class={ props.classes.clone() } {onclick}>{ props.children.clone() }</a>
     }
 }
 
@@ -182,6 +194,11 @@ mod tests {
         assert_eq!(Route::from_path("/runs/abc/"), Route::Run { id: "abc".into() });
         assert_eq!(Route::from_path("/runs/"), Route::NotFound);
         assert_eq!(Route::from_path("/runs/a/b"), Route::NotFound);
+        assert_eq!(Route::from_path("/runs/a/edit"), Route::Edit { id: "a".into() });
+        assert_eq!(Route::from_path("/runs/a/edit/"), Route::Edit { id: "a".into() });
+        assert_eq!(Route::from_path("/runs//edit"), Route::NotFound);
+        assert_eq!(Route::from_path("/runs/a/edit/x"), Route::NotFound);
+        assert_eq!(Route::from_path(&Route::Edit { id: "a".into() }.path()), Route::Edit { id: "a".into() });
         assert_eq!(Route::from_path("/elsewhere"), Route::NotFound);
         assert_eq!(Route::Run { id: "x".into() }.path(), "/runs/x");
         assert_eq!(Route::from_path(&Route::Home.path()), Route::Home);

@@ -1,16 +1,20 @@
 //! The widgets, one per file. Pages (in `pages/`) compose them; a widget never imports a page,
 //! and widgets use each other through their own files, not through this list.
 
+mod attempt_outputs;
 mod badge;
 mod banner;
 mod connection;
 mod fault_panel;
+mod field_error;
 mod header;
 mod history;
+mod lineage;
 mod logs;
 mod response;
 mod submit_form;
 mod timeline;
+mod verdict;
 
 pub use badge::StateBadge;
 pub use banner::EmulatorBanner;
@@ -18,7 +22,9 @@ pub use connection::ConnectionIndicator;
 pub use fault_panel::FaultPanel;
 pub use header::AppHeader;
 pub use history::HistoryPanel;
+pub use lineage::Lineage;
 pub use logs::LogPanel;
 pub use response::ResponsePanel;
 pub use submit_form::SubmitForm;
 pub use timeline::TaskTimeline;
+pub use verdict::VerdictLine;

@@ -1,14 +1,23 @@
-//! The response panel: the streamed answer as safe Markdown, its copy button and its facts.
+//! The response panel: the streamed answer as safe Markdown, its copy button and its facts,
+//! what is partial about it, a stalled stream's silence, and each attempt's output.
 
 use common::{RunDetail, RunState, StopReason};
 use yew::prelude::*;
 
+use super::attempt_outputs::AttemptOutputList;
+use crate::state::outputs::AttemptOutputs;
+use crate::state::partial;
 use crate::{browser, format, markdown};
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct ResponseProps {
-    /// The run: its response so far, state, usage, latency, stop reason and token limit.
+    /// The run: its response so far, state, usage, latency and stop reason.
     pub detail: RunDetail,
+    /// Each attempt's text, for the partial-answer notes and the per-attempt list.
+    pub outputs: AttemptOutputs,
+    /// "No tokens for 18 s · stall timeout at 30 s", while the stream is silent.
+    #[prop_or_default]
+    pub stall: Option<AttrValue>,
 }
 
 /// What the copy button last did.
@@ -27,7 +36,10 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
     let rendered = use_memo(text.clone(), |text| markdown::to_html(text));
     let copy = use_state(|| Copy::Idle);
     let state = props.detail.state;
-    let streaming = !state.is_terminal();
+    let busy = !state.is_terminal();
+    // The cursor means "more is coming from this attempt": not through a retry's countdown.
+    let streaming = partial::is_streaming(&props.detail);
+    let note = partial::response_note(&props.detail, &props.outputs);
 
     let oncopy = {
         let (copy, text) = (copy.clone(), text.clone());
@@ -72,14 +84,21 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
                 <p class="form-error" data-testid="copy-error">{ error.clone() }</p>
             }
             <div id="response" data-testid="response" class={ classes!("markdown", (streaming && !text.is_empty()).then_some("streaming")) }
-                 aria-busy={ streaming.to_string() } data-streaming={ streaming.to_string() }>
+                 aria-busy={ busy.to_string() } data-streaming={ streaming.to_string() }>
                 { body }
             </div>
+            if let Some(stall) = &props.stall {
+                <p class="stall" id="stall-indicator" data-testid="stall-indicator" role="timer">{ stall.clone() }</p>
+            }
             if truncated {
                 <p class="note warn" id="truncated-note" data-testid="truncated-note" role="note">
                     { format!("Truncated: the answer reached the max tokens limit ({}).", detail.max_tokens) }
                 </p>
             }
+            if let Some(note) = note {
+                <p class="note partial" id="partial-note" data-testid="partial-note">{ note }</p>
+            }
+            <AttemptOutputList detail={ detail.clone() } outputs={ props.outputs.clone() } />
             if done && (detail.usage.is_some() || detail.stop_reason.is_some() || detail.latency_ms.is_some()) {
                 <dl class="facts" id="response-meta" data-testid="response-meta">
                     if let Some(usage) = detail.usage {

@@ -1,21 +1,43 @@
 //! The submit form: prompt, settings, Ctrl/Cmd+Enter, and no double submission.
+//!
+//! It starts from the last used settings (kept in `localStorage` after each run it starts), or
+//! from a run being edited as a new one. Each refused field shows its error beside it and gets
+//! focus; a request that fails says so under the form without blaming a field.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
+use common::RunDetail;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use crate::api;
+use super::field_error::FieldError;
 use crate::browser::{self, focus, target_value};
-use crate::router::{Route, use_navigate};
+use crate::router::{Link, Route, use_navigate};
 use crate::state::HealthState;
 use crate::state::form::{Field, Form, FormAction, Status};
+use crate::state::models;
+use crate::state::settings::{self, Settings};
+use crate::{api, format};
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct SubmitFormProps {
+    /// The run whose input fills the form ("edit as a new run"); the new run links to it.
+    #[prop_or_default]
+    pub from: Option<Rc<RunDetail>>,
+}
 
 /// The prompt form; a successful submission opens the new run's page at once.
 #[component]
-pub fn SubmitForm() -> Html {
+pub fn SubmitForm(props: &SubmitFormProps) -> Html {
     let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
-    let form = use_reducer(Form::default);
+    let form = {
+        let from = props.from.clone();
+        use_reducer(move || match from {
+            Some(run) => Form::from_run(&run),
+            None => Form::from_settings(&Settings::from_json(browser::stored(settings::STORAGE_KEY).as_deref())),
+        })
+    };
     // The reducer's state is only seen by the next render; this flag stops a second click or
     // key press that lands before it.
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
@@ -30,6 +52,16 @@ pub fn SubmitForm() -> Html {
             }
         });
     }
+    {
+        // After the render that shows a refusal (and opens the settings for a refused setting),
+        // so the field is visible and focusable.
+        let field = form.error.as_ref().map(|error| error.field);
+        use_effect_with(form.refusals, move |&refusals| {
+            if let Some(field) = field.filter(|_| refusals > 0) {
+                focus(field.input_id());
+            }
+        });
+    }
 
     let submit = {
         let form = form.clone();
@@ -41,11 +73,7 @@ pub fn SubmitForm() -> Html {
             }
             let body = match form.request(limits.as_ref()) {
                 Ok(body) => body,
-                Err(error) => {
-                    focus(error.field.input_id());
-                    form.dispatch(FormAction::Invalid(error));
-                    return;
-                }
+                Err(error) => return form.dispatch(FormAction::Invalid(error)),
             };
             // A retry of the same input reuses its key, so the server can never create it twice.
             let key = form.key.clone().unwrap_or_else(browser::idempotency_key);
@@ -57,6 +85,7 @@ pub fn SubmitForm() -> Html {
                 in_flight.set(false);
                 match result {
                     Ok(run) => {
+                        browser::store(settings::STORAGE_KEY, &Settings::of(&body).to_json());
                         form.dispatch(FormAction::Sent);
                         navigate.emit(Route::Run { id: run.id.to_string() });
                     }
@@ -79,54 +108,82 @@ pub fn SubmitForm() -> Html {
             submit.emit(());
         }
     });
+    let ontoggle = {
+        let form = form.dispatcher();
+        Callback::from(move |event: Event| {
+            if let Some(details) = event.target().and_then(|t| t.dyn_into::<web_sys::HtmlDetailsElement>().ok()) {
+                form.dispatch(FormAction::SettingsOpen(details.open()));
+            }
+        })
+    };
     let edit = |field: Field| {
         let form = form.dispatcher();
         Callback::from(move |event: InputEvent| form.dispatch(FormAction::Edit(field, target_value(&event))))
     };
 
     let sending = form.status == Status::Sending;
-    let error_for = |field: Field| form.error.as_ref().filter(|e| e.field == field);
-    let described = |field: Field| error_for(field).map(|_| AttrValue::from("form-error"));
-    // A refused setting must be visible to be fixed (and focusable).
-    let settings_error = form.error.as_ref().is_some_and(|e| e.field != Field::Prompt);
+    let error_for =
+        |field: Field| form.error.as_ref().filter(|e| e.field == field).map(|e| AttrValue::from(e.message.clone()));
+    let invalid = |field: Field| error_for(field).is_some().to_string();
+    let described = |field: Field, otherwise: Option<&'static str>| {
+        error_for(field).map(|_| AttrValue::Static(field.error_id())).or(otherwise.map(AttrValue::Static))
+    };
+    let error = |field: Field| html! { <FieldError id={ field.error_id() } message={ error_for(field) } /> };
     let max_tokens_limit = health.health().map(|h| h.limits.max_tokens.to_string());
+    let suggestions = models::suggestions(health.health().map(|h| h.defaults.model_id.as_str()));
 
     html! {
         <form class="panel submit-form" id="submit-form" aria-labelledby="submit-heading" novalidate=true
               {onsubmit} {onkeydown}>
-            <h1 id="submit-heading">{ "New run" }</h1>
+            <h1 id="submit-heading">{ if form.replay_of.is_some() { "Edit as a new run" } else { "New run" } }</h1>
+            if let Some(source) = form.replay_of {
+                <p class="lineage" id="edit-source" data-testid="edit-source">
+                    { "Made from run " }
+                    <Link to={ Route::Run { id: source.to_string() } }><code>{ format::short_id(&source.to_string()) }</code></Link>
+                    { "; the original stays as it was." }
+                </p>
+            }
             <label for="prompt">{ "Prompt" }</label>
             <textarea id="prompt" data-testid="prompt-input" name="prompt" rows="7"
                       placeholder="Ask Claude anything…" value={ form.prompt.clone() }
-                      oninput={ edit(Field::Prompt) } aria-invalid={ error_for(Field::Prompt).is_some().to_string() }
-                      aria-describedby={ described(Field::Prompt).unwrap_or(AttrValue::Static("prompt-hint")) }
+                      oninput={ edit(Field::Prompt) } aria-invalid={ invalid(Field::Prompt) }
+                      aria-describedby={ described(Field::Prompt, Some("prompt-hint")) }
                       autofocus=true />
+            { error(Field::Prompt) }
             <p id="prompt-hint" class="hint">{ "Ctrl+Enter (⌘+Enter on a Mac) runs it." }</p>
-            <details class="settings" id="settings" open={ settings_error }>
+            <details class="settings" id="settings" open={ form.settings_open } {ontoggle}>
                 <summary>{ "Settings" }<span class="summary-value">{ form.model_id.clone() }</span></summary>
                 <div class="settings-grid">
                     <label for="model-id">{ "Model id" }</label>
-                    <input id="model-id" data-testid="model-input" type="text" spellcheck="false"
-                           value={ form.model_id.clone() } oninput={ edit(Field::Model) } />
+                    <input id="model-id" data-testid="model-input" type="text" spellcheck="false" list="model-ids"
+                           autocomplete="off" value={ form.model_id.clone() } oninput={ edit(Field::Model) }
+                           aria-invalid={ invalid(Field::Model) } aria-describedby={ described(Field::Model, None) } />
+                    { error(Field::Model) }
+                    <datalist id="model-ids">
+                        { for suggestions.into_iter().map(|id| html! { <option value={ id } /> }) }
+                    </datalist>
                     <label for="max-tokens">{ "Max tokens" }</label>
                     <input id="max-tokens" data-testid="max-tokens-input" type="number" inputmode="numeric"
                            min="1" max={ max_tokens_limit } value={ form.max_tokens.clone() }
-                           oninput={ edit(Field::MaxTokens) }
-                           aria-invalid={ error_for(Field::MaxTokens).is_some().to_string() }
-                           aria-describedby={ described(Field::MaxTokens) } />
+                           oninput={ edit(Field::MaxTokens) } aria-invalid={ invalid(Field::MaxTokens) }
+                           aria-describedby={ described(Field::MaxTokens, None) } />
+                    { error(Field::MaxTokens) }
                     <label for="temperature">{ "Temperature" }</label>
                     <input id="temperature" data-testid="temperature-input" type="number" inputmode="decimal"
                            min="0" max="1" step="0.1" placeholder="model default"
                            value={ form.temperature.clone() } oninput={ edit(Field::Temperature) }
-                           aria-invalid={ error_for(Field::Temperature).is_some().to_string() }
-                           aria-describedby={ described(Field::Temperature) } />
+                           aria-invalid={ invalid(Field::Temperature) }
+                           aria-describedby={ described(Field::Temperature, None) } />
+                    { error(Field::Temperature) }
                     <label for="system-prompt">{ "System prompt" }</label>
                     <textarea id="system-prompt" data-testid="system-input" rows="3" placeholder="optional"
-                              value={ form.system.clone() } oninput={ edit(Field::System) } />
+                              value={ form.system.clone() } oninput={ edit(Field::System) }
+                              aria-invalid={ invalid(Field::System) } aria-describedby={ described(Field::System, None) } />
+                    { error(Field::System) }
                 </div>
             </details>
-            if let Some(error) = &form.error {
-                <p id="form-error" data-testid="form-error" class="form-error" role="alert">{ error.message.clone() }</p>
+            if let Some(failure) = &form.failure {
+                <p id="form-error" data-testid="form-error" class="form-error" role="alert">{ failure.clone() }</p>
             }
             <div class="form-actions">
                 <button type="submit" id="submit" data-testid="submit-run" class="primary"

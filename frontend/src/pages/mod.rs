@@ -1,10 +1,12 @@
 //! The routed pages, one per [`Route`](crate::router::Route) variant; `app.rs` picks which one
 //! shows. A page composes widgets from `components/` and holds the page-wide state they share.
 
+mod edit;
 mod home;
 mod not_found;
 mod run;
 
+pub use edit::EditPage;
 pub use home::HomePage;
 pub use not_found::NotFound;
 pub use run::RunPage;

@@ -1,19 +1,20 @@
-//! The run page (`/runs/:id`): the run live, with its timeline, response and logs.
+//! The run page (`/runs/:id`): the run live, with its verdict, lineage, timeline, response and
+//! logs, and the ways to run its input again.
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::str::FromStr;
 
-use common::{RunDetail, RunId, SubmitRun, TaskState};
+use common::{RunId, SubmitRun, TaskName, TaskState};
 use yew::prelude::*;
 
 use super::not_found::NotFound;
 use crate::api::{self, StreamTarget};
-use crate::components::{ConnectionIndicator, LogPanel, ResponsePanel, StateBadge, TaskTimeline};
+use crate::components::{ConnectionIndicator, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline, VerdictLine};
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::router::{Route, use_navigate};
+use crate::router::{Link, Route, use_navigate};
 use crate::state::run::{RunAction, RunView};
-use crate::state::{Load, LoadError};
+use crate::state::{HealthState, Load, LoadError, replay, stall, verdict};
 use crate::{browser, format};
 
 /// A countdown needs whole seconds that never skip; a quarter second does that.
@@ -31,17 +32,6 @@ enum Action {
     Idle,
     Busy,
     Failed(String),
-}
-
-/// The request that runs the same input again.
-fn same_input(detail: &RunDetail) -> SubmitRun {
-    SubmitRun {
-        prompt: detail.prompt.clone(),
-        model_id: Some(detail.model_id.clone()),
-        system: detail.system.clone(),
-        max_tokens: Some(detail.max_tokens),
-        temperature: detail.temperature,
-    }
 }
 
 /// `/runs/:id`; an id that is not a run id shows "not found" without asking the server.
@@ -69,6 +59,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
     let attempt = use_state(|| 0u32);
     let navigate = use_navigate();
+    let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
 
     {
         let dispatcher = page.dispatcher();
@@ -89,8 +80,8 @@ fn LiveRun(props: &LiveRunProps) -> Html {
         });
     }
 
-    // The socket opens once the snapshot is here, resuming right after its last event.
-    let target = page.detail().map(|_| StreamTarget::Run { id, after_seq: page.last_seq() });
+    // The socket opens once the snapshot is here; see `RunView::stream_start` for where it starts.
+    let target = page.detail().map(|_| StreamTarget::Run { id, after_seq: page.stream_start() });
     let on_message = {
         let dispatcher = page.dispatcher();
         Callback::from(move |message: StreamMessage| {
@@ -102,8 +93,12 @@ fn LiveRun(props: &LiveRunProps) -> Html {
     let connection = use_event_stream(target, on_message);
 
     let waiting = page.detail().is_some_and(|d| d.tasks.iter().any(|t| t.state == TaskState::AwaitingRetry));
+    // A silent stream counts its seconds like a countdown does.
+    let calling = page
+        .detail()
+        .is_some_and(|d| d.tasks.iter().any(|t| t.name == TaskName::CallBedrock && t.state == TaskState::Running));
     let live = page.detail().is_some_and(|d| !d.state.is_terminal());
-    let now = use_now(live, if waiting { COUNTDOWN_TICK_MS } else { 1_000 });
+    let now = use_now(live, if waiting || calling { COUNTDOWN_TICK_MS } else { 1_000 });
 
     let detail = match &page.run {
         Load::Ready(detail) => detail.clone(),
@@ -151,16 +146,15 @@ fn LiveRun(props: &LiveRunProps) -> Html {
             });
         })
     };
-    let onrerun = {
+    // "Run again" and "run again with more tokens": a new run linked to this one.
+    let resubmit = {
         let (action, in_flight) = (action.clone(), (*in_flight).clone());
-        let body = same_input(&detail);
-        Callback::from(move |_: MouseEvent| {
+        Callback::from(move |body: SubmitRun| {
             if in_flight.replace(true) {
                 return;
             }
             action.set(Action::Busy);
-            let (action, in_flight, navigate, body) =
-                (action.clone(), in_flight.clone(), navigate.clone(), body.clone());
+            let (action, in_flight, navigate) = (action.clone(), in_flight.clone(), navigate.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let result = api::submit(&body, &browser::idempotency_key()).await;
                 in_flight.set(false);
@@ -174,6 +168,16 @@ fn LiveRun(props: &LiveRunProps) -> Html {
             });
         })
     };
+    let onrerun = resubmit.reform({
+        let body = replay::same_input(&detail);
+        move |_: MouseEvent| body.clone()
+    });
+    let limit = health.health().map(|h| h.limits.max_tokens);
+    let on_more_tokens =
+        replay::with_more_tokens(&detail, limit).map(|body| resubmit.reform(move |_: MouseEvent| body.clone()));
+    let verdict = verdict::verdict(&detail);
+    let timeout_ms = health.health().map_or(0, |h| h.defaults.stream_idle_timeout_ms);
+    let stall = stall::stall_notice(&detail, &page.outputs, now, timeout_ms).map(AttrValue::from);
     let onlevel = {
         let dispatcher = page.dispatcher();
         Callback::from(move |level| dispatcher.dispatch(RunAction::SetMinLevel(level)))
@@ -181,7 +185,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
 
     let busy = *action == Action::Busy;
     let duration = detail.started_at.and_then(|start| format::elapsed(start, detail.finished_at, now));
-    let short_id: String = id.to_string().chars().take(8).collect();
+    let short_id = format::short_id(&id.to_string());
 
     html! {
         <div class="run-page" data-run-id={ id.to_string() }>
@@ -213,8 +217,9 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                     }
                     <pre class="prompt-text">{ detail.prompt.clone() }</pre>
                 </details>
-                if let Some(error) = &detail.error {
-                    <p class="run-error" id="run-error" data-testid="run-error" role="alert">{ error.clone() }</p>
+                <Lineage replay_of={ detail.replay_of } replays={ detail.replays.clone() } />
+                if let Some(verdict) = verdict {
+                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy } />
                 }
                 <div class="form-actions">
                     if live {
@@ -224,6 +229,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                         <button type="button" id="rerun" data-testid="rerun" class="primary"
                                 disabled={ busy } onclick={ onrerun }>{ "Run again" }</button>
                     }
+                    <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
                     if let Action::Failed(error) = &*action {
                         <p class="form-error" data-testid="action-error" role="alert">{ error.clone() }</p>
                     }
@@ -233,7 +239,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                 <h2 id="tasks-heading">{ "Tasks" }</h2>
                 <TaskTimeline tasks={ detail.tasks.clone() } now={ now } />
             </section>
-            <ResponsePanel detail={ detail.clone() } />
+            <ResponsePanel detail={ detail.clone() } outputs={ page.outputs.clone() } { stall } />
             <LogPanel lines={ page.visible_logs().cloned().collect::<Vec<_>>() } loaded={ page.logs_loaded }
                       min_level={ page.min_level } on_level={ onlevel } />
         </div>

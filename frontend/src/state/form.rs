@@ -1,13 +1,21 @@
 //! The submit form: its fields, client-side validation and one idempotency key per submission.
 //!
+//! A form starts from the last used settings, or from a run being edited as a new one (then
+//! the submission names that run in `replay_of`). A refused field gets its own error and keeps
+//! the settings section open while it is fixed; a failed request is a form-level message, since
+//! no field is wrong.
+//!
 //! The key is what makes "a double click does not create two runs" hold end to end: it is made
 //! when a submission starts, reused if that submission is retried after a failure, and
 //! forgotten as soon as the input changes (a different input is a different run).
 
 use std::rc::Rc;
 
-use common::{ApiLimits, Defaults, SubmitRun};
+use common::{ApiLimits, Defaults, RunDetail, RunId, SubmitRun};
 use yew::Reducible;
+
+use super::settings::Settings;
+use crate::format;
 
 /// The inputs an error can point at (and focus).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +41,22 @@ impl Field {
             Field::MaxTokens => "max-tokens",
             Field::Temperature => "temperature",
         }
+    }
+
+    /// The `id` of the element holding the field's error, next to the field.
+    pub fn error_id(self) -> &'static str {
+        match self {
+            Field::Prompt => "prompt-error",
+            Field::Model => "model-id-error",
+            Field::System => "system-prompt-error",
+            Field::MaxTokens => "max-tokens-error",
+            Field::Temperature => "temperature-error",
+        }
+    }
+
+    /// Whether the field sits in the (collapsible) settings section.
+    pub fn is_setting(self) -> bool {
+        self != Field::Prompt
     }
 }
 
@@ -67,11 +91,22 @@ pub struct Form {
     pub max_tokens: String,
     /// The temperature, as typed; empty means the model's default.
     pub temperature: String,
+    /// The run this form was prefilled from ("edit as a new run"); the submission links to it.
+    pub replay_of: Option<RunId>,
     pub status: Status,
-    /// The last validation or server error.
+    /// The field validation refused, shown next to that field.
     pub error: Option<FormError>,
+    /// Why the last submission failed when no field is at fault (network, server), for the
+    /// whole form.
+    pub failure: Option<String>,
     /// The idempotency key of the current submission, kept for retries of the same input.
     pub key: Option<String>,
+    /// Whether the settings section is open. Kept here, not derived from the error, so fixing a
+    /// refused setting does not collapse the section (and drop focus) at the first keystroke.
+    pub settings_open: bool,
+    /// How many submissions validation refused: the page moves focus to the field at fault
+    /// after each refusal, including a second one with the same message.
+    pub refusals: u32,
 }
 
 /// What can happen to the form.
@@ -89,9 +124,37 @@ pub enum FormAction {
     Failed(String),
     /// The run was created.
     Sent,
+    /// The person opened or closed the settings section.
+    SettingsOpen(bool),
 }
 
 impl Form {
+    /// An empty form with the last used settings.
+    pub fn from_settings(settings: &Settings) -> Form {
+        Form {
+            model_id: settings.model_id.clone().unwrap_or_default(),
+            system: settings.system.clone().unwrap_or_default(),
+            max_tokens: settings.max_tokens.map(|n| n.to_string()).unwrap_or_default(),
+            temperature: settings.temperature.map(format::temperature).unwrap_or_default(),
+            ..Form::default()
+        }
+    }
+
+    /// A form holding a run's input, to be changed and sent as a new run linked to it; the
+    /// settings are open, since they are usually what is being changed.
+    pub fn from_run(run: &RunDetail) -> Form {
+        Form {
+            prompt: run.prompt.clone(),
+            model_id: run.model_id.clone(),
+            system: run.system.clone().unwrap_or_default(),
+            max_tokens: run.max_tokens.to_string(),
+            temperature: run.temperature.map(format::temperature).unwrap_or_default(),
+            replay_of: Some(run.id),
+            settings_open: true,
+            ..Form::default()
+        }
+    }
+
     /// Validates the input and builds the request body, or says which field to fix.
     pub fn request(&self, limits: Option<&ApiLimits>) -> Result<SubmitRun, FormError> {
         let error = |field, message: String| Err(FormError { field, message });
@@ -118,7 +181,7 @@ impl Form {
         };
         let temperature = match self.temperature.trim() {
             "" => None,
-            text => match crate::format::parse_temperature(text) {
+            text => match format::parse_temperature(text) {
                 Some(t) => Some(t),
                 None => return error(Field::Temperature, "Temperature must be a number from 0 to 1.".into()),
             },
@@ -130,6 +193,7 @@ impl Form {
             system: optional(&self.system),
             max_tokens,
             temperature,
+            replay_of: self.replay_of,
         })
     }
 
@@ -168,19 +232,31 @@ impl Reducible for Form {
                     next.error = None;
                 }
             }
-            FormAction::Invalid(error) => next.error = Some(error),
+            FormAction::Invalid(error) => {
+                next.settings_open |= error.field.is_setting();
+                next.error = Some(error);
+                next.failure = None;
+                next.refusals += 1;
+            }
             FormAction::Sending(key) => {
                 next.status = Status::Sending;
                 next.error = None;
+                next.failure = None;
                 next.key = Some(key);
             }
             FormAction::Failed(message) => {
                 next.status = Status::Idle;
-                next.error = Some(FormError { field: Field::Prompt, message });
+                next.failure = Some(message);
             }
             FormAction::Sent => {
                 next.status = Status::Idle;
                 next.key = None;
+            }
+            FormAction::SettingsOpen(open) => {
+                if next.settings_open == open {
+                    return self;
+                }
+                next.settings_open = open;
             }
         }
         Rc::new(next)
@@ -249,7 +325,8 @@ mod tests {
 
     #[test]
     fn defaults_fill_only_untouched_fields() {
-        let defaults = Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2, stream_idle_timeout_ms: 30_000 };
+        let defaults =
+            Defaults { model_id: "claude".into(), max_tokens: 512, retries: 2, stream_idle_timeout_ms: 30_000 };
         let state =
             reduce(Form::default(), [FormAction::Edit(Field::Model, "mine".into()), FormAction::Defaults(defaults)]);
         assert_eq!(state.model_id, "mine");
@@ -261,7 +338,8 @@ mod tests {
         let failed = reduce(form("hi"), [FormAction::Sending("k1".into()), FormAction::Failed("offline".into())]);
         assert_eq!(failed.status, Status::Idle);
         assert_eq!(failed.key.as_deref(), Some("k1"));
-        assert_eq!(failed.error.as_ref().map(|e| e.message.as_str()), Some("offline"));
+        assert_eq!(failed.failure.as_deref(), Some("offline"));
+        assert_eq!(failed.error, None, "a network failure puts no field at fault");
         let edited = reduce(failed, [FormAction::Edit(Field::Prompt, "hi!".into())]);
         assert_eq!(edited.key, None);
         let sent = reduce(form("x"), [FormAction::Sending("k2".into()), FormAction::Sent]);
@@ -278,5 +356,74 @@ mod tests {
             ],
         );
         assert_eq!(state.error, None);
+    }
+
+    #[test]
+    fn a_refused_setting_opens_the_section_and_it_stays_open_while_the_field_is_fixed() {
+        let refused = Form { max_tokens: "0".into(), ..form("hi") };
+        let error = refused.request(None).expect_err("0 is refused");
+        let state = reduce(refused, [FormAction::Invalid(error)]);
+        assert!(state.settings_open);
+        assert_eq!(state.refusals, 1);
+        assert_eq!(state.error.as_ref().map(|e| e.field), Some(Field::MaxTokens));
+        let fixed = reduce(state, [FormAction::Edit(Field::MaxTokens, "5".into())]);
+        assert_eq!(fixed.error, None);
+        assert!(fixed.settings_open, "the section does not collapse under the typing");
+        let fixed = reduce(fixed, [FormAction::Edit(Field::MaxTokens, "512".into())]);
+        assert_eq!(fixed.request(None).map(|r| r.max_tokens), Ok(Some(512)));
+        let closed = reduce(fixed, [FormAction::SettingsOpen(false)]);
+        assert!(!closed.settings_open);
+    }
+
+    #[test]
+    fn a_refused_prompt_leaves_the_settings_as_they_were() {
+        let state = reduce(
+            Form::default(),
+            [FormAction::Invalid(FormError { field: Field::Prompt, message: "Write a prompt first.".into() })],
+        );
+        assert!(!state.settings_open);
+    }
+
+    #[test]
+    fn a_form_made_from_a_run_carries_its_input_and_links_to_it() {
+        let created = common::Event {
+            run_id: RunId(uuid::Uuid::nil()),
+            seq: 1,
+            ts: chrono::DateTime::UNIX_EPOCH,
+            kind: common::EventKind::RunCreated {
+                prompt: "Explain retries".into(),
+                model_id: "m".into(),
+                system: Some("be brief".into()),
+                max_tokens: 12,
+                temperature: Some(0.2),
+                max_attempts: 3,
+                replay_of: None,
+            },
+        };
+        let run = RunDetail::from_created(&created).expect("a created event");
+        let form = Form::from_run(&run);
+        assert!(form.settings_open);
+        let request = form.request(None).expect("a run's own input is valid");
+        assert_eq!(
+            request,
+            SubmitRun {
+                prompt: "Explain retries".into(),
+                model_id: Some("m".into()),
+                system: Some("be brief".into()),
+                max_tokens: Some(12),
+                temperature: Some(0.2),
+                replay_of: Some(run.id),
+            }
+        );
+    }
+
+    #[test]
+    fn stored_settings_fill_the_form_and_the_server_defaults_only_what_they_leave_empty() {
+        let stored = Settings { model_id: Some("mine".into()), system: None, max_tokens: None, temperature: Some(0.5) };
+        let defaults = Defaults { model_id: "server".into(), max_tokens: 512, retries: 2, stream_idle_timeout_ms: 1 };
+        let state = reduce(Form::from_settings(&stored), [FormAction::Defaults(defaults)]);
+        assert_eq!((state.model_id.as_str(), state.max_tokens.as_str()), ("mine", "512"));
+        assert_eq!(state.temperature, "0.5");
+        assert_eq!(state.replay_of, None);
     }
 }

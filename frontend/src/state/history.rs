@@ -257,6 +257,7 @@ mod tests {
                 max_tokens: 1,
                 temperature: None,
                 max_attempts: 1,
+                replay_of: None,
             },
         )
     }

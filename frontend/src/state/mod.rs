@@ -1,10 +1,14 @@
-//! View state as pure reducers: each page's state, the actions that change it, and `Reducible`
-//! impls with no side effects, so all of it is unit-tested natively.
+//! View state as pure reducers and pure readings of it, so all of it is unit-tested natively.
 //!
 //! - [`load`]: [`Load`], how far a request-backed value got, and [`LoadError`].
-//! - [`run`]: one run's live picture (folded with `common`'s `RunDetail::apply`) and its logs.
+//! - [`run`]: one run's live picture (folded with `common`'s `RunDetail::apply`), its logs and
+//!   [`outputs`], the text of each `call_bedrock` attempt.
+//! - [`partial`], [`stall`], [`verdict`]: what the run page says about an answer that is not
+//!   whole, a stream that went silent, and a run that ended.
 //! - [`history`]: the recent-runs list, kept current by events from every run.
-//! - [`form`]: the submit form, its validation and the idempotency key of a submission.
+//! - [`form`]: the submit form, its validation and the idempotency key of a submission;
+//!   [`settings`] are the last used ones, [`models`] the ids the model field offers, [`replay`]
+//!   the requests that run a run's input again.
 //! - [`health`]: the server's health answer, shared with every page.
 //! - [`faults`]: the emulator's fault plan, in words.
 
@@ -13,7 +17,17 @@ pub mod form;
 pub mod health;
 pub mod history;
 pub mod load;
+pub mod models;
+pub mod outputs;
+pub mod partial;
+pub mod replay;
 pub mod run;
+pub mod settings;
+pub mod stall;
+pub mod verdict;
+
+#[cfg(test)]
+mod script;
 
 pub use health::HealthState;
 pub use load::{Load, LoadError};

@@ -1,18 +1,21 @@
-//! One run's page state: the run (folded live from its snapshot and events), its log lines and
-//! the log level filter.
+//! One run's page state: the run (folded live from its snapshot and events), each attempt's
+//! output, its log lines and the log level filter.
 
 use std::rc::Rc;
 
-use common::{Event, LogEntry, LogLevel, RunDetail};
+use common::{Event, LogEntry, LogLevel, RunDetail, TaskName};
 use yew::Reducible;
 
 use super::load::{Load, LoadError};
+use super::outputs::AttemptOutputs;
 
 /// Everything the run page shows that comes from the server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunView {
     /// The run, folded from its REST snapshot and every event since.
     pub run: Load<RunDetail, LoadError>,
+    /// Each `call_bedrock` attempt's text, from the events (the snapshot has only the last).
+    pub outputs: AttemptOutputs,
     /// Log lines, by `seq`, without duplicates.
     pub logs: Vec<LogEntry>,
     /// Whether the stored log lines have arrived (live ones are added either way).
@@ -23,7 +26,13 @@ pub struct RunView {
 
 impl Default for RunView {
     fn default() -> Self {
-        RunView { run: Load::Loading, logs: Vec::new(), logs_loaded: false, min_level: LogLevel::Trace }
+        RunView {
+            run: Load::Loading,
+            outputs: AttemptOutputs::default(),
+            logs: Vec::new(),
+            logs_loaded: false,
+            min_level: LogLevel::Trace,
+        }
     }
 }
 
@@ -58,6 +67,21 @@ impl RunView {
         self.detail().map_or(0, |detail| detail.last_seq)
     }
 
+    /// The seq the page's event stream starts after: from the start while the run is live or
+    /// when `call_bedrock` was retried, since only the events hold each attempt's output and
+    /// the last text's time; after the snapshot for a finished single-attempt run, whose whole
+    /// answer the snapshot already has.
+    pub fn stream_start(&self) -> u64 {
+        match self.detail() {
+            Some(detail) => {
+                let attempts =
+                    detail.tasks.iter().find(|t| t.name == TaskName::CallBedrock).map_or(0, |t| t.attempts.len());
+                if detail.state.is_terminal() && attempts <= 1 { detail.last_seq } else { 0 }
+            }
+            None => 0,
+        }
+    }
+
     fn add_log(&mut self, entry: LogEntry) {
         // Lines nearly always arrive in order, so appending is the common case.
         match self.logs.last() {
@@ -72,6 +96,9 @@ impl RunView {
     }
 
     fn apply_event(&mut self, event: &Event) {
+        if self.detail().is_none_or(|detail| detail.id == event.run_id) {
+            self.outputs.apply(event);
+        }
         match &mut self.run {
             Load::Ready(detail) => detail.apply(event),
             // A stream that starts from seq 0 can build the run from its first event.
@@ -141,6 +168,7 @@ mod tests {
                 max_tokens: 10,
                 temperature: None,
                 max_attempts: 3,
+                replay_of: None,
             },
         )
     }
@@ -263,5 +291,47 @@ mod tests {
         assert_eq!(retried.last_seq(), 3);
         let streamed = reduce(RunView::default(), [failed, RunAction::Event(created())]);
         assert_eq!(streamed.detail().map(|d| d.prompt.as_str()), Some("hi"));
+    }
+
+    #[test]
+    fn a_live_or_retried_run_streams_from_the_start_and_a_plain_finished_one_after_its_snapshot() {
+        assert_eq!(RunView::default().stream_start(), 0);
+        let live = reduce(RunView::default(), [RunAction::Loaded(loaded_at(7))]);
+        assert_eq!(live.stream_start(), 0);
+        let mut finished = loaded_at(9);
+        finished.state = RunState::Completed;
+        let done = reduce(RunView::default(), [RunAction::Loaded(finished.clone())]);
+        assert_eq!(done.stream_start(), 9);
+        let start = |number| common::AttemptView {
+            number,
+            state: TaskState::Completed,
+            started_at: DateTime::UNIX_EPOCH,
+            finished_at: None,
+            error: None,
+            retryable: None,
+            http_status: None,
+            request_id: None,
+            first_byte_ms: None,
+            total_ms: None,
+            retry_delay_ms: None,
+            retry_at: None,
+        };
+        finished.tasks[1].attempts = vec![start(1), start(2)];
+        let retried = reduce(RunView::default(), [RunAction::Loaded(finished)]);
+        assert_eq!(retried.stream_start(), 0);
+    }
+
+    #[test]
+    fn deltas_replayed_over_a_snapshot_still_fill_each_attempts_output() {
+        let state = reduce(
+            RunView::default(),
+            [
+                RunAction::Loaded(loaded_at(5)),
+                RunAction::Event(ev(2, EventKind::Delta { attempt: 1, text: "cut".into() })),
+                RunAction::Event(ev(6, EventKind::Delta { attempt: 2, text: "whole".into() })),
+            ],
+        );
+        assert_eq!(state.outputs.text(1), Some("cut"));
+        assert_eq!(state.outputs.text(2), Some("whole"));
     }
 }

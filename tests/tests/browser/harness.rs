@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use backend::config::AppArgs;
 use common::{RunId, RunState};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -61,6 +62,12 @@ pub fn dist_dir() -> PathBuf {
 /// The real server serving `dist/`, with the emulator streaming `tokens_per_sec` chunks a second
 /// (0 = all at once) and 2 s between `call_bedrock` attempts, long enough to watch a countdown.
 pub async fn spawn_site(tokens_per_sec: u32) -> TestApp {
+    spawn_site_with(tokens_per_sec, |_| {}).await
+}
+
+/// [`spawn_site`], with its flow settings (retry delay, stream idle timeout...) adjusted by
+/// `configure`.
+pub async fn spawn_site_with(tokens_per_sec: u32, configure: impl FnOnce(&mut AppArgs)) -> TestApp {
     let dist = dist_dir();
     tests::spawn_app_with(move |args| {
         args.static_dir = dist;
@@ -68,6 +75,7 @@ pub async fn spawn_site(tokens_per_sec: u32) -> TestApp {
         app.bedrock_retry_delay_secs = 2.0;
         app.emulator_latency_ms = 0;
         app.emulator_tokens_per_sec = tokens_per_sec;
+        configure(app);
     })
     .await
 }
@@ -353,6 +361,44 @@ impl Browser {
         self.eval(script, vec![json!(css)]).await.as_str().unwrap_or_default().to_owned()
     }
 
+    /// The `value` of the first input matching `css` ("" when there is none).
+    pub async fn value_of(&self, css: &str) -> String {
+        let script = "const e = document.querySelector(arguments[0]); return e ? e.value : '';";
+        self.eval(script, vec![json!(css)]).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The id of the element that has keyboard focus ("" for none, or one without an id).
+    pub async fn focused_id(&self) -> String {
+        let script = "const e = document.activeElement; return e && e.id ? e.id : '';";
+        self.eval(script, vec![]).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Polls the text of `css` until `check` holds; fails with the last text after [`DEADLINE`].
+    pub async fn wait_for_text(&self, css: &str, check: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text_of(css).await;
+            if check(&text) {
+                return text;
+            }
+            assert!(started.elapsed() < DEADLINE, "timed out waiting on `{css}`; it shows {text:?}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Polls the page's path until `check` holds; fails with the last path after [`DEADLINE`].
+    pub async fn wait_for_path(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let path = self.path().await;
+            if check(&path) {
+                return path;
+            }
+            assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}; the page is at {path}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The page's path.
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
@@ -367,7 +413,7 @@ impl Browser {
             if let Some(id) = self.path().await.strip_prefix("/runs/") {
                 return id.parse().unwrap_or_else(|e| panic!("not a run id in the URL ({e}): {id}"));
             }
-            let error = self.text_of("#form-error").await;
+            let error = self.text_of("#form-error, [data-testid=field-error]").await;
             assert!(error.is_empty(), "the form refused {prompt:?}: {error}");
             assert!(started.elapsed() < DEADLINE, "submitting {prompt:?} did not open the run page");
             tokio::time::sleep(POLL).await;

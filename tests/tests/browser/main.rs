@@ -8,10 +8,13 @@
 
 mod harness;
 
+mod answers;
 mod faults;
 mod form;
 mod history;
 mod hostile;
+mod iterate;
 mod live;
 mod retries;
 mod submit;
+mod verdicts;
