@@ -10,7 +10,9 @@ use yew::prelude::*;
 
 use super::not_found::NotFound;
 use crate::api::{self, StreamTarget};
-use crate::components::{ConnectionIndicator, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline, VerdictLine};
+use crate::components::{
+    ConnectionIndicator, FaultPanel, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline, VerdictLine,
+};
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Route, use_navigate};
 use crate::state::run::{RunAction, RunView};
@@ -218,6 +220,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                     <pre class="prompt-text">{ detail.prompt.clone() }</pre>
                 </details>
                 <Lineage replay_of={ detail.replay_of } replays={ detail.replays.clone() } />
+                if health.is_emulator() { <FaultPanel compact=true /> }
                 if let Some(verdict) = verdict {
                     <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy } />
                 }
