@@ -1,3 +1,4 @@
+use backend::emulator::reply_for;
 use backend::journal::ScannedRecord;
 use common::{RunDetail, RunState, TaskName, TaskState};
 use tests::{BinaryServer, TestDirs, attempts, eventually, serve_flags, spawn_app_in, unique_prompt};
@@ -33,6 +34,8 @@ async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
     })
     .await;
     assert_eq!(streaming.tasks[1].state, TaskState::Running);
+    let partial = streaming.response.clone().unwrap();
+    assert!(reply_for(&prompt).starts_with(&partial), "streamed so far: a prefix of the emulator's reply");
 
     server.kill9().await;
 
@@ -61,6 +64,10 @@ async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
     // The recovered history replays over the WebSocket, ending with the crash.
     let mut feed = app.ws_follow(id, 0).await;
     let events = feed.until_finished(id).await;
+    let kept = crate::expected::streamed_text(&events);
+    assert!(kept.starts_with(&partial), "every delta a client had is kept: {kept:?} vs {partial:?}");
+    assert!(reply_for(&prompt).starts_with(&kept), "and is the emulator's text: {kept:?}");
+    assert_eq!(run.response.as_deref(), Some(kept.as_str()), "the detail shows what was streamed");
     assert_eq!(RunDetail::fold(&events).unwrap(), run);
 
     // A second restart does not touch the run again.

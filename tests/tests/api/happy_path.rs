@@ -4,6 +4,8 @@ use common::{BedrockBackend, RunState, TaskName, TaskState};
 use reqwest::StatusCode;
 use tests::{attempts, spawn_app, unique_prompt};
 
+use crate::expected;
+
 #[tokio::test]
 async fn a_submitted_prompt_completes_with_the_exact_emulated_response() {
     let app = spawn_app().await;
@@ -19,8 +21,7 @@ async fn a_submitted_prompt_completes_with_the_exact_emulated_response() {
     assert_eq!(run.prompt, prompt);
     assert!(run.error.is_none(), "{:?}", run.error);
     assert!(run.started_at.is_some() && run.finished_at.is_some());
-    let usage = run.usage.expect("usage is recorded");
-    assert!(usage.input_tokens > 0 && usage.output_tokens > 0, "{usage:?}");
+    assert_eq!(run.usage, Some(expected::usage_for(&prompt)), "the emulator's token counts");
 
     for task in &run.tasks {
         assert_eq!(task.state, TaskState::Completed, "{:?}", task.name);
@@ -118,10 +119,54 @@ async fn the_invoke_api_also_completes_with_the_exact_emulated_response() {
 async fn the_list_agrees_with_the_detail_as_soon_as_a_run_has_finished() {
     let app = spawn_app().await;
     for i in 0..10 {
-        let run = app.submit(&format!("Consistent {i}")).await;
+        let prompt = format!("Consistent  {i}\nacross  views");
+        let before = chrono::Utc::now();
+        let run = app.submit(&prompt).await;
+        let accepted_by = chrono::Utc::now();
         let detail = app.wait_until_finished(run.id).await;
-        let listed = app.runs().await.into_iter().find(|r| r.id == run.id).unwrap();
-        assert_eq!(listed.state, detail.state, "GET /api/runs trails GET /api/runs/{{id}}");
-        assert_eq!(listed, detail.summary(), "the list and the detail describe the run alike");
+        let finished_by = chrono::Utc::now();
+        // No wait: the list must show the run as finished the moment the detail does.
+        let listed = app.runs().await.into_iter().find(|r| r.id == run.id).expect("the finished run is listed");
+
+        // Each view against what the run must be, known without the server's help.
+        for (view, state, usage, error) in
+            [("list", listed.state, listed.usage, &listed.error), ("detail", detail.state, detail.usage, &detail.error)]
+        {
+            assert_eq!(state, RunState::Completed, "{view}: run {i}");
+            assert_eq!(usage, Some(expected::usage_for(&prompt)), "{view}: the emulator's token counts");
+            assert_eq!(*error, None, "{view}");
+        }
+        assert_eq!(detail.response.as_deref(), Some(reply_for(&prompt).as_str()));
+        assert_eq!(listed.prompt_preview, format!("Consistent {i} across views"), "whitespace collapsed");
+        assert_eq!(listed.model_id, backend::config::DEFAULT_MODEL_ID);
+        assert_eq!(detail.model_id, backend::config::DEFAULT_MODEL_ID);
+        // Timestamps are truncated to microseconds in storage: allow that much.
+        let slack = chrono::Duration::milliseconds(1);
+        assert!(before - slack <= listed.created_at && listed.created_at <= accepted_by, "{listed:?}");
+        let started = listed.started_at.expect("started");
+        let finished = listed.finished_at.expect("finished");
+        assert!(listed.created_at <= started && started <= finished && finished <= finished_by, "{listed:?}");
+
+        // And the list against the detail, field by field.
+        assert_eq!(listed.created_at, detail.created_at, "created_at");
+        assert_eq!(listed.started_at, detail.started_at, "started_at");
+        assert_eq!(listed.finished_at, detail.finished_at, "finished_at");
+        assert_eq!(listed.model_id, detail.model_id, "model_id");
+        assert_eq!(listed.usage, detail.usage, "usage");
+        assert_eq!(listed.error, detail.error, "error");
+        assert_eq!(listed.created_at, run.created_at, "the list and the 202 answer agree on acceptance");
+        assert_eq!(listed, detail.summary(), "and on any field added later");
+        assert_eq!(detail.prompt, prompt);
     }
+
+    // A failed run: its reason is in both views, and it has no usage.
+    app.inject(common::FaultPlan { kind: common::FaultKind::Validation, fail_first: 1, every_nth: 0 }).await;
+    let run = app.submit("Refused by the model").await;
+    let detail = app.wait_until_finished(run.id).await;
+    let listed = app.runs().await.into_iter().find(|r| r.id == run.id).expect("the failed run is listed");
+    assert_eq!((listed.state, detail.state), (RunState::Failed, RunState::Failed));
+    assert!(listed.error.as_deref().is_some_and(|e| !e.is_empty()), "the list says why: {listed:?}");
+    assert_eq!(listed.error, detail.error, "the same reason in both views");
+    assert_eq!((listed.usage, detail.usage), (None, None), "no answer, no usage");
+    assert_eq!(listed.finished_at, detail.finished_at);
 }

@@ -8,6 +8,7 @@ mod cancel;
 mod cli;
 mod concurrency;
 mod crash;
+mod expected;
 mod happy_path;
 mod idempotency;
 mod load_retry;

@@ -1,5 +1,8 @@
+use backend::emulator::reply_for;
 use common::{FaultKind, FaultPlan, RunDetail, RunState};
 use tests::{spawn_app, spawn_app_in};
+
+use crate::expected::usage_for;
 
 #[tokio::test]
 async fn history_survives_a_restart_identically() {
@@ -29,6 +32,19 @@ async fn history_survives_a_restart_identically() {
 
     let dirs = app.stop().await;
     let app = spawn_app_in(dirs, |_| {}).await;
+
+    // What each run must still say, known from the emulator rather than from the first server.
+    for (id, prompt) in [(completed.id, "Remember me"), (retried.id, "Remember my retry")] {
+        let run = app.run(id).await;
+        assert_eq!(run.state, RunState::Completed, "run {id}");
+        assert_eq!(run.response.as_deref(), Some(reply_for(prompt).as_str()), "run {id}: the emulator's reply");
+        assert_eq!(run.usage, Some(usage_for(prompt)), "run {id}: the emulator's token counts");
+    }
+    let failed_run = app.run(failed.id).await;
+    assert_eq!(failed_run.state, RunState::Failed);
+    assert!(failed_run.error.is_some(), "the failure keeps its reason");
+    assert_eq!(tests::attempts(&failed_run, common::TaskName::CallBedrock).len(), 1, "a validation error is final");
+    assert_eq!(tests::attempts(&app.run(retried.id).await, common::TaskName::CallBedrock).len(), 2, "one retry");
 
     assert_eq!(app.runs().await, list_before, "the list is identical after the restart");
     for (i, id) in ids.into_iter().enumerate() {

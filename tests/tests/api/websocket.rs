@@ -1,5 +1,8 @@
+use backend::emulator::reply_for;
 use common::{Event, EventKind, RunDetail, RunId, RunState};
 use tests::{spawn_app, spawn_app_with, unique_prompt};
+
+use crate::expected::{reported_usage, streamed_text, usage_for};
 
 /// Asserts the events are exactly `from..=from+n-1` of one run, in order.
 fn assert_contiguous(events: &[Event], id: RunId, from: u64) {
@@ -16,10 +19,22 @@ fn assert_ends_completed(events: &[Event]) {
     }
 }
 
+/// Asserts a run's whole event sequence carries the emulator's known answer to `prompt`: read
+/// off the raw events, and as the fold (the page's and the server's one picture) makes it.
+fn assert_answers(events: &[Event], prompt: &str) {
+    assert_eq!(streamed_text(events), reply_for(prompt), "the deltas spell the emulator's reply");
+    assert_eq!(reported_usage(events), Some(usage_for(prompt)), "the emulator's token counts");
+    let folded = RunDetail::fold(events).unwrap();
+    assert_eq!(folded.prompt, prompt);
+    assert_eq!(folded.response.as_deref(), Some(reply_for(prompt).as_str()), "the folded response");
+    assert_eq!(folded.usage, Some(usage_for(prompt)), "the folded usage");
+}
+
 #[tokio::test]
 async fn a_websocket_client_sees_the_full_ordered_event_sequence_of_a_run() {
     let app = spawn_app_with(|args| args.app.emulator_tokens_per_sec = 200).await;
-    let run = app.submit(&unique_prompt("Stream every event")).await;
+    let prompt = unique_prompt("Stream every event");
+    let run = app.submit(&prompt).await;
     let mut feed = app.ws_follow(run.id, 0).await;
 
     let events = feed.until_finished(run.id).await;
@@ -31,8 +46,11 @@ async fn a_websocket_client_sees_the_full_ordered_event_sequence_of_a_run() {
         assert!(json.iter().any(|j| j["type"] == kind), "no {kind} event");
     }
 
+    assert_answers(&events, &prompt);
     let rest = app.run(run.id).await;
     assert_eq!(rest.last_seq, events.last().unwrap().seq);
+    assert_eq!(rest.response.as_deref(), Some(reply_for(&prompt).as_str()), "REST has the emulator's reply");
+    assert_eq!(rest.usage, Some(usage_for(&prompt)), "REST has the emulator's token counts");
     assert_eq!(RunDetail::fold(&events).unwrap(), rest, "the events fold into the REST detail");
 }
 
@@ -40,7 +58,8 @@ async fn a_websocket_client_sees_the_full_ordered_event_sequence_of_a_run() {
 async fn reconnecting_mid_run_with_after_seq_yields_exactly_the_events_after_it() {
     // Paced so the run is still streaming when the second client connects.
     let app = spawn_app_with(|args| args.app.emulator_tokens_per_sec = 50).await;
-    let run = app.submit(&unique_prompt("Reconnect halfway")).await;
+    let prompt = unique_prompt("Reconnect halfway");
+    let run = app.submit(&prompt).await;
     let mut from_start = app.ws_follow(run.id, 0).await;
     let midway = app.wait_until_streaming(run.id).await;
     let after = midway.last_seq;
@@ -54,12 +73,16 @@ async fn reconnecting_mid_run_with_after_seq_yields_exactly_the_events_after_it(
     assert_contiguous(&all, run.id, 1);
     assert_eq!(tail.as_slice(), &all[after as usize..], "the same events as the client that never left");
     assert_ends_completed(&tail);
+    assert_answers(&all, &prompt);
+    assert!(reply_for(&prompt).starts_with(midway.response.as_deref().unwrap()), "midway: a prefix of the reply");
     assert_eq!(RunDetail::fold(&all).unwrap(), app.run(run.id).await);
-    // A page that rebuilds from REST plus the resumed tail gets the same picture.
+    // A page that rebuilds from REST plus the resumed tail gets the same, known answer.
     let mut rebuilt = midway.clone();
     for event in &tail {
         rebuilt.apply(event);
     }
+    assert_eq!(rebuilt.response.as_deref(), Some(reply_for(&prompt).as_str()), "REST midway + the tail");
+    assert_eq!(rebuilt.usage, Some(usage_for(&prompt)));
     assert_eq!(rebuilt, app.run(run.id).await);
 }
 
@@ -80,11 +103,13 @@ async fn the_all_runs_feed_sees_the_events_of_a_run_submitted_after_connecting()
         }
     }
 
-    let run = app.submit(&unique_prompt("Broadcast me")).await;
+    let prompt = unique_prompt("Broadcast me");
+    let run = app.submit(&prompt).await;
     let events = feed.until_finished(run.id).await;
     assert_contiguous(&events, run.id, 1);
     assert!(matches!(events[0].kind, EventKind::RunCreated { .. }));
     assert_ends_completed(&events);
+    assert_answers(&events, &prompt);
     assert_eq!(RunDetail::fold(&events).unwrap(), app.run(run.id).await);
 }
 
@@ -95,12 +120,12 @@ async fn a_finished_run_is_replayed_from_any_after_seq_and_then_the_socket_stays
     let done = app.wait_until_finished(run.id).await;
 
     let mut feed = app.ws_follow(run.id, 2).await;
-    let mut events = Vec::new();
-    while let Some(event) = feed.next_within(std::time::Duration::from_millis(300)).await {
-        events.push(event);
-    }
+    // Read up to the terminal event with the generous deadline; only then look for extras, so a
+    // slow machine can miss nothing that is there and never fails for being slow.
+    let events = feed.until_finished(run.id).await;
     assert_contiguous(&events, run.id, 3);
-    assert_eq!(events.last().unwrap().seq, done.last_seq, "nothing after the terminal event");
+    assert_eq!(events.last().unwrap().seq, done.last_seq, "the replay ends with the stored terminal event");
+    assert!(feed.next_within(std::time::Duration::from_millis(300)).await.is_none(), "nothing after the end");
 
     let mut at_end = app.ws_follow(run.id, done.last_seq).await;
     assert!(at_end.next_within(std::time::Duration::from_millis(200)).await.is_none());

@@ -204,10 +204,14 @@ async fn a_disk_that_fills_while_runs_stream_loses_no_event_a_client_saw_and_lea
         let detail = app.run(*id).await;
         let last = events.last().unwrap();
         assert_eq!(detail.last_seq, last.seq, "run {id}: stored and seen ends differ");
-        assert_eq!(Some(detail.state), match &last.kind {
-            EventKind::RunState { state, .. } => Some(*state),
-            _ => None,
-        }, "run {id}: the stored state is not the one the client saw");
+        assert_eq!(
+            Some(detail.state),
+            match &last.kind {
+                EventKind::RunState { state, .. } => Some(*state),
+                _ => None,
+            },
+            "run {id}: the stored state is not the one the client saw"
+        );
     }
     let dirs = app.stop().await;
     assert_eq!(integrity_check(&dirs.data_dir).await, "ok");

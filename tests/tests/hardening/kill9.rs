@@ -142,10 +142,8 @@ async fn stored_events(data_dir: &std::path::Path) -> (HashMap<(RunId, u64), Str
     let mut db = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
     let rows: Vec<(String, i64, String)> =
         sqlx::query_as("SELECT run_id, seq, body FROM events").fetch_all(&mut db).await.unwrap();
-    let events = rows
-        .into_iter()
-        .map(|(run, seq, body)| ((run.parse().unwrap(), u64::try_from(seq).unwrap()), body))
-        .collect();
+    let events =
+        rows.into_iter().map(|(run, seq, body)| ((run.parse().unwrap(), u64::try_from(seq).unwrap()), body)).collect();
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT id, state FROM runs").fetch_all(&mut db).await.unwrap();
     let states = rows.into_iter().map(|(id, state)| (id.parse().unwrap(), state.parse().unwrap())).collect();
     let _ = db.close().await;

@@ -2,14 +2,20 @@
 //! off-loopback needs a token, foreign hosts and cross-site writes are refused, no credential
 //! ever reaches an output, and static files cannot be escaped.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use backend::startup::Application;
-use common::RunDetail;
+use common::{RunDetail, RunId};
+use futures_util::StreamExt;
 use reqwest::Method;
 use tests::{BinaryServer, TestDirs, serve_flags, spawn_app_with, test_args, unique_prompt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::support::{raw_http, raw_status};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type WsResponse = tokio_tungstenite::tungstenite::handshake::client::Response;
 
 const TOKEN: &str = "s3cret-test-token-0123456789";
 
@@ -66,10 +72,16 @@ async fn the_token_url_sets_a_locked_down_cookie_and_redirects() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(location, "/runs/x?tab=logs", "the token leaves the URL");
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
-        assert!(cookie.contains(attribute), "{cookie}");
+    // Attribute by attribute, as a browser parses them (names case-insensitive), so `Secure`
+    // is not found inside another attribute's value and a missing one is named.
+    let mut parts = cookie.split(';').map(str::trim);
+    let pair = parts.next().unwrap();
+    assert_eq!(pair.split_once('=').map(|(_, value)| value), Some(TOKEN), "the cookie carries the token: {cookie}");
+    let attributes: Vec<String> = parts.map(str::to_ascii_lowercase).collect();
+    for attribute in ["httponly", "samesite=strict", "secure", "path=/"] {
+        assert!(attributes.iter().any(|a| a == attribute), "the README promises `{attribute}`: {cookie}");
     }
-    let pair = cookie.split(';').next().unwrap();
+    assert!(!attributes.iter().any(|a| a.starts_with("domain=")), "a host-only cookie: {cookie}");
     let with_cookie = client.get(app.url("/api/runs")).header("cookie", pair).send().await.unwrap();
     assert_eq!(with_cookie.status(), 200);
     let wrong = client.get(app.url("/?token=nope")).send().await.unwrap();
@@ -112,16 +124,22 @@ async fn foreign_hosts_and_cross_site_writes_are_refused_and_create_nothing() {
         .await
         .unwrap();
     assert_eq!(evil_host_post.status(), 421);
+    // The README: a cross-origin write gets `403`; a body that is not JSON gets `415`. Exact
+    // statuses, so a refusal for the wrong reason (a 400 from the body parser, a 404) fails.
+    let other_port = format!("http://127.0.0.1:{}", app.port.wrapping_add(1));
     let mut statuses = Vec::new();
-    for (name, value, content_type) in [
-        ("origin", "http://evil.example", "application/json"),
-        ("origin", "null", "application/json"),
-        ("origin", "http://127.0.0.1.evil.example", "application/json"),
-        ("sec-fetch-site", "cross-site", "application/json"),
-        ("origin", "http://evil.example", "text/plain"),
-        ("x-none", "form", "text/plain"),
-        ("x-none", "form", "application/x-www-form-urlencoded"),
-        ("x-none", "form", "multipart/form-data; boundary=x"),
+    for (name, value, content_type, expected) in [
+        ("origin", "http://evil.example", "application/json", 403),
+        ("origin", "null", "application/json", 403),
+        ("origin", "http://127.0.0.1.evil.example", "application/json", 403),
+        ("origin", "http://localhost:3000", "application/json", 403),
+        ("origin", other_port.as_str(), "application/json", 403),
+        ("sec-fetch-site", "cross-site", "application/json", 403),
+        ("sec-fetch-site", "same-site", "application/json", 403),
+        ("origin", "http://evil.example", "text/plain", 403),
+        ("x-none", "form", "text/plain", 415),
+        ("x-none", "form", "application/x-www-form-urlencoded", 415),
+        ("x-none", "form", "multipart/form-data; boundary=x", 415),
     ] {
         let response = app
             .client
@@ -132,11 +150,20 @@ async fn foreign_hosts_and_cross_site_writes_are_refused_and_create_nothing() {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        assert!((400..500).contains(&status), "{name}: {value} ({content_type}) → {status}");
+        let (status, message) = tests::error_of(response).await;
+        assert_eq!(status.as_u16(), expected, "{name}: {value} ({content_type}): {message}");
         statuses.push(format!("{name}={value} {content_type} → {status}"));
     }
-    // Cancelling and fault injection from another site are refused too.
+    // Cancelling and fault injection from another site are refused too, before the route runs
+    // (a cancel of an unknown run would otherwise be a 404).
+    let cancel = app
+        .client
+        .post(app.url("/api/runs/00000000-0000-0000-0000-000000000000/cancel"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 403);
     let fault = app
         .client
         .put(app.url("/api/emulator/faults"))
@@ -148,7 +175,103 @@ async fn foreign_hosts_and_cross_site_writes_are_refused_and_create_nothing() {
     assert_eq!(fault.status(), 403);
     assert!(app.runs().await.is_empty(), "a cross-site request created a run");
     assert!(app.app.emulator().expect("the test app runs on the emulator").status().plan.is_none());
-    eprintln!("FIGURE cross-site: Host evil → 421; {statuses:?}; cross-site PUT faults → 403; 0 runs stored");
+    // The control: the page's own origin, same request, is accepted, so the refusals above are
+    // about the origin and nothing else.
+    let own = app
+        .client
+        .post(app.url("/api/runs"))
+        .header("origin", app.address.as_str())
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 202, "the page's own origin");
+    eprintln!(
+        "FIGURE cross-site: Host evil → 421; {statuses:?}; cross-site cancel and PUT faults → 403; own origin → 202"
+    );
+}
+
+#[tokio::test]
+async fn in_token_mode_another_origin_gets_403_even_with_the_cookie_and_the_page_s_own_is_accepted() {
+    let app = spawn_app_with(|args| {
+        args.auth_token = Some(TOKEN.to_owned());
+        args.allowed_hosts = vec!["app.example.com".to_owned()];
+    })
+    .await;
+    let host = format!("app.example.com:{}", app.port);
+    let own = format!("http://{host}");
+    let cookie = login_cookie(&app).await;
+    let body = serde_json::json!({ "prompt": "from somewhere" }).to_string();
+    let post = |origin: Option<&str>, site: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url("/api/runs"))
+            .header("host", host.as_str())
+            .header("cookie", cookie.as_str())
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        request.send()
+    };
+    let refused = [
+        (Some("https://sibling.example.com"), Some("same-site")),
+        (Some("http://app.example.com:3000"), Some("same-site")),
+        (Some("null"), Some("cross-site")),
+        (None, Some("cross-site")),
+        (None, Some("same-site")),
+    ];
+    for (origin, site) in refused {
+        let (status, message) = tests::error_of(post(origin, site).await.unwrap()).await;
+        assert_eq!(status, 403, "Origin {origin:?}, Sec-Fetch-Site {site:?}: {message}");
+    }
+    let bearer = app
+        .client
+        .post(app.url("/api/runs"))
+        .header("host", host.as_str())
+        .header("origin", "http://evil.example")
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({ "prompt": "with the bearer token" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 403, "the token does not make another origin's write acceptable");
+
+    let upgrade = |origin: &str| {
+        let mut request = format!("ws://127.0.0.1:{}/api/ws", app.port).into_client_request().unwrap();
+        let headers = request.headers_mut();
+        headers.insert("host", host.parse().unwrap());
+        headers.insert("cookie", cookie.parse().unwrap());
+        headers.insert("origin", origin.parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match upgrade("https://sibling.example.com").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("a sibling origin's upgrade was not refused: {:?}", other.map(|_| ())),
+    }
+    let (_socket, response) = upgrade(&own).await.expect("the page's own origin opens the feed");
+    assert_eq!(response.status(), 101);
+    let accepted = post(Some(&own), Some("same-origin")).await.unwrap();
+    assert_eq!(accepted.status(), 202, "the page's own origin with the cookie");
+    eprintln!(
+        "FIGURE token mode: {} cross-origin writes with the cookie, one with the bearer token, and a sibling's \
+               upgrade → 403; the page's own origin → 202 / 101",
+        refused.len()
+    );
+}
+
+/// The session cookie (`name=value`) the `?token=` login sets.
+async fn login_cookie(app: &tests::TestApp) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = client.get(app.url(&format!("/?token={TOKEN}"))).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
 }
 
 const SECRETS: [&str; 3] = [
@@ -157,13 +280,91 @@ const SECRETS: [&str; 3] = [
     "FAKESESSIONTOKENxyzzyDoNotLogThisSessionToken0123456789",
 ];
 
+/// Everything a client or an operator can read of a server, gathered to be searched for secrets.
+#[derive(Default)]
+struct Exposed {
+    texts: Vec<(String, Vec<u8>)>,
+}
+
+impl Exposed {
+    fn add(&mut self, place: impl Into<String>, bytes: impl Into<Vec<u8>>) {
+        self.texts.push((place.into(), bytes.into()));
+    }
+
+    /// Records a response's status line, every header and the body; returns the body.
+    async fn response(&mut self, place: &str, response: reqwest::Response) -> String {
+        self.add(format!("{place}: headers"), headers_text(response.status().as_u16(), response.headers()));
+        let body = response.text().await.unwrap();
+        self.add(format!("{place}: body"), body.clone());
+        body
+    }
+
+    /// Records a WebSocket's upgrade answer, then reads it until each of `ids` has ended (its
+    /// terminal event, with the generous deadline: no quiet window to guess), recording every
+    /// message.
+    async fn feed(&mut self, place: &str, (mut socket, upgrade): (Socket, WsResponse), ids: &[RunId]) {
+        self.add(format!("{place}: upgrade headers"), headers_text(upgrade.status().as_u16(), upgrade.headers()));
+        let mut ended = HashSet::new();
+        let mut text = String::new();
+        while ended.len() < ids.len() {
+            let message = tokio::time::timeout(tests::DEADLINE, socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("{place}: {} of {} runs ended before the deadline", ended.len(), ids.len()))
+                .expect("the socket stays open")
+                .unwrap()
+                .into_text()
+                .unwrap_or_default();
+            if let Ok(event) = serde_json::from_str::<common::Event>(&message)
+                && event.kind.ends_run()
+                && ids.contains(&event.run_id)
+            {
+                ended.insert(event.run_id);
+            }
+            text.push_str(&message);
+        }
+        assert!(text.contains("run_state"), "{place}: events were received");
+        self.add(place, text);
+    }
+
+    /// Fails if any secret occurs anywhere; the bytes searched.
+    fn assert_clean(&self, secrets: &[&str]) -> usize {
+        for (place, bytes) in &self.texts {
+            for secret in secrets {
+                if let Some(at) = find(bytes, secret) {
+                    let around = String::from_utf8_lossy(&bytes[at.saturating_sub(200)..(at + 200).min(bytes.len())])
+                        .into_owned();
+                    panic!("{secret} leaked into {place}: …{around}…");
+                }
+            }
+        }
+        self.texts.iter().map(|(_, bytes)| bytes.len()).sum()
+    }
+}
+
+/// Where `needle` first occurs in `bytes`, searched as bytes (the database is not text).
+fn find(bytes: &[u8], needle: &str) -> Option<usize> {
+    bytes.windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// A response's status and headers as text (reqwest and tungstenite share the `http` types).
+fn headers_text(status: u16, headers: &reqwest::header::HeaderMap) -> String {
+    let mut text = format!("{status}\n");
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+    }
+    text
+}
+
 #[tokio::test]
-async fn fake_aws_credentials_never_reach_logs_responses_or_events() {
-    let emulator = BinaryServer::emulator(&["--latency-ms", "0", "--tokens-per-sec", "0"]).await;
+async fn fake_aws_credentials_never_reach_logs_responses_headers_files_or_events() {
+    // The Bedrock endpoint is the built-in emulator of an in-process server, so its fault plan
+    // can be set through its API to make a signed call fail.
+    let bedrock = spawn_app_with(|_| {}).await;
+    let endpoint = bedrock.health().await["bedrock"]["endpoint"].as_str().unwrap().to_owned();
     let dirs = TestDirs::new();
     let mut flags = serve_flags(&dirs);
     flags.insert("--bedrock", "aws".to_owned());
-    flags.insert("--bedrock-endpoint", emulator.address.clone());
+    flags.insert("--bedrock-endpoint", endpoint);
     let env = [
         ("AWS_ACCESS_KEY_ID", SECRETS[0]),
         ("AWS_SECRET_ACCESS_KEY", SECRETS[1]),
@@ -173,73 +374,103 @@ async fn fake_aws_credentials_never_reach_logs_responses_or_events() {
     ];
     let server = BinaryServer::start(&flags, &env).await;
     let client = reqwest::Client::new();
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/api/ws", server.port)).await.unwrap();
-    let run: RunDetail = client
-        .post(server.url("/api/runs"))
-        .json(&serde_json::json!({ "prompt": unique_prompt("sign me") }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + tests::DEADLINE;
-    let detail = loop {
-        let text = client.get(server.url(&format!("/api/runs/{}", run.id))).send().await.unwrap().text().await.unwrap();
-        let detail: RunDetail = serde_json::from_str(&text).unwrap();
-        if detail.state.is_terminal() {
-            break text;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut exposed = Exposed::default();
+
+    // Three signed calls: one that succeeds, one Bedrock refuses (not retried), one throttled
+    // and then retried; the live feed is open before any of them starts.
+    let submit = async |exposed: &mut Exposed, what: &str| -> RunId {
+        let response =
+            client.post(server.url("/api/runs")).json(&serde_json::json!({ "prompt": what })).send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let body = exposed.response(&format!("POST /api/runs ({what})"), response).await;
+        serde_json::from_str::<RunDetail>(&body).unwrap().id
     };
-    assert!(detail.contains("\"Completed\""), "the signed call went through: {detail}");
-    let mut outputs = vec![("detail", detail)];
-    for path in [
-        format!("/api/runs/{}/logs", run.id),
+    let wait_finished = async |exposed: &mut Exposed, id: RunId| -> RunDetail {
+        let url = server.url(&format!("/api/runs/{id}"));
+        let deadline = Instant::now() + tests::DEADLINE;
+        loop {
+            let response = client.get(&url).send().await.unwrap();
+            let body = exposed.response(&format!("GET /api/runs/{id}"), response).await;
+            let detail: RunDetail = serde_json::from_str(&body).unwrap();
+            if detail.state.is_terminal() {
+                return detail;
+            }
+            assert!(Instant::now() < deadline, "run {id} did not finish: {detail:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let live = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/api/ws", server.port)).await.unwrap();
+
+    let prompt = unique_prompt("sign me");
+    let completed = submit(&mut exposed, &prompt).await;
+    assert_eq!(wait_finished(&mut exposed, completed).await.state, common::RunState::Completed);
+    bedrock.inject(common::FaultPlan { kind: common::FaultKind::Validation, fail_first: 1, every_nth: 0 }).await;
+    let refused = submit(&mut exposed, &unique_prompt("sign me, then be refused")).await;
+    let refused_detail = wait_finished(&mut exposed, refused).await;
+    assert_eq!(refused_detail.state, common::RunState::Failed, "{refused_detail:#?}");
+    let call = tests::attempts(&refused_detail, common::TaskName::CallBedrock);
+    assert_eq!(call.len(), 1, "a validation error is not retried");
+    assert_eq!(call[0].http_status, Some(400), "the signed call reached Bedrock and failed there");
+    bedrock.inject(common::FaultPlan { kind: common::FaultKind::Throttle, fail_first: 1, every_nth: 0 }).await;
+    let retried = submit(&mut exposed, &unique_prompt("sign me twice")).await;
+    let retried_detail = wait_finished(&mut exposed, retried).await;
+    assert_eq!(retried_detail.state, common::RunState::Completed);
+    assert_eq!(tests::attempts(&retried_detail, common::TaskName::CallBedrock).len(), 2, "throttled, then retried");
+    let ids = [completed, refused, retried];
+
+    exposed.feed("live WS", live, &ids).await;
+    for id in ids {
+        let url = format!("ws://127.0.0.1:{}/api/ws?run_id={id}&after_seq=0", server.port);
+        exposed
+            .feed(&format!("replayed WS of {id}"), tokio_tungstenite::connect_async(url).await.unwrap(), &[id])
+            .await;
+    }
+    let mut paths = vec![
         "/api/runs".to_owned(),
         "/api/health".to_owned(),
         "/metrics".to_owned(),
         "/api/emulator/faults".to_owned(),
-    ] {
-        outputs.push(("api", client.get(server.url(&path)).send().await.unwrap().text().await.unwrap()));
+        "/api/runs/not-a-run".to_owned(),
+        "/no/such/route".to_owned(),
+    ];
+    paths.extend(ids.iter().map(|id| format!("/api/runs/{id}/logs")));
+    for path in &paths {
+        let response = client.get(server.url(path)).send().await.unwrap();
+        exposed.response(&format!("GET {path}"), response).await;
     }
-    let mut ws_text = String::new();
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(Duration::from_millis(300), futures_util::StreamExt::next(&mut socket)).await
-    {
-        ws_text.push_str(&message.into_text().unwrap_or_default());
+    let cancel = client.post(server.url(&format!("/api/runs/{completed}/cancel"))).send().await.unwrap();
+    exposed.response("POST cancel of a finished run", cancel).await;
+
+    // What the server keeps on disk: the database (main file and WAL) and the prompt journal.
+    for name in ["runs.db", "runs.db-wal"] {
+        let path = dirs.data_dir.join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        exposed.add(name, bytes);
     }
-    let (mut replay, _) = tokio_tungstenite::connect_async(format!(
-        "ws://127.0.0.1:{}/api/ws?run_id={}&after_seq=0",
-        server.port, run.id
-    ))
-    .await
-    .unwrap();
-    while let Ok(Some(Ok(message))) =
-        tokio::time::timeout(Duration::from_millis(300), futures_util::StreamExt::next(&mut replay)).await
-    {
-        ws_text.push_str(&message.into_text().unwrap_or_default());
-    }
-    assert!(ws_text.contains("run_state"), "events were received");
-    outputs.push(("websocket", ws_text));
-    let log = server.output();
-    assert!(log.contains("TRACE") || log.to_lowercase().contains("trace"), "trace logging is on");
-    outputs.push(("server stdout+stderr", log));
-    let mut searched = 0;
-    for (where_, text) in &outputs {
-        searched += text.len();
-        for secret in SECRETS {
-            let lines: Vec<&str> = text.lines().filter(|l| l.contains(secret)).take(3).collect();
-            assert!(lines.is_empty(), "{secret} leaked into {where_}: {lines:#?}");
+    for entry in std::fs::read_dir(&dirs.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            exposed.add(path.display().to_string(), std::fs::read(&path).unwrap());
         }
     }
-    let emulator_leaks: Vec<&str> = SECRETS.iter().copied().filter(|s| emulator.output().contains(s)).collect();
+    let journal = std::fs::read(&dirs.prompts_file).unwrap();
+    assert!(!journal.is_empty(), "the journal holds the prompts");
+    exposed.add("prompts.txt", journal);
+
+    let log = server.output();
+    assert!(log.contains("TRACE") || log.to_lowercase().contains("trace"), "trace logging is on");
+    assert!(log.contains("ValidationException") || log.contains("validation"), "the refused call is logged");
+    exposed.add("server stdout+stderr", log);
+
+    // The search can see what the files hold: the first prompt is in the journal and the database.
+    let holds = |place: &str| exposed.texts.iter().any(|(p, bytes)| p == place && find(bytes, &prompt).is_some());
+    assert!(holds("prompts.txt"), "the journal is searched as written");
+    assert!(holds("runs.db") || holds("runs.db-wal"), "the database is searched as written");
+    let searched = exposed.assert_clean(&SECRETS);
     eprintln!(
-        "FIGURE secrets: run Completed through the SDK with fake credentials at RUST_LOG=trace; searched {searched} \
-         bytes (server log, detail, logs, list, health, metrics, faults, live and replayed WS): 0 occurrences; \
-         the separate emulator's own log mentions {emulator_leaks:?}"
+        "FIGURE secrets: 3 signed calls (completed, refused with 400, throttled then retried) with fake credentials \
+         at RUST_LOG=trace; searched {searched} bytes (server log, every response's headers and body, live and \
+         replayed WS with upgrade headers, runs.db, runs.db-wal, prompts.txt): 0 occurrences"
     );
 }
 

@@ -1,13 +1,15 @@
 //! A property test of the run state machine through the real server: random fault plans,
 //! retry budgets and cancellations; every run ends in exactly one terminal state that never
-//! changes, with gapless events and never more attempts than the policy allows.
+//! changes and that nothing follows (`EventKind::ends_run`: no event of the run comes after
+//! it, neither to a client nor in the store), with gapless events and never more attempts than
+//! the policy allows.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use backend::emulator::faults::fails;
-use common::{EventKind, FaultKind, FaultPlan, RunState, TaskName};
+use common::{Event, EventKind, FaultKind, FaultPlan, RunId, RunState, TaskName};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tests::{TestApp, attempts, spawn_app_with, unique_prompt};
@@ -42,7 +44,34 @@ fn expected(plan: Option<FaultPlan>, max_attempts: u32) -> (RunState, u32) {
     (RunState::Failed, max_attempts)
 }
 
-async fn check(app: &TestApp, case: &Case, outcomes: &Mutex<BTreeMap<String, u32>>) {
+/// A run's end as the property saw it, re-checked once every case has run.
+struct Ended {
+    app: usize,
+    id: RunId,
+    state: RunState,
+    seq: u64,
+}
+
+/// Fails unless the run's terminal `run_state` is its last event: after a run's end, no event
+/// at all is allowed (a late log line, delta or `task_state` would contradict the ending).
+fn assert_nothing_after_the_end(case: &Case, events: &[Event]) {
+    let end = events.iter().position(|e| e.kind.ends_run()).expect("a terminal event");
+    let after: Vec<&EventKind> = events[end + 1..].iter().map(|e| &e.kind).collect();
+    assert!(after.is_empty(), "{case:?}: events after the run's end (seq {}): {after:#?}", events[end].seq);
+}
+
+/// Fails unless what the server stored for the run also ends at its terminal event: the REST
+/// detail folds every stored event, so its `last_seq` is the last one's, and no log line is
+/// numbered after the end.
+async fn assert_stored_end(app: &TestApp, what: &str, id: RunId, state: RunState, end_seq: u64) {
+    let detail = app.run(id).await;
+    assert_eq!(detail.state, state, "{what}: a terminal state never changes");
+    assert_eq!(detail.last_seq, end_seq, "{what}: the stored events go on after the run's end (seq {end_seq})");
+    let late: Vec<_> = app.logs(id).await.into_iter().filter(|l| l.seq > end_seq).collect();
+    assert!(late.is_empty(), "{what}: log lines after the run's end: {late:#?}");
+}
+
+async fn check(app: &TestApp, case: &Case, outcomes: &Mutex<BTreeMap<String, u32>>) -> (RunId, RunState, u64) {
     let max_attempts = case.retries + 1;
     app.app.emulator().expect("the test app runs on the emulator").set_faults(case.plan);
     let run = app.submit(&unique_prompt("property")).await;
@@ -53,10 +82,12 @@ async fn check(app: &TestApp, case: &Case, outcomes: &Mutex<BTreeMap<String, u32
         cancel_status = Some(app.cancel(&run.id.to_string()).await.status().as_u16());
     }
     let mut events = feed.until_finished(run.id).await;
-    // Anything after the terminal state would be a second ending.
+    // Whatever else the socket still carries joins the sequence under test. No fixed window can
+    // prove absence: the stored history is checked again after every other case has run.
     while let Some(event) = feed.next_within(Duration::from_millis(100)).await {
         events.push(event);
     }
+    assert_nothing_after_the_end(case, &events);
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{case:?}: seq gapless from 1");
     let terminals: Vec<RunState> = events
@@ -87,10 +118,11 @@ async fn check(app: &TestApp, case: &Case, outcomes: &Mutex<BTreeMap<String, u32
         }
         Some(other) => panic!("{case:?}: cancel answered {other}"),
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(app.run(run.id).await.state, final_state, "{case:?}: a terminal state never changes");
+    let end_seq = *seqs.last().unwrap();
+    assert_stored_end(app, &format!("{case:?}"), run.id, final_state, end_seq).await;
     let key = format!("{final_state}{}", if cancel_status == Some(202) { " (cancel accepted)" } else { "" });
     *outcomes.lock().unwrap().entry(key).or_default() += 1;
+    (run.id, final_state, end_seq)
 }
 
 #[test]
@@ -105,7 +137,10 @@ fn random_faults_retries_and_cancels_always_end_in_one_terminal_state_within_the
                     args.app.retries = retries;
                     args.app.load_retry_delay_secs = 0.01;
                     args.app.bedrock_retry_delay_secs = 0.01;
-                    args.app.stream_idle_timeout_secs = 0.2;
+                    // Long enough that a loaded machine never mistakes a healthy stream for a
+                    // stall (which would add an attempt the policy did not predict); a `Stall`
+                    // fault costs at most this per attempt.
+                    args.app.stream_idle_timeout_secs = 2.0;
                     args.app.emulator_tokens_per_sec = 400;
                 })
                 .await,
@@ -114,15 +149,30 @@ fn random_faults_retries_and_cancels_always_end_in_one_terminal_state_within_the
         apps
     });
     let outcomes = Mutex::new(BTreeMap::new());
+    let ended = Mutex::new(Vec::new());
     let cases_count = if crate::support::long() { 200 } else { 24 };
     let mut runner = TestRunner::new(Config { cases: cases_count, failure_persistence: None, ..Config::default() });
     runner
         .run(&cases(), |case| {
-            runtime.block_on(check(&apps[case.retries as usize], &case, &outcomes));
+            let app = case.retries as usize;
+            let (id, state, seq) = runtime.block_on(check(&apps[app], &case, &outcomes));
+            ended.lock().unwrap().push(Ended { app, id, state, seq });
             Ok(())
         })
         .unwrap();
-    eprintln!("FIGURE state machine: {cases_count} cases; outcomes {:?}", outcomes.lock().unwrap());
+    // Every later case gave each run's leftovers (a retry timer, a cancelled stream) time to
+    // show: its stored history must still end where its client saw it end.
+    let ended = ended.into_inner().unwrap();
+    runtime.block_on(async {
+        for run in &ended {
+            assert_stored_end(&apps[run.app], &format!("run {} at the end", run.id), run.id, run.state, run.seq).await;
+        }
+    });
+    eprintln!(
+        "FIGURE state machine: {cases_count} cases ({} runs re-checked at the end); outcomes {:?}",
+        ended.len(),
+        outcomes.lock().unwrap()
+    );
     runtime.block_on(async {
         for app in apps {
             app.stop().await;

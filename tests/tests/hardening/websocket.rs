@@ -19,6 +19,16 @@ async fn connect(port: u16) -> Socket {
     tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/ws")).await.unwrap().0
 }
 
+/// A client that never reads, with a small receive buffer, so the kernel cannot absorb the
+/// backlog on its behalf and the server's side of the socket really fills up.
+async fn connect_stalled(port: u16) -> Socket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let url = format!("ws://127.0.0.1:{port}/api/ws");
+    tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap().0
+}
+
 /// How the server ended the socket within 3 s: `Ok(code)` for a close frame, `Err(why)` for
 /// the connection dropped without one; panics if it is still open.
 async fn close_code(socket: &mut Socket) -> Result<Option<CloseCode>, String> {
@@ -119,7 +129,7 @@ pub async fn watch_all_pub(socket: Socket, runs: usize) -> HashMap<RunId, Vec<u6
 }
 
 /// Submits `count` runs with `parallel` submitters; their ids.
-async fn submit_many(address: &str, count: usize, parallel: usize) -> Vec<RunId> {
+pub(crate) async fn submit_many(address: &str, count: usize, parallel: usize) -> Vec<RunId> {
     let client = reqwest::Client::new();
     let mut tasks = Vec::new();
     for worker in 0..parallel {
@@ -160,17 +170,39 @@ pub async fn verify_feeds(address: &str, ids: &[RunId], feeds: Vec<HashMap<RunId
     total
 }
 
+/// Clients in the memory test that connect and never read. One is the scenario; several make
+/// a per-client cost add up: were the server to queue each one's missed events, or copy them,
+/// the growth would be a multiple of a burst's events, far above the bound below.
+const STALLED_CLIENTS: usize = 8;
+
+/// What the burst may add to the server's RSS. By design a client that never reads costs the
+/// server a bounded amount: its pump awaits each send, so at most the WebSocket write buffer
+/// (128 KiB, axum's default) and one event wait in the process (the rest sits in the kernel's
+/// socket buffers, outside RSS), and what it missed is re-read from memory or the store, never
+/// queued for it. What does grow with the burst is shared by all clients: the hub keeps
+/// finished runs' events for 10 s (at most 256 runs), the broadcast ring holds 8,192 events,
+/// plus SQLite's page cache and the allocator's arenas. Measured on a loaded 2-core machine
+/// (debug build): 200 runs with 8 stalled clients grew RSS by 5.4–5.5 MiB (21 MiB idle). 64 MiB
+/// leaves ten times that for an instrumented build and a busier allocator, and is still a
+/// third of the 200 MiB this check used to allow.
+const BURST_RSS_GROWTH_KIB: u64 = 64 * 1024;
+
 #[tokio::test]
 async fn a_client_that_never_reads_does_not_grow_memory_or_starve_the_others() {
     let runs = if long() { 1000 } else { 200 };
     let dirs = TestDirs::new();
     let server = BinaryServer::start(&serve_flags(&dirs), &[]).await;
-    let _warm = try_submit(&reqwest::Client::new(), &server.address, "warm up").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Idle in its working shape: pools, caches and runtime buffers exist after a few runs.
+    let warm_watcher = tokio::spawn(watch_all(connect(server.port).await, 20));
+    submit_many(&server.address, 20, 4).await;
+    warm_watcher.await.unwrap();
     let idle = server.rss_kib();
 
-    // The stalled client: connected, never polled, so its receive window fills.
-    let stalled = connect(server.port).await;
+    // The stalled clients: connected, never polled, so their receive windows fill.
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED_CLIENTS {
+        stalled.push(connect_stalled(server.port).await);
+    }
     let watchers: Vec<_> = {
         let mut watchers = Vec::new();
         for _ in 0..2 {
@@ -187,16 +219,23 @@ async fn a_client_that_never_reads_does_not_grow_memory_or_starve_the_others() {
     let elapsed = started.elapsed();
     let loaded = server.rss_kib();
     let total = verify_feeds(&server.address, &ids, feeds).await;
-    drop(stalled);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = server.rss_kib();
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    let lagged = tests::metric(&metrics, "app_ws_events_lagged_total");
-    let resynced = tests::metric(&metrics, "app_ws_events_resynced_total");
-    assert!(loaded < idle + 200 * 1024, "RSS grew from {idle} KiB to {loaded} KiB");
+    let clients = tests::metric(&metrics, "app_ws_clients").expect("the WebSocket client gauge is exported");
+    let lagged = tests::metric(&metrics, "app_ws_events_lagged_total").unwrap_or_default();
+    let resynced = tests::metric(&metrics, "app_ws_events_resynced_total").unwrap_or_default();
+    // The stalled clients were still connected through the burst: the server held them (the
+    // two readers have hung up by now, or nearly).
+    assert!(clients >= STALLED_CLIENTS as f64, "{clients} WebSocket clients at the end of the burst");
+    drop(stalled);
+    let after = server.rss_kib();
+    let growth = loaded.saturating_sub(idle);
     eprintln!(
-        "FIGURE ws never-reading client: {runs} runs in {elapsed:?}; 2 reading clients got all {total} events in \
-         order; RSS idle {idle} KiB, with the stalled client {loaded} KiB, after it left {after} KiB; lagged \
-         {lagged}, resynced {resynced}"
+        "FIGURE ws never-reading clients: {runs} runs in {elapsed:?}; 2 reading clients got all {total} events in \
+         order; RSS idle {idle} KiB, with {STALLED_CLIENTS} stalled clients {loaded} KiB (+{growth} KiB), after \
+         they left {after} KiB; lagged {lagged}, resynced {resynced}"
+    );
+    assert!(
+        growth <= BURST_RSS_GROWTH_KIB,
+        "RSS grew by {growth} KiB (from {idle} KiB to {loaded} KiB), over the {BURST_RSS_GROWTH_KIB} KiB a burst may add"
     );
 }
