@@ -274,7 +274,10 @@ mod tests {
             metrics.model_answered(&format!("model-{n}"), &reply(2));
         }
         let text = metrics.render();
-        assert!(text.contains("app_http_requests_total{route=\"/api/runs\",method=\"other\",status=\"405\"} 1000"), "{text}");
+        assert!(
+            text.contains("app_http_requests_total{route=\"/api/runs\",method=\"other\",status=\"405\"} 1000"),
+            "{text}"
+        );
         let token_series = text.lines().filter(|l| l.starts_with("app_tokens_total{")).count();
         // 64 models with a label of their own, plus "other", each with input and output.
         assert_eq!(token_series, (64 + 1) * 2);

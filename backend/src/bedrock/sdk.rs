@@ -11,8 +11,8 @@ use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::config::{Credentials, Region};
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::operation::RequestId;
-use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration,
     Message, SystemContentBlock,
@@ -345,7 +345,9 @@ fn stream_exception(exception: &ConverseStreamOutputError) -> (ErrorKind, String
             (ErrorKind::ServiceUnavailable, "ServiceUnavailableException")
         }
         ConverseStreamOutputError::InternalServerException(_) => (ErrorKind::InternalServer, "InternalServerException"),
-        ConverseStreamOutputError::ModelStreamErrorException(_) => (ErrorKind::StreamBroken, "ModelStreamErrorException"),
+        ConverseStreamOutputError::ModelStreamErrorException(_) => {
+            (ErrorKind::StreamBroken, "ModelStreamErrorException")
+        }
         ConverseStreamOutputError::ValidationException(_) => (ErrorKind::Validation, "ValidationException"),
         _ => (ErrorKind::StreamBroken, "an exception"),
     };

@@ -62,7 +62,12 @@ pub struct EmulatorConfig {
 
 impl Default for EmulatorConfig {
     fn default() -> Self {
-        EmulatorConfig { latency: Duration::ZERO, body_latency: Duration::ZERO, tokens_per_sec: DEFAULT_TOKENS_PER_SEC, faults: None }
+        EmulatorConfig {
+            latency: Duration::ZERO,
+            body_latency: Duration::ZERO,
+            tokens_per_sec: DEFAULT_TOKENS_PER_SEC,
+            faults: None,
+        }
     }
 }
 

@@ -122,11 +122,8 @@ async fn answer(
             };
             let stall = matches!(fault, Some(Injected::Stall));
             let ticks = stream_frames(op, &model_id, &completion, timing, stall || pace.is_paced(), ending)?;
-            let body = if stall {
-                pace.stalled_body(ticks.into_iter().next().unwrap_or_default())
-            } else {
-                pace.body(ticks)
-            };
+            let body =
+                if stall { pace.stalled_body(ticks.into_iter().next().unwrap_or_default()) } else { pace.body(ticks) };
             Ok(event_stream_response(op, body))
         }
     }

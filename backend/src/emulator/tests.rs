@@ -484,10 +484,8 @@ async fn a_mid_stream_fault_ends_an_invoke_stream_with_the_same_exception() {
             Err(error) => break error,
         }
     };
-    let throttled = matches!(
-        error.as_service_error(),
-        Some(bedrock::types::error::ResponseStreamError::ThrottlingException(_))
-    );
+    let throttled =
+        matches!(error.as_service_error(), Some(bedrock::types::error::ResponseStreamError::ThrottlingException(_)));
     assert!(throttled, "{error:?}");
     emu.stop().await;
 }
@@ -579,9 +577,12 @@ async fn shutdown_ends_a_stalled_stream_instead_of_waiting_for_it() {
 
 #[tokio::test]
 async fn a_paced_stream_spreads_its_chunks_over_time() {
-    let emu =
-        TestEmulator::start(EmulatorConfig { latency: Duration::from_millis(50), tokens_per_sec: 500, ..EmulatorConfig::default() })
-            .await;
+    let emu = TestEmulator::start(EmulatorConfig {
+        latency: Duration::from_millis(50),
+        tokens_per_sec: 500,
+        ..EmulatorConfig::default()
+    })
+    .await;
     let started = std::time::Instant::now();
     let text = emu.converse_stream_text("pace me").await.expect("streams");
     let chunks = reply::count_tokens(&text);

@@ -78,7 +78,8 @@ impl Store for MemoryStore {
     }
 
     async fn replays(&self, id: RunId) -> Result<Vec<RunId>, StoreError> {
-        let created = self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.as_ref().clone()).collect::<Vec<_>>();
+        let created =
+            self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.as_ref().clone()).collect::<Vec<_>>();
         Ok(created
             .iter()
             .filter_map(|event| RunDetail::from_created(event))

@@ -73,7 +73,10 @@ mod tests {
         let every = status(FaultKind::Throttle, 0, 7, 0);
         assert_eq!(remaining(&every), "every 7th call: throttle");
         assert!(is_active(&every));
-        assert_eq!(remaining(&status(FaultKind::Internal, 3, 2, 1)), "1 of 3 500 errors left, then every 2nd call: 500 error");
+        assert_eq!(
+            remaining(&status(FaultKind::Internal, 3, 2, 1)),
+            "1 of 3 500 errors left, then every 2nd call: 500 error"
+        );
     }
 
     #[test]
