@@ -247,19 +247,44 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
     }
 }
 
+/// Writes one batch in one transaction, or nothing of it.
+///
+/// The transaction is driven with plain `BEGIN`/`COMMIT`/`ROLLBACK` rather than sqlx's
+/// `Transaction`: when a disk fills, SQLite may roll a transaction back by itself, and sqlx's
+/// own bookkeeping of transaction depth then drifts, so its next `begin` opens a savepoint
+/// inside a transaction that is never committed; every later batch would look committed and
+/// be lost on close. An explicit `ROLLBACK` after any failure (its own error ignored when
+/// SQLite already rolled back) always leaves the connection outside any transaction.
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &[WriteOp],
     created: &mut Vec<Result<Created, StoreError>>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let written = write_ops(conn, batch, created).await;
+    let committed = match written {
+        Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await.map(drop),
+        Err(error) => Err(error),
+    };
+    if committed.is_err() {
+        created.clear();
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    committed
+}
+
+async fn write_ops(
+    conn: &mut SqliteConnection,
+    batch: &[WriteOp],
+    created: &mut Vec<Result<Created, StoreError>>,
+) -> Result<(), sqlx::Error> {
     let mut last_seq: HashMap<RunId, u64> = HashMap::new();
     for op in batch {
         match op {
-            WriteOp::Create(run, _) => created.push(Ok(insert_run(&mut tx, run).await?)),
+            WriteOp::Create(run, _) => created.push(Ok(insert_run(conn, run).await?)),
             WriteOp::Events(events, _, _) => {
                 for event in events {
-                    insert_event(&mut tx, event).await?;
+                    insert_event(conn, event).await?;
                     let seq = last_seq.entry(event.event.run_id).or_default();
                     *seq = (*seq).max(event.event.seq);
                 }
@@ -270,10 +295,10 @@ async fn write_batch(
         sqlx::query("UPDATE runs SET last_seq = MAX(last_seq, ?1) WHERE id = ?2")
             .bind(seq as i64)
             .bind(run_id.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
-    tx.commit().await
+    Ok(())
 }
 
 async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {
