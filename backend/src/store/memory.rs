@@ -82,7 +82,7 @@ impl Store for MemoryStore {
             self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.as_ref().clone()).collect::<Vec<_>>();
         Ok(created
             .iter()
-            .filter_map(|event| RunDetail::from_created(event))
+            .filter_map(RunDetail::from_created)
             .filter(|run| run.replay_of == Some(id))
             .map(|run| run.id)
             .collect())
