@@ -103,7 +103,8 @@ pub fn test_args(dirs: &TestDirs) -> ServeArgs {
     app.bedrock_retry_delay_secs = 0.05;
     app.retry_jitter_secs = 0.0;
     app.stream_idle_timeout_secs = 2.0;
-    app.call_timeout_secs = 30.0;
+    app.first_byte_timeout_secs = 30.0;
+    app.call_timeout_secs = 0.0;
     app.emulator_latency_ms = 0;
     app.emulator_tokens_per_sec = 0;
     args

@@ -96,10 +96,10 @@ async fn an_answer_cut_off_mid_stream_is_retried_and_the_response_starts_afresh(
 }
 
 #[tokio::test]
-async fn a_slow_first_byte_beyond_the_call_timeout_is_a_retried_timeout() {
+async fn a_slow_first_byte_beyond_the_first_byte_timeout_is_a_retried_timeout() {
     let app = spawn_app_with(|args| {
         args.app.emulator_latency_ms = 1500;
-        args.app.call_timeout_secs = 0.3;
+        args.app.first_byte_timeout_secs = 0.3;
         args.app.retries = 1;
     })
     .await;
@@ -109,11 +109,31 @@ async fn a_slow_first_byte_beyond_the_call_timeout_is_a_retried_timeout() {
     let calls = attempts(&run, TaskName::CallBedrock);
     assert_eq!(calls.len(), 2, "retries 1 → 2 attempts");
     for call in calls {
-        let error = call.error.as_deref().unwrap_or_default().to_lowercase();
-        assert!(error.contains("timed out") || error.contains("timeout") || error.contains("time limit"), "{error}");
+        let error = call.error.as_deref().unwrap_or_default();
+        assert!(error.contains("no response within 0.3 s"), "{error}");
         assert_eq!(call.retryable, Some(true));
+        assert_eq!(call.http_status, None, "no response arrived");
     }
     eprintln!("FIGURE bedrock slow first byte: Failed after 2 timed-out attempts ({:?})", call_errors(&run));
+}
+
+#[tokio::test]
+async fn the_whole_call_limit_cuts_a_long_stream_once_and_does_not_retry_it() {
+    let app = spawn_app_with(|args| {
+        args.app.emulator_tokens_per_sec = 20;
+        args.app.call_timeout_secs = 0.3;
+        args.app.retries = 2;
+    })
+    .await;
+    let run = app.submit(&unique_prompt("a long answer cut by the operator's limit")).await;
+    let run = app.wait_until_finished(run.id).await;
+    assert_eq!(run.state, RunState::Failed, "{run:#?}");
+    let calls = attempts(&run, TaskName::CallBedrock);
+    assert_eq!(calls.len(), 1, "a call cut by --call-timeout-secs is not billed again: {calls:#?}");
+    let error = calls[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("--call-timeout-secs"), "{error}");
+    assert_eq!(calls[0].retryable, Some(false));
+    eprintln!("FIGURE bedrock whole-call limit: Failed after 1 attempt ({:?})", call_errors(&run));
 }
 
 #[tokio::test]
