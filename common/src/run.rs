@@ -258,6 +258,26 @@ pub struct AttemptView {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
+impl AttemptView {
+    /// An attempt that has just started in `state`, nothing known about its outcome yet.
+    pub fn started(number: u32, state: TaskState, started_at: DateTime<Utc>) -> AttemptView {
+        AttemptView {
+            number,
+            state,
+            started_at,
+            finished_at: None,
+            error: None,
+            retryable: None,
+            http_status: None,
+            request_id: None,
+            first_byte_ms: None,
+            total_ms: None,
+            retry_delay_ms: None,
+            retry_at: None,
+        }
+    }
+}
+
 /// One task of a run and its attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskView {

@@ -174,20 +174,7 @@ impl TaskView {
         }
         let started = state == TaskState::Running && self.attempts.last().is_none_or(|a| a.number < number);
         if started {
-            self.attempts.push(AttemptView {
-                number,
-                state,
-                started_at: ts,
-                finished_at: None,
-                error: None,
-                retryable: None,
-                http_status: None,
-                request_id: None,
-                first_byte_ms: None,
-                total_ms: None,
-                retry_delay_ms: None,
-                retry_at: None,
-            });
+            self.attempts.push(AttemptView::started(number, state, ts));
             return true;
         }
         // An attempt waiting to be retried has ended; a cancel or shutdown during the wait only

@@ -458,12 +458,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, router).await });
-        let timeouts = Timeouts {
-            connect: Duration::from_secs(5),
-            first_byte: Duration::from_secs(30),
-            idle: Duration::from_secs(30),
-            call: None,
-        };
+        (client_at(addr, timeouts(30_000, 30_000, None)).await, calls)
+    }
+
+    /// An SDK client with `timeouts`, signing with dummy credentials, sending every call to `addr`.
+    async fn client_at(addr: std::net::SocketAddr, timeouts: Timeouts) -> SdkClient {
         let settings = SdkSettings {
             endpoint: Some(format!("http://{addr}")),
             dummy_credentials: true,
@@ -471,7 +470,7 @@ mod tests {
             api: BedrockApi::Converse,
             timeouts,
         };
-        (SdkClient::connect(&settings).await, calls)
+        SdkClient::connect(&settings).await
     }
 
     fn request(prompt: &str) -> ModelRequest {
@@ -513,14 +512,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(Emulator::new(config).serve(listener, std::future::pending()));
-        let settings = SdkSettings {
-            endpoint: Some(format!("http://{addr}")),
-            dummy_credentials: true,
-            region: None,
-            api: BedrockApi::Converse,
-            timeouts,
-        };
-        SdkClient::connect(&settings).await
+        client_at(addr, timeouts).await
     }
 
     fn timeouts(first_byte_ms: u64, idle_ms: u64, call_ms: Option<u64>) -> Timeouts {

@@ -302,20 +302,7 @@ mod tests {
         finished.state = RunState::Completed;
         let done = reduce(RunView::default(), [RunAction::Loaded(finished.clone())]);
         assert_eq!(done.stream_start(), 9);
-        let start = |number| common::AttemptView {
-            number,
-            state: TaskState::Completed,
-            started_at: DateTime::UNIX_EPOCH,
-            finished_at: None,
-            error: None,
-            retryable: None,
-            http_status: None,
-            request_id: None,
-            first_byte_ms: None,
-            total_ms: None,
-            retry_delay_ms: None,
-            retry_at: None,
-        };
+        let start = |number| common::AttemptView::started(number, TaskState::Completed, DateTime::UNIX_EPOCH);
         finished.tasks[1].attempts = vec![start(1), start(2)];
         let retried = reduce(RunView::default(), [RunAction::Loaded(finished)]);
         assert_eq!(retried.stream_start(), 0);
