@@ -1,14 +1,13 @@
 //! Disk trouble: an unusable data directory at start is a clear error; a full disk mid-run is
 //! a quick `503` rather than a hang, and the server serves again, uncorrupted, once space returns.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use backend::causes::chain;
 use backend::journal::ScannedRecord;
 use backend::startup::Application;
-use common::{Event, EventKind, RunId, RunState};
+use common::{EventKind, RunState};
 use tests::{TestDirs, error_of, spawn_app_in, test_args, unique_prompt};
 
 use crate::support::integrity_check;
@@ -149,37 +148,13 @@ async fn a_full_disk_mid_run_answers_503_quickly_and_recovers_without_corruption
     );
 }
 
-/// Follows every run on `/api/ws` until `ended` runs have ended; per run, the events in the
-/// order received.
-async fn follow_until_ended(port: u16, ended: usize) -> HashMap<RunId, Vec<Event>> {
-    use futures_util::StreamExt as _;
-    let url = format!("ws://127.0.0.1:{port}/api/ws");
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut runs: HashMap<RunId, Vec<Event>> = HashMap::new();
-    let mut finished = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while finished < ended {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("only {finished} of {ended} runs ended within 120 s"))
-            .expect("the socket stays open")
-            .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            let event: Event = serde_json::from_str(&text).unwrap();
-            finished += usize::from(event.kind.ends_run());
-            runs.entry(event.run_id).or_default().push(event);
-        }
-    }
-    runs
-}
-
 #[tokio::test]
 async fn a_disk_that_fills_while_runs_stream_loses_no_event_a_client_saw_and_leaves_no_gap() {
     let root = TestDirs::new();
     let disk = SmallDisk::mount(&root.static_dir.with_file_name("small-disk"));
     let app = spawn_app_in(disk.dirs(&root), |args| args.app.emulator_tokens_per_sec = 50).await;
     let runs = 6;
-    let follower = tokio::spawn(follow_until_ended(app.port, runs));
+    let follower = tokio::spawn(crate::websocket::follow_all(crate::websocket::connect(app.port).await, runs));
     // Give the follower time to subscribe; the runs' first events reach it live.
     app.health().await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -15,7 +15,7 @@ use crate::support::{long, try_submit};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(port: u16) -> Socket {
+pub(crate) async fn connect(port: u16) -> Socket {
     tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/api/ws")).await.unwrap().0
 }
 
@@ -101,9 +101,9 @@ async fn binary_and_oversized_frames_close_the_socket_and_a_foreign_origin_is_re
     );
 }
 
-/// Reads `/api/ws` until every run in `runs` has ended; per run, the seqs received in order.
-async fn watch_all(mut socket: Socket, runs: usize) -> HashMap<RunId, Vec<u64>> {
-    let mut seen: HashMap<RunId, Vec<u64>> = HashMap::new();
+/// Reads `/api/ws` until `runs` runs have ended; per run, the events in the order received.
+pub(crate) async fn follow_all(mut socket: Socket, runs: usize) -> HashMap<RunId, Vec<Event>> {
+    let mut seen: HashMap<RunId, Vec<Event>> = HashMap::new();
     let mut finished = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while finished < runs {
@@ -114,13 +114,19 @@ async fn watch_all(mut socket: Socket, runs: usize) -> HashMap<RunId, Vec<u64>> 
             .unwrap();
         if let Message::Text(text) = message {
             let event: Event = serde_json::from_str(&text).unwrap();
-            seen.entry(event.run_id).or_default().push(event.seq);
             if matches!(event.kind, EventKind::RunState { state, .. } if state.is_terminal()) {
                 finished += 1;
             }
+            seen.entry(event.run_id).or_default().push(event);
         }
     }
     seen
+}
+
+/// Reads `/api/ws` until every run in `runs` has ended; per run, the seqs received in order.
+async fn watch_all(socket: Socket, runs: usize) -> HashMap<RunId, Vec<u64>> {
+    let seen = follow_all(socket, runs).await;
+    seen.into_iter().map(|(run, events)| (run, events.iter().map(|e| e.seq).collect())).collect()
 }
 
 /// [`watch_all`] for the load tests.
