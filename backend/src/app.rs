@@ -13,16 +13,17 @@ use common::{ApiLimits, BedrockInfo, Defaults, RunId};
 use tokio_util::sync::CancellationToken;
 
 use crate::bedrock::{self, ConnectError};
+use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::AppArgs;
 use crate::emulator::Emulator;
 use crate::events::Hub;
 use crate::feed::{Feed, FeedError};
 use crate::flow::Runner;
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalError, PromptTable};
 use crate::metrics::Metrics;
 use crate::runs::Runs;
-use crate::store::{SqliteStore, Store, StoreError, recover_interrupted};
-use crate::submission::{Policy, Submissions};
+use crate::store::{PgStore, SqliteStore, Store, StoreError, recover_interrupted};
+use crate::submission::{Policy, SharedAllowance, Submissions};
 
 /// How long shutdown waits for the last events to be stored.
 const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -57,6 +58,8 @@ pub struct App {
     metrics: Arc<Metrics>,
     emulator: Option<Emulator>,
     bedrock: BedrockInfo,
+    /// This replica's part in a cluster, with a PostgreSQL store.
+    cluster: Option<Arc<Cluster>>,
     /// Cancelled when the server starts shutting down: WebSockets close on it.
     closing: CancellationToken,
     /// Stops the background services (the emulator) once runs are done.
@@ -73,8 +76,17 @@ impl App {
     /// Opens storage, recovers interrupted runs, connects to Bedrock (or starts the emulator).
     pub async fn build(args: &AppArgs, limits: ApiLimits) -> Result<App, StartupError> {
         crate::telemetry::init(None);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.data_dir, args.sqlite_synchronous).await?);
-        let journal = Journal::open(&args.prompts_file)?;
+        let (store, shared, journal): (Arc<dyn Store>, Option<Arc<PgStore>>, Journal) = match &args.database_url {
+            Some(url) => {
+                let pg = Arc::new(PgStore::connect(url, args.replica_id.clone().unwrap_or_else(replica_id)).await?);
+                let journal = Journal::Table(PromptTable::new(pg.pool().clone()));
+                (Arc::clone(&pg) as Arc<dyn Store>, Some(pg), journal)
+            }
+            None => {
+                let store = Arc::new(SqliteStore::open(&args.data_dir, args.sqlite_synchronous).await?);
+                (store, None, Journal::open(&args.prompts_file)?)
+            }
+        };
         recover_interrupted(store.as_ref()).await?;
         let hub = Hub::new(Arc::clone(&store));
         let metrics = Arc::new(Metrics::default());
@@ -99,7 +111,15 @@ impl App {
             max_concurrent_runs: args.max_concurrent_runs.max(1),
             max_per_minute: args.max_submissions_per_minute,
         };
-        let submissions = Submissions::new(journal.clone(), Arc::clone(&runs), policy);
+        let allowance = shared.clone().map(|pg| pg as Arc<dyn SharedAllowance>);
+        let submissions = Submissions::new(journal.clone(), Arc::clone(&runs), policy, allowance);
+        let cluster = match shared {
+            Some(pg) => {
+                let settings = ClusterSettings { lease: args.lease(), on_owner_loss: args.on_owner_loss };
+                Some(Cluster::join(pg, Arc::clone(&hub), Arc::clone(&runner), settings).await?)
+            }
+            None => None,
+        };
         Ok(App {
             store,
             journal: journal.clone(),
@@ -110,6 +130,7 @@ impl App {
             metrics,
             emulator: connected.emulator,
             bedrock: connected.info,
+            cluster,
             closing: CancellationToken::new(),
             stopped,
         })
@@ -131,6 +152,11 @@ impl App {
     /// Whether storage accepts writes; false while it fails (health then answers 503).
     pub fn storage_ok(&self) -> bool {
         self.hub.storage_ok()
+    }
+
+    /// This replica's part in a cluster; `None` for a single server on SQLite.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -155,6 +181,13 @@ impl App {
     /// stores every event and stops the emulator.
     pub async fn shutdown(&self, grace: Duration) {
         self.closing.cancel();
+        if let Some(cluster) = &self.cluster {
+            // In a cluster, runs still in flight after the grace period are not interrupted:
+            // another replica resumes them.
+            if !self.runner.drain(grace).await {
+                cluster.hand_over().await;
+            }
+        }
         self.runner.shutdown(grace).await;
         // The hub retries a failing store for ever; at shutdown that must end somewhere.
         let flushed = tokio::time::timeout(FLUSH_AT_SHUTDOWN, self.hub.flush()).await.is_ok();
@@ -173,4 +206,11 @@ impl App {
         self.store.release().await;
         self.journal.release();
     }
+}
+
+/// A replica id unique to this start: the host, the process and a random suffix.
+fn replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "replica".to_owned() } else { host };
+    format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
 }

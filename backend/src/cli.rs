@@ -1,15 +1,15 @@
-//! The three subcommands, each a thin layer over the library.
+//! The subcommands, each a thin layer over the library.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use backend::app::{App, StartupError};
-use backend::config::{EmulatorArgs, RunArgs, ServeArgs};
+use backend::config::{EmulatorArgs, JournalExportArgs, RunArgs, ServeArgs};
 use backend::emulator::Emulator;
 use backend::journal::JournalError;
 use backend::startup::{Application, shutdown_signal};
-use backend::store::StoreError;
+use backend::store::{PgStore, StoreError};
 use backend::submission::MAX_TOKENS_LIMIT;
 use common::{ApiLimits, BedrockBackend, EventKind, RunState, SubmitRun};
 
@@ -100,5 +100,32 @@ pub async fn emulator(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!("Bedrock emulator listening on http://{addr}");
     Emulator::new(args.emulator_config()).serve(listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `backend journal export`: the prompts table of a PostgreSQL store, as `prompts.txt`.
+pub async fn journal_export(args: JournalExportArgs) -> anyhow::Result<ExitCode> {
+    const PAGE: i64 = 1000;
+    let store = PgStore::connect(&args.database_url, "journal-export".to_owned())
+        .await
+        .context("cannot open the PostgreSQL store")?;
+    let mut out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let (mut after, mut count) = (0, 0u64);
+    loop {
+        let page = store.prompts_page(after, PAGE).await.context("cannot read the prompts table")?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, row) in &page {
+            out.write_all(&backend::journal::encode_record(row.run_id, &row.prompt).0)?;
+            count += 1;
+        }
+    }
+    out.flush()?;
+    eprintln!("exported {count} prompts");
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,17 @@ use crate::bedrock::{BedrockApi, BedrockSettings, Timeouts};
 pub use crate::bedrock::BedrockChoice;
 use crate::emulator::EmulatorConfig;
 use crate::flow::{FlowSettings, RetryPolicy};
+
+/// What happens to a run whose replica died mid-way (`--on-owner-loss`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OwnerLoss {
+    /// Another replica continues it: the interrupted attempt ends as a retryable failure and
+    /// the next one starts there, within the task's retry budget.
+    #[default]
+    Resume,
+    /// Another replica ends it `Crashed`, as a single server does after a restart.
+    Crash,
+}
 use crate::store::Synchronous;
 
 /// The default model, as in the original system (a Legacy model on Bedrock: override it with
@@ -39,11 +50,48 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in Bedrock emulator on its own.
     Emulator(EmulatorArgs),
+    /// Work with the prompt journal.
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+/// `backend journal ...`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Write every prompt of a PostgreSQL store in the format of `prompts.txt`, oldest first.
+    Export(JournalExportArgs),
+}
+
+/// `backend journal export`.
+#[derive(Debug, Clone, Args)]
+pub struct JournalExportArgs {
+    /// The PostgreSQL database to read.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Settings shared by `serve` and `run`: storage, Bedrock and the flow.
 #[derive(Debug, Clone, Args)]
 pub struct AppArgs {
+    /// Store everything in this PostgreSQL database (`postgres://user@host/db`), shared with
+    /// the other replicas of a cluster; without it, SQLite in `--data-dir` and `prompts.txt`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This replica's name in the cluster (PostgreSQL only); default: host, process id and a
+    /// random suffix, unique per start.
+    #[arg(long, env = "APP_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Seconds a replica's lease lasts without a heartbeat (PostgreSQL only): after a replica
+    /// dies, its runs are taken over within about this long. Heartbeats come every third of it.
+    #[arg(long, env = "APP_LEASE_SECS", default_value_t = 3.0)]
+    pub lease_secs: f64,
+    /// What a replica does with a run whose owner died (PostgreSQL only): `resume` it from the
+    /// interrupted attempt, within its retry budget, or end it `crash`ed.
+    #[arg(long, env = "APP_ON_OWNER_LOSS", value_enum, default_value_t)]
+    pub on_owner_loss: OwnerLoss,
     /// Directory of the SQLite database.
     #[arg(long, env = "APP_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -234,6 +282,11 @@ impl AppArgs {
             timeouts: self.timeouts(),
             emulator: self.emulator_config(),
         }
+    }
+
+    /// How long a replica's lease lasts (at least a second: heartbeats come every third).
+    pub fn lease(&self) -> Duration {
+        seconds(self.lease_secs).max(Duration::from_secs(1))
     }
 
     /// The built-in emulator's settings.

@@ -56,6 +56,9 @@ struct RunLog {
     ended: bool,
     /// When the terminal event was released; the clock for eviction.
     finished_at: Option<Instant>,
+    /// This server executes the run and numbers its events. A run another replica executes
+    /// is held as a copy, fed by [`Hub::ingest`] from what that replica stored.
+    owned: bool,
 }
 
 impl RunLog {
@@ -97,6 +100,8 @@ pub struct Hub {
     persist: mpsc::UnboundedSender<Persist>,
     /// False while the store refuses writes; see the module doc.
     storage_ok: AtomicBool,
+    /// See [`Hub::disowned`].
+    disowned: broadcast::Sender<RunId>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -117,8 +122,15 @@ impl Hub {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
         let (persist, queue) = mpsc::unbounded_channel();
         let id = NEXT_HUB_ID.fetch_add(1, Ordering::Relaxed);
-        let hub =
-            Arc::new(Hub { id, inner: Mutex::new(Inner::default()), live, persist, storage_ok: AtomicBool::new(true) });
+        let (disowned, _) = broadcast::channel(1024);
+        let hub = Arc::new(Hub {
+            id,
+            inner: Mutex::new(Inner::default()),
+            live,
+            persist,
+            storage_ok: AtomicBool::new(true),
+            disowned,
+        });
         if let Ok(mut hubs) = HUBS.write() {
             hubs.retain(|(_, weak)| weak.strong_count() > 0);
             hubs.push((id, Arc::downgrade(&hub)));
@@ -149,7 +161,8 @@ impl Hub {
     /// stored with the run), and announces it.
     pub fn register(&self, stamped: Published) {
         let mut inner = self.lock();
-        let log = RunLog { events: vec![Arc::clone(&stamped)], released: 1, ended: false, finished_at: None };
+        let log =
+            RunLog { events: vec![Arc::clone(&stamped)], released: 1, ended: false, finished_at: None, owned: true };
         inner.runs.insert(stamped.event.run_id, log);
         let _ = self.live.send(stamped);
     }
@@ -161,7 +174,7 @@ impl Hub {
         let terminal = kind.ends_run();
         let mut inner = self.lock();
         let log = inner.runs.get_mut(&run_id)?;
-        if log.ended {
+        if log.ended || !log.owned {
             return None;
         }
         let seq = log.events.len() as u64 + 1;
@@ -201,6 +214,97 @@ impl Hub {
             let _ = self.live.send(Arc::clone(stamped));
         }
         evict_old(&mut inner, now);
+    }
+
+    /// Adds events another replica stored for a run it executes, in order, and broadcasts
+    /// them. Events already held are skipped; a run not held starts only at its `run_created`
+    /// (seq 1). Returns the runs whose events did not follow on from what is held (a gap): the
+    /// caller re-reads those from what the hub holds.
+    pub fn ingest(&self, events: &[Published]) -> Vec<RunId> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut gaps = Vec::new();
+        for stamped in events {
+            let event = &stamped.event;
+            let log = match inner.runs.get_mut(&event.run_id) {
+                Some(log) => log,
+                None if event.seq == 1 => inner.runs.entry(event.run_id).or_insert(RunLog {
+                    events: Vec::new(),
+                    released: 0,
+                    ended: false,
+                    finished_at: None,
+                    owned: false,
+                }),
+                None => {
+                    gaps.push(event.run_id);
+                    continue;
+                }
+            };
+            let next = log.events.len() as u64 + 1;
+            if log.owned || event.seq < next {
+                continue;
+            }
+            if event.seq > next {
+                gaps.push(event.run_id);
+                continue;
+            }
+            log.events.push(Arc::clone(stamped));
+            log.released = log.events.len();
+            if event.kind.ends_run() {
+                log.ended = true;
+                log.finished_at = Some(now);
+                inner.finished.push_back(event.run_id);
+            }
+            let _ = self.live.send(Arc::clone(stamped));
+        }
+        gaps.dedup();
+        gaps
+    }
+
+    /// The `seq` of the run's last event held (stored), if the hub holds the run.
+    pub fn last_seq(&self, run_id: RunId) -> Option<u64> {
+        self.lock().runs.get(&run_id).map(|log| log.released as u64)
+    }
+
+    /// Whether this server executes the run.
+    pub fn owns(&self, run_id: RunId) -> bool {
+        self.lock().runs.get(&run_id).is_some_and(|log| log.owned)
+    }
+
+    /// Takes over a run another replica executed: `stored` (all its events, read after the
+    /// takeover committed) becomes its log, and from now on this hub numbers its events.
+    /// Events it did not hold yet are broadcast.
+    pub fn adopt(&self, stored: Vec<Published>) {
+        let Some(run_id) = stored.first().map(|e| e.event.run_id) else { return };
+        let mut inner = self.lock();
+        let held = inner.runs.get(&run_id).map_or(0, |log| log.events.len());
+        for event in stored.iter().skip(held) {
+            let _ = self.live.send(Arc::clone(event));
+        }
+        let released = stored.len();
+        inner.runs.insert(run_id, RunLog { events: stored, released, ended: false, finished_at: None, owned: true });
+    }
+
+    /// Gives up runs this server no longer owns (the store fenced its writes): their events not
+    /// stored are dropped, never shown to anyone, and nothing more is published for them here;
+    /// the replica that owns them now continues their log, which [`Hub::ingest`] then follows.
+    pub fn disown(&self, runs: &[RunId]) {
+        let mut inner = self.lock();
+        for run_id in runs {
+            if let Some(log) = inner.runs.get_mut(run_id) {
+                log.events.truncate(log.released);
+                log.owned = false;
+            }
+        }
+        drop(inner);
+        for run_id in runs {
+            let _ = self.disowned.send(*run_id);
+        }
+    }
+
+    /// Runs this server stops executing because the store fenced them, as they happen.
+    pub fn disowned(&self) -> broadcast::Receiver<RunId> {
+        self.disowned.subscribe()
     }
 
     fn sweep(&self) {
@@ -318,11 +422,13 @@ async fn persist_loop(hub: Weak<Hub>, store: Arc<dyn Store>, mut queue: mpsc::Un
             }
         }
         if !batch.is_empty() {
-            store_until_done(&hub, store.as_ref(), &batch).await;
-            match hub.upgrade() {
-                Some(hub) => hub.release(&batch),
-                None => return,
+            let fenced = store_until_done(&hub, store.as_ref(), &batch).await;
+            let Some(hub) = hub.upgrade() else { return };
+            if !fenced.is_empty() {
+                batch.retain(|e| !fenced.contains(&e.event.run_id));
+                hub.disown(&fenced);
             }
+            hub.release(&batch);
         }
         for done in flushes {
             let _ = done.send(());
@@ -330,22 +436,23 @@ async fn persist_loop(hub: Weak<Hub>, store: Arc<dyn Store>, mut queue: mpsc::Un
     }
 }
 
-/// Stores a batch, retrying with backoff for as long as the store fails.
-async fn store_until_done(hub: &Weak<Hub>, store: &dyn Store, batch: &[Published]) {
+/// Stores a batch, retrying with backoff for as long as the store fails; returns the runs
+/// whose events the store refused because this server no longer owns them.
+async fn store_until_done(hub: &Weak<Hub>, store: &dyn Store, batch: &[Published]) -> Vec<RunId> {
     let sync = batch.iter().any(|e| e.event.kind.ends_run());
     let mut wait = RETRY_FIRST;
     loop {
         match store.append_events(batch, sync).await {
-            Ok(()) => {
+            Ok(stored) => {
                 if let Some(hub) = hub.upgrade()
                     && !hub.storage_ok.swap(true, Ordering::SeqCst)
                 {
                     tracing::info!(events = batch.len(), "storage recovered; the queued events are stored");
                 }
-                return;
+                return stored.fenced;
             }
             Err(error) => {
-                let Some(hub) = hub.upgrade() else { return };
+                let Some(hub) = hub.upgrade() else { return Vec::new() };
                 if hub.storage_ok.swap(false, Ordering::SeqCst) {
                     tracing::error!(error = %chain(&error), events = batch.len(), "cannot store events; retrying until storage recovers");
                 }

@@ -6,7 +6,9 @@
 //!   [`app::App::submit`]; `/api/ws` streams events live; errors map to responses in [`error`].
 //! - [`journal`]: `prompts.txt`, where every prompt is appended (durably) before its run is
 //!   accepted, and read back by the first task.
-//! - [`store`]: runs and their events in SQLite, behind the [`store::Store`] trait.
+//! - [`store`]: runs and their events in SQLite, or PostgreSQL shared by several replicas,
+//!   behind the [`store::Store`] trait; [`cluster`] is what replicas do on PostgreSQL (leases,
+//!   the tailer that feeds every replica every run's events, takeover of a dead owner's runs).
 //! - [`events`]: the hub that numbers each run's events, fans them out and persists them.
 //! - [`flow`]: the engine that runs `load_prompt_file` then `call_bedrock` with retries.
 //! - [`bedrock`]: the only module that uses the AWS SDK; classifies errors for the flow.
@@ -19,6 +21,7 @@
 pub mod app;
 pub mod bedrock;
 pub mod causes;
+pub mod cluster;
 pub mod config;
 pub mod emulator;
 pub mod error;

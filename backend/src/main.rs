@@ -1,8 +1,8 @@
-//! `backend serve | run | emulator`: parse the command line, set up logging, hand over.
+//! `backend serve | run | emulator | journal export`: parse the command line, set up logging, hand over.
 
 use std::process::ExitCode;
 
-use backend::config::{Cli, Command};
+use backend::config::{Cli, Command, JournalCommand};
 use clap::Parser;
 
 mod cli;
@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => cli::serve(args).await,
         Command::Run(args) => cli::run_once(args).await,
         Command::Emulator(args) => cli::emulator(args).await,
+        Command::Journal(JournalCommand::Export(args)) => cli::journal_export(args).await,
     };
     match result {
         Ok(code) => code,

@@ -100,9 +100,14 @@ impl Runs {
         self.store.list_runs(query).await
     }
 
-    /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
+    /// Asks an in-flight run to stop, wherever it executes; it ends `Cancelled` as soon as its
+    /// current step notices.
     pub async fn cancel(&self, id: RunId) -> Result<Cancel, StoreError> {
-        let outcome = self.runner.cancel(id);
+        let mut outcome = self.runner.cancel(id);
+        // Another replica may execute it: the store relays the request to its owner.
+        if outcome == CancelOutcome::NotRunning && !self.hub.owns(id) && self.store.request_cancel(id).await? {
+            outcome = CancelOutcome::Cancelling;
+        }
         if outcome == CancelOutcome::NotRunning {
             // Its end may be decided but not stored yet: give the store a moment, so the answer
             // names the stored outcome; never one a crash could still take back.

@@ -50,6 +50,9 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr: args.addr.to_string(), source })?;
         let addr =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: args.addr.to_string(), source })?;
+        if let Some(cluster) = app.cluster() {
+            cluster.announce(&addr.to_string()).await?;
+        }
         let guard = Guard {
             allowed_origins: args
                 .allowed_origins

@@ -52,6 +52,30 @@ pub struct Policy {
     pub max_per_minute: u32,
 }
 
+/// A per-minute allowance of submissions shared by every replica of a cluster.
+#[async_trait::async_trait]
+pub trait SharedAllowance: Send + Sync {
+    /// Takes one submission; `Some(wait)` when none is left, with the time until one is.
+    async fn take(&self, per_minute: u32) -> Result<Option<Duration>, StoreError>;
+}
+
+/// How submissions per minute are limited.
+enum Rate {
+    /// By this server alone.
+    Local(RateLimiter),
+    /// Across the cluster, through the store.
+    Shared(Arc<dyn SharedAllowance>, u32),
+}
+
+impl Rate {
+    async fn try_take(&self) -> Result<Option<Duration>, StoreError> {
+        match self {
+            Rate::Local(limiter) => Ok(limiter.try_take()),
+            Rate::Shared(allowance, per_minute) => allowance.take(*per_minute).await,
+        }
+    }
+}
+
 /// Accepts runs.
 pub struct Submissions {
     /// One permit per run in flight: taking one is the admission decision, atomic however
@@ -61,12 +85,22 @@ pub struct Submissions {
     /// The runs accepted so far, and through it the store, hub and runner a new one joins.
     runs: Arc<Runs>,
     policy: Policy,
-    rate: Option<RateLimiter>,
+    rate: Option<Rate>,
 }
 
 impl Submissions {
-    pub fn new(journal: Journal, runs: Arc<Runs>, policy: Policy) -> Submissions {
-        let rate = (policy.max_per_minute > 0).then(|| RateLimiter::per_minute(policy.max_per_minute));
+    /// `shared`, when given, holds `max_per_minute` across the cluster instead of per server.
+    pub fn new(
+        journal: Journal,
+        runs: Arc<Runs>,
+        policy: Policy,
+        shared: Option<Arc<dyn SharedAllowance>>,
+    ) -> Submissions {
+        let per_minute = policy.max_per_minute;
+        let rate = (per_minute > 0).then(|| match shared {
+            Some(allowance) => Rate::Shared(allowance, per_minute),
+            None => Rate::Local(RateLimiter::per_minute(per_minute)),
+        });
         let slots = Arc::new(Semaphore::new(policy.max_concurrent_runs.min(Semaphore::MAX_PERMITS)));
         Submissions { slots, journal, runs, policy, rate }
     }
@@ -92,7 +126,7 @@ impl Submissions {
         {
             return Err(SubmitError::Invalid(format!("replay_of names run {original}, which does not exist")));
         }
-        let slot = self.admit()?;
+        let slot = self.admit().await?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
         let created = stamp(Arc::new(Event {
@@ -140,7 +174,7 @@ impl Submissions {
 
     /// Checks the cost limits before anything is stored or any Bedrock call is made; the slot
     /// it returns is released if the submission fails later, or when the run ends.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, SubmitError> {
+    async fn admit(&self) -> Result<OwnedSemaphorePermit, SubmitError> {
         // A run accepted now could not store its events: refuse rather than run blind.
         if !self.runs.hub().storage_ok() {
             return Err(SubmitError::StorageDown);
@@ -152,7 +186,11 @@ impl Submissions {
                 retry_after_secs: 1,
             });
         };
-        if let Some(wait) = self.rate.as_ref().and_then(RateLimiter::try_take) {
+        let wait = match &self.rate {
+            Some(rate) => rate.try_take().await?,
+            None => None,
+        };
+        if let Some(wait) = wait {
             return Err(SubmitError::Limited {
                 message: "the configured number of submissions per minute is reached".into(),
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -264,7 +302,7 @@ mod tests {
     fn submissions(max_concurrent_runs: usize) -> Arc<Submissions> {
         let world = World::new();
         let policy = Policy { max_concurrent_runs, ..policy() };
-        Arc::new(Submissions::new(world.journal.clone(), Arc::clone(&world.runs), policy))
+        Arc::new(Submissions::new(world.journal.clone(), Arc::clone(&world.runs), policy, None))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,8 +13,8 @@ mod view;
 
 pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
 pub use run::{
-    ApiLimits, AttemptView, BedrockBackend, BedrockInfo, Defaults, EmulatorStatus, ErrorBody, FaultKind, FaultPlan,
-    Health, LogEntry, ParseStateError, RunDetail, RunId, RunState, RunSummary, StopReason, SubmitRun, TaskName,
+    ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind, FaultPlan,
+    Health, LogEntry, ParseStateError, PeerHealth, RunDetail, RunId, RunState, RunSummary, StopReason, SubmitRun, TaskName,
     TaskState, TaskView, Usage,
 };
 

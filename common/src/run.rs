@@ -391,6 +391,37 @@ pub struct Health {
     pub bedrock: BedrockInfo,
     pub defaults: Defaults,
     pub limits: ApiLimits,
+    /// Where runs are stored: `sqlite` (one server) or `postgres` (a cluster of replicas).
+    #[serde(default)]
+    pub store: String,
+    /// This replica, its lease and its peers, when several replicas share PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterHealth>,
+}
+
+/// A replica's view of its cluster, in `GET /api/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterHealth {
+    /// This replica's id.
+    pub replica: String,
+    /// Milliseconds left on this replica's lease; null once it is lost.
+    pub lease_remaining_ms: Option<i64>,
+    /// The lease expired before this replica could renew it: it executes nothing until restarted.
+    pub lease_lost: bool,
+    /// Every replica seen in the last minute, this one included.
+    pub peers: Vec<PeerHealth>,
+}
+
+/// Another replica, as the database lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerHealth {
+    pub id: String,
+    /// Where it serves (`127.0.0.1:8080`).
+    pub address: String,
+    /// Milliseconds left on its lease, by the database's clock; negative once expired.
+    pub lease_remaining_ms: i64,
+    /// Whether its lease is valid.
+    pub alive: bool,
 }
 
 /// A failure the emulator can inject.

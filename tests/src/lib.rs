@@ -9,6 +9,7 @@
 //! output capture other tools' tests use.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test code: a failed expectation is a panic
 
+pub mod postgres;
 pub mod process;
 
 pub use process::{BinaryServer, backend_command, free_port, run_backend, serve_flags};
@@ -54,6 +55,9 @@ pub struct TestDirs {
     pub prompts_file: PathBuf,
     /// Where the (absent) frontend would be: the API alone is served.
     pub static_dir: PathBuf,
+    /// A database of its own when the suite runs on PostgreSQL (`TEST_STORE=postgres`):
+    /// servers on these dirs then store there, and a restart finds what they stored.
+    pub database_url: Option<String>,
 }
 
 impl TestDirs {
@@ -64,6 +68,7 @@ impl TestDirs {
             data_dir: root.path().join("data"),
             prompts_file: root.path().join("prompts.txt"),
             static_dir: root.path().join("no-dist"),
+            database_url: on_postgres().then(postgres::fresh_database_blocking),
             _root: Arc::new(root),
         }
     }
@@ -80,6 +85,13 @@ impl Default for TestDirs {
     }
 }
 
+/// Whether this run of the suite stores on PostgreSQL (`TEST_STORE=postgres`) rather than on
+/// SQLite. Tests of what only the SQLite mode has (the `prompts.txt` file, its locks, crash
+/// recovery at restart, which a cluster does by takeover instead) say so and pass through.
+pub fn on_postgres() -> bool {
+    std::env::var("TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
 /// Every record of a prompt journal file (empty when the file does not exist).
 pub fn read_journal(path: &Path) -> Vec<ScannedRecord> {
     let bytes = std::fs::read(path).unwrap_or_default();
@@ -94,6 +106,7 @@ pub fn test_args(dirs: &TestDirs) -> ServeArgs {
     args.static_dir.clone_from(&dirs.static_dir);
     args.shutdown_grace_secs = 1.0;
     let app = &mut args.app;
+    app.database_url.clone_from(&dirs.database_url);
     app.data_dir.clone_from(&dirs.data_dir);
     app.prompts_file.clone_from(&dirs.prompts_file);
     app.bedrock = BedrockChoice::Emulator;
@@ -417,7 +430,8 @@ pub struct EventFeed {
 }
 
 impl EventFeed {
-    async fn connect(url: &str) -> EventFeed {
+    /// Opens `ws://...` and fails unless the server upgrades it.
+    pub async fn connect(url: &str) -> EventFeed {
         EventFeed::open(url.into_client_request().unwrap()).await
     }
 

@@ -27,8 +27,16 @@ const POLL: Duration = Duration::from_millis(5);
 
 /// Environment variables of the machine that must not reach the backend: a test that wants
 /// credentials or a token sets them itself.
-const SCRUBBED_ENV: [&str; 5] =
-    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "APP_AUTH_TOKEN"];
+/// `DATABASE_URL` among them: a test server stores in SQLite unless the test says otherwise.
+const SCRUBBED_ENV: [&str; 7] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "APP_AUTH_TOKEN",
+    "DATABASE_URL",
+    "APP_REPLICA_ID",
+];
 
 /// The `backend` binary: `BACKEND_BIN` if set, else built once (a no-op when up to date) into
 /// this test's target directory, so it always matches the library under test.
@@ -84,6 +92,14 @@ pub async fn run_backend(command: &mut Command) -> Output {
         .await
         .unwrap_or_else(|_| panic!("{command:?} did not exit within {DEADLINE:?}"))
         .unwrap_or_else(|e| panic!("{command:?} did not start: {e}"))
+}
+
+/// Whether the tests run as root (PostgreSQL's own tools refuse to).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 /// A port that was free a moment ago, for programs that cannot bind port 0 and report the
@@ -202,6 +218,9 @@ pub fn serve_flags(dirs: &TestDirs) -> BTreeMap<&'static str, String> {
         ("--bedrock-retry-delay-secs", "0.05".to_owned()),
         ("--shutdown-grace-secs", "1".to_owned()),
     ])
+    .into_iter()
+    .chain(dirs.database_url.clone().map(|url| ("--database-url", url)))
+    .collect()
 }
 
 /// The real `backend` binary serving on a port it chose, as a child process.

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use crate::bedrock::ModelClient;
+use crate::causes::chain;
 use crate::events::Hub;
 use crate::journal::{Journal, RecordRef};
 use crate::metrics::Metrics;
@@ -68,6 +69,16 @@ pub struct RunSpec {
     pub system: Option<String>,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+}
+
+/// Where a run starts executing: from the beginning, or, for a run taken over from a replica
+/// that died, at the attempt that comes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeAt {
+    Start,
+    /// At attempt `attempt` of `task`, every task before it completed; not before `not_before`
+    /// (the retry time the previous owner had set).
+    Attempt { task: TaskName, attempt: u32, not_before: Option<chrono::DateTime<Utc>> },
 }
 
 /// A failed attempt, as a task reports it.
@@ -158,16 +169,40 @@ impl Runner {
         self.active().len()
     }
 
+    /// The runs in flight here.
+    pub fn running(&self) -> Vec<RunId> {
+        self.active().keys().copied().collect()
+    }
+
+    /// Waits up to `grace` for every run in flight to end, accepting no new ones; whether all did.
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait()).await.is_ok()
+    }
+
     /// Starts executing an accepted run in the background. `held` (an admission permit) is
     /// kept until the run ends, so whoever admitted the run counts it as in flight till then.
     pub fn start<H: Send + 'static>(self: &Arc<Self>, spec: RunSpec, held: H) {
+        self.start_at(spec, ResumeAt::Start, held);
+    }
+
+    /// Starts executing a run at `at`: [`Runner::start`] for a run taken over mid-way.
+    pub fn start_at<H: Send + 'static>(self: &Arc<Self>, spec: RunSpec, at: ResumeAt, held: H) {
         let token = CancellationToken::new();
         self.active().insert(spec.id, token.clone());
         let runner = Arc::clone(self);
         self.tracker.spawn(async move {
-            runner.execute(spec, token).await;
+            runner.execute(spec, at, token).await;
             drop(held);
         });
+    }
+
+    /// Stops executing a run another replica now owns, without a word: the hub refuses every
+    /// event this server would still publish for it.
+    pub fn abandon(&self, id: RunId) {
+        if let Some(token) = self.active().remove(&id) {
+            token.cancel();
+        }
     }
 
     /// Asks an in-flight run to stop; it ends `Cancelled` as soon as its current step notices.
@@ -201,14 +236,18 @@ impl Runner {
     }
 
     /// Executes one run to its terminal state.
-    async fn execute(self: Arc<Self>, spec: RunSpec, cancel: CancellationToken) {
+    async fn execute(self: Arc<Self>, spec: RunSpec, at: ResumeAt, cancel: CancellationToken) {
         let id = spec.id;
         let span = info_span!("run", run_id = %id, hub = self.hub.id());
         async {
             self.metrics.run_started();
-            self.hub.publish(id, EventKind::RunState { state: RunState::Running, error: None });
-            info!(model_id = %spec.model_id, "flow run started");
-            let (state, error) = match self.run_tasks(&spec, &cancel).await {
+            if at == ResumeAt::Start {
+                self.hub.publish(id, EventKind::RunState { state: RunState::Running, error: None });
+                info!(model_id = %spec.model_id, "flow run started");
+            } else {
+                info!(model_id = %spec.model_id, "flow run resumed on this replica");
+            }
+            let (state, error) = match self.run_tasks(&spec, at, &cancel).await {
                 Ok(()) => {
                     info!("flow run completed");
                     (RunState::Completed, None)
@@ -236,18 +275,37 @@ impl Runner {
         .await;
     }
 
-    async fn run_tasks(&self, spec: &RunSpec, cancel: &CancellationToken) -> Result<(), TaskEnd> {
-        let loaded = self.run_task(spec.id, TaskName::LoadPromptFile, cancel, |_| self.load_prompt_file(spec)).await;
-        let prompt = match loaded {
-            Ok(prompt) => prompt,
-            Err(end) => {
-                self.not_run(spec.id, TaskName::CallBedrock, &end);
-                return Err(end);
+    async fn run_tasks(&self, spec: &RunSpec, at: ResumeAt, cancel: &CancellationToken) -> Result<(), TaskEnd> {
+        let (call_from, not_before) = match at {
+            ResumeAt::Attempt { task: TaskName::CallBedrock, attempt, not_before } => (attempt, not_before),
+            ResumeAt::Start | ResumeAt::Attempt { task: TaskName::LoadPromptFile, .. } => (1, None),
+        };
+        let prompt = if let ResumeAt::Attempt { task: TaskName::CallBedrock, .. } = at {
+            // `load_prompt_file` completed on the replica that started the run.
+            self.journal.read(spec.id, spec.journal).await.map_err(|e| TaskEnd::Failed(format!("{}", chain(&e))))?
+        } else {
+            let (load_from, load_not_before) = match at {
+                ResumeAt::Attempt { attempt, not_before, .. } => (attempt, not_before),
+                ResumeAt::Start => (1, None),
+            };
+            let loaded = self
+                .run_task(spec.id, TaskName::LoadPromptFile, (load_from, load_not_before), cancel, |_| {
+                    self.load_prompt_file(spec)
+                })
+                .await;
+            match loaded {
+                Ok(prompt) => prompt,
+                Err(end) => {
+                    self.not_run(spec.id, TaskName::CallBedrock, &end);
+                    return Err(end);
+                }
             }
         };
         let request = tasks::model_request(spec, prompt);
-        self.run_task(spec.id, TaskName::CallBedrock, cancel, |attempt| self.call_bedrock(spec.id, &request, attempt))
-            .await
+        self.run_task(spec.id, TaskName::CallBedrock, (call_from, not_before), cancel, |attempt| {
+            self.call_bedrock(spec.id, &request, attempt)
+        })
+        .await
     }
 
     /// How an attempt cut short by a stop ends, decided once so the attempt, its task and the
@@ -275,12 +333,13 @@ impl Runner {
         self.hub.publish(run_id, EventKind::TaskState { task, attempt: 0, state, outcome });
     }
 
-    /// Runs a task's attempts under its retry policy until one succeeds, the policy gives up, or
-    /// the run is cancelled.
+    /// Runs a task's attempts under its retry policy, from attempt `first` (not before its
+    /// time, if given), until one succeeds, the policy gives up, or the run is cancelled.
     async fn run_task<T, F, Fut>(
         &self,
         run_id: RunId,
         task: TaskName,
+        (first, not_before): (u32, Option<chrono::DateTime<Utc>>),
         cancel: &CancellationToken,
         mut attempt_once: F,
     ) -> Result<T, TaskEnd>
@@ -290,7 +349,18 @@ impl Runner {
     {
         let policy = *self.settings.policy(task);
         let max = policy.max_attempts();
-        let mut attempt = 1;
+        let mut attempt = first.max(1);
+        if let Some(wait) = not_before.and_then(|at| (at - Utc::now()).to_std().ok()) {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    let (state, outcome, end) = self.stopped();
+                    self.hub.publish(run_id, EventKind::TaskState { task, attempt: attempt - 1, state, outcome });
+                    return Err(end);
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
         loop {
             let span = info_span!("task", task = task.as_str(), attempt);
             let publish =

@@ -35,7 +35,7 @@ impl Runner {
     pub(super) async fn load_prompt_file(&self, spec: &RunSpec) -> Result<(String, AttemptOutcome), AttemptFailure> {
         match self.journal.read(spec.id, spec.journal).await {
             Ok(prompt) => {
-                info!(bytes = prompt.len(), path = %self.journal.path().display(), "prompt loaded from the journal");
+                info!(bytes = prompt.len(), from = %self.journal.location(), "prompt loaded from the journal");
                 Ok((prompt, AttemptOutcome::default()))
             }
             Err(error) => {

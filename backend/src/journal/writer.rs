@@ -19,24 +19,24 @@ struct Append {
     reply: oneshot::Sender<Result<RecordRef, JournalError>>,
 }
 
-/// Handle to the prompt journal; cheap to clone.
+/// Handle to `prompts.txt`; cheap to clone.
 #[derive(Clone)]
-pub struct Journal {
+pub struct FileJournal {
     path: Arc<PathBuf>,
     appends: mpsc::UnboundedSender<Append>,
     /// The open file that holds the journal's exclusive lock, until [`Journal::release`].
     lock: Arc<std::sync::Mutex<Option<File>>>,
 }
 
-impl std::fmt::Debug for Journal {
+impl std::fmt::Debug for FileJournal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
+        f.debug_struct("FileJournal").field("path", &self.path).finish()
     }
 }
 
-impl Journal {
+impl FileJournal {
     /// Opens (or creates) the journal at `path` and starts its writer thread.
-    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+    pub fn open(path: &Path) -> Result<FileJournal, JournalError> {
         let io_err = |source| JournalError::Io { path: path.display().to_string(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err)?;
@@ -52,7 +52,7 @@ impl Journal {
             .name("prompt-journal".into())
             .spawn(move || write_loop(file, &thread_path, rx))
             .map_err(io_err)?;
-        Ok(Journal { path: Arc::new(path.to_path_buf()), appends, lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
+        Ok(FileJournal { path: Arc::new(path.to_path_buf()), appends, lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
     }
 
     /// Lets another process open the journal; called at shutdown, once nothing appends.
@@ -170,7 +170,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::journal::{ScannedRecord, scan};
+    use crate::journal::{Journal, ScannedRecord, scan};
 
     #[tokio::test]
     async fn text_a_person_appends_by_hand_between_records_is_kept_and_does_not_shift_offsets() {

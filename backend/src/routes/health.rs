@@ -17,12 +17,19 @@ pub fn router() -> Router<Arc<App>> {
 }
 
 /// 200 with `status: "ok"` (or `"shutting_down"` while draining); 503 with `"storage_failing"`
-/// while storage refuses writes, so a load balancer sends work elsewhere.
+/// while storage refuses writes, or `"lease_lost"` once a replica lost its cluster lease, so a
+/// load balancer sends work elsewhere.
 async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
+    let cluster = match app.cluster() {
+        Some(cluster) => Some((cluster.healthy(), cluster.health().await)),
+        None => None,
+    };
     let (code, status) = if app.closing().is_cancelled() {
         (StatusCode::OK, "shutting_down")
     } else if !app.storage_ok() {
         (StatusCode::SERVICE_UNAVAILABLE, "storage_failing")
+    } else if cluster.as_ref().is_some_and(|(healthy, _)| !healthy) {
+        (StatusCode::SERVICE_UNAVAILABLE, "lease_lost")
     } else {
         (StatusCode::OK, "ok")
     };
@@ -35,6 +42,8 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
             bedrock: app.bedrock().clone(),
             defaults: policy.defaults.clone(),
             limits: policy.limits.clone(),
+            store: if cluster.is_some() { "postgres" } else { "sqlite" }.to_owned(),
+            cluster: cluster.map(|(_, health)| health),
         }),
     )
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunDetail, RunId, RunSummary};
 
-use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
+use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 use crate::wire::Published;
 
 #[derive(Default)]
@@ -45,7 +45,7 @@ impl Store for MemoryStore {
         Ok(Created::New)
     }
 
-    async fn append_events(&self, events: &[Published], _sync: bool) -> Result<(), StoreError> {
+    async fn append_events(&self, events: &[Published], _sync: bool) -> Result<Stored, StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Closed);
         }
@@ -57,7 +57,7 @@ impl Store for MemoryStore {
                 stored.push(Arc::clone(event));
             }
         }
-        Ok(())
+        Ok(Stored::default())
     }
 
     async fn release(&self) {}

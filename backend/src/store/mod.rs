@@ -1,10 +1,13 @@
 //! The run store: runs, their events (state changes, attempts, log lines, deltas) and history.
 //!
-//! The rest of the backend sees only the [`Store`] trait, so a PostgreSQL store for several
-//! replicas can be added beside [`SqliteStore`] without touching the flow or the HTTP layer.
+//! The rest of the backend sees only the [`Store`] trait: [`SqliteStore`] for one machine,
+//! [`PgStore`] for several replicas sharing one PostgreSQL (which also fences the writes of a
+//! replica that lost a run, see [`Stored::fenced`]).
 
+mod codec;
 #[cfg(test)]
 pub(crate) mod memory;
+mod postgres;
 mod recovery;
 mod sqlite;
 
@@ -16,7 +19,10 @@ use common::{Event, LogEntry, RunId, RunState, RunSummary};
 use crate::journal::RecordRef;
 use crate::wire::Published;
 
-pub use recovery::recover_interrupted;
+pub use postgres::{
+    CONTROL_CHANNEL, Claimed, EVENTS_CHANNEL, Peer, PgStore, PromptRow, ReplicaLease, parse_notification,
+};
+pub use recovery::{crash_events, recover_interrupted};
 pub use sqlite::{SqliteStore, Synchronous};
 
 /// Why a store operation failed.
@@ -47,6 +53,15 @@ pub enum StoreError {
     /// The store's writer has stopped (the server is shutting down).
     #[error("the store is closed")]
     Closed,
+}
+
+/// What [`Store::append_events`] stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// Runs whose events were refused because this server no longer owns them (its lease
+    /// expired, or another replica took them over): none of their events in the call is stored,
+    /// and none may be handed to a client. Always empty for a single-node store.
+    pub fenced: Vec<RunId>,
 }
 
 /// A run about to be accepted.
@@ -99,7 +114,14 @@ pub trait Store: Send + Sync + 'static {
     /// and safe from a process crash; with `sync`, also from a power loss. Each comes with the
     /// JSON the hub already made for the WebSocket, which is what is stored. Storing an event
     /// twice is harmless (the second is ignored), so a failed call can simply be repeated.
-    async fn append_events(&self, events: &[Published], sync: bool) -> Result<(), StoreError>;
+    async fn append_events(&self, events: &[Published], sync: bool) -> Result<Stored, StoreError>;
+
+    /// Asks the server that executes the run, if it is another one, to cancel it. `false` when
+    /// there is no such server: a single-node store has only this process, which the caller
+    /// asked already.
+    async fn request_cancel(&self, _id: RunId) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// Lets another process open this store's files; called at shutdown, once nothing writes.
     async fn release(&self);
@@ -162,7 +184,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
                     event(id, 2, EventKind::RunState { state: RunState::Running, error: None }),
                     event(id, 3, EventKind::RunState { state: last, error: None }),
                 ];
-                store.append_events(&events, false).await
+                store.append_events(&events, false).await.map(drop)
             }
         });
         for created in futures_util::future::join_all(creations).await {

@@ -11,13 +11,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary, Usage};
+use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -26,7 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::wire::{Published, Stamped};
 
-use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError};
+use super::codec::{SummaryRow, event_kind_name, parse_event, parse_id, timestamp};
+use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 
 /// Most queued writes folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -106,10 +105,11 @@ impl Store for SqliteStore {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
-    async fn append_events(&self, events: &[Published], sync: bool) -> Result<(), StoreError> {
+    async fn append_events(&self, events: &[Published], sync: bool) -> Result<Stored, StoreError> {
         let (reply, done) = oneshot::channel();
         self.send(WriteOp::Events(events.to_vec(), sync, reply))?;
-        done.await.map_err(|_| StoreError::Closed)?
+        done.await.map_err(|_| StoreError::Closed)??;
+        Ok(Stored::default())
     }
 
     async fn release(&self) {
@@ -381,58 +381,20 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
     Ok(())
 }
 
-fn event_kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::RunCreated { .. } => "run_created",
-        EventKind::RunState { .. } => "run_state",
-        EventKind::TaskState { .. } => "task_state",
-        EventKind::Log { .. } => "log",
-        EventKind::Delta { .. } => "delta",
-        EventKind::ModelResult { .. } => "model_result",
-    }
-}
-
-fn timestamp(ts: DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Malformed(format!("timestamp `{text}`: {e}")))
-}
-
-fn parse_id(text: &str) -> Result<RunId, StoreError> {
-    RunId::from_str(text).map_err(|e| StoreError::Malformed(format!("run id `{text}`: {e}")))
-}
-
-fn parse_event(body: &str) -> Result<Event, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Malformed(format!("event: {e}")))
-}
-
 fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
-    let optional_time = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        row.try_get::<Option<&str>, _>(column)?.map(parse_time).transpose()
-    };
-    let tokens = |column: &str| -> Result<Option<u32>, StoreError> {
-        Ok(row.try_get::<Option<i64>, _>(column)?.and_then(|n| u32::try_from(n).ok()))
-    };
-    let usage = match (tokens("input_tokens")?, tokens("output_tokens")?) {
-        (Some(input_tokens), Some(output_tokens)) => Some(Usage { input_tokens, output_tokens }),
-        _ => None,
-    };
-    let state: &str = row.try_get("state")?;
-    Ok(RunSummary {
-        id: parse_id(row.try_get("id")?)?,
-        state: state.parse().map_err(|e| StoreError::Malformed(format!("{e}")))?,
-        created_at: parse_time(row.try_get("created_at")?)?,
-        started_at: optional_time("started_at")?,
-        finished_at: optional_time("finished_at")?,
+    SummaryRow {
+        id: row.try_get("id")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
         model_id: row.try_get("model_id")?,
         prompt_preview: row.try_get("prompt_preview")?,
-        usage,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
         error: row.try_get("error")?,
-    })
+    }
+    .decode()
 }
 
 #[cfg(test)]
