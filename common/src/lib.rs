@@ -13,9 +13,9 @@ mod view;
 
 pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
 pub use run::{
-    ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind, FaultPlan,
-    Health, LogEntry, ParseStateError, PeerHealth, RunDetail, RunId, RunState, RunSummary, StopReason, SubmitRun, TaskName,
-    TaskState, TaskView, Usage,
+    ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
+    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, RunDetail, RunId, RunState, RunSummary, StopReason,
+    SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
 /// Length, in characters, of the prompt preview shown in run lists.

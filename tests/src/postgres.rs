@@ -66,7 +66,8 @@ fn with_database(url: &str, name: &str) -> String {
 /// `postgres` user when running as root (PostgreSQL refuses to run as root). It stops with
 /// the machine; each test process that needs it starts its own.
 fn start_throwaway_server() -> String {
-    let bin = installed_bin_dir().expect("no PostgreSQL: set DATABASE_URL, run one on 127.0.0.1:5432, or install postgresql");
+    let bin =
+        installed_bin_dir().expect("no PostgreSQL: set DATABASE_URL, run one on 127.0.0.1:5432, or install postgresql");
     let dir = std::env::temp_dir().join(format!("pipeline-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = crate::free_port();
@@ -75,7 +76,14 @@ fn start_throwaway_server() -> String {
         run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
     }
     let data = dir.join("data");
-    let initdb = [bin.join("initdb").display().to_string(), "-D".into(), data.display().to_string(), "-U".into(), "postgres".into(), "--auth=trust".into()];
+    let initdb = [
+        bin.join("initdb").display().to_string(),
+        "-D".into(),
+        data.display().to_string(),
+        "-U".into(),
+        "postgres".into(),
+        "--auth=trust".into(),
+    ];
     run(&mut as_postgres(&initdb, as_root));
     let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", dir.display());
     let start = [

@@ -52,7 +52,9 @@ pub struct ClusterSettings {
 #[derive(Debug, Clone, Copy)]
 enum Lease {
     /// Valid until this instant, by this process's clock (a little before the database's).
-    Held { until: Instant },
+    Held {
+        until: Instant,
+    },
     Lost,
 }
 
@@ -90,7 +92,11 @@ impl Cluster {
         tokio::spawn(heartbeat(Arc::clone(&cluster)));
         tokio::spawn(tail(Arc::clone(&cluster)));
         tokio::spawn(abandon_disowned(Arc::clone(&cluster)));
-        info!(replica = cluster.store.replica(), lease_secs = cluster.settings.lease.as_secs_f32(), "joined the cluster");
+        info!(
+            replica = cluster.store.replica(),
+            lease_secs = cluster.settings.lease.as_secs_f32(),
+            "joined the cluster"
+        );
         Ok(cluster)
     }
 
@@ -165,7 +171,9 @@ impl Cluster {
             return;
         }
         self.set_lease(Lease::Lost);
-        tracing::error!("{why}: this replica stops its runs (another replica takes them over) and reports itself unhealthy until restarted");
+        tracing::error!(
+            "{why}: this replica stops its runs (another replica takes them over) and reports itself unhealthy until restarted"
+        );
         self.give_up_runs();
     }
 

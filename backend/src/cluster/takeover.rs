@@ -42,8 +42,12 @@ pub fn plan(detail: &RunDetail, on_loss: OwnerLoss, reason: &str) -> Plan {
                     retry_delay_ms: Some(0),
                     ..AttemptOutcome::default()
                 };
-                let interrupted =
-                    EventKind::TaskState { task: task.name, attempt: last.number, state: TaskState::AwaitingRetry, outcome };
+                let interrupted = EventKind::TaskState {
+                    task: task.name,
+                    attempt: last.number,
+                    state: TaskState::AwaitingRetry,
+                    outcome,
+                };
                 Plan { events: vec![interrupted], resume: Some(at(task.name, last.number + 1, None)) }
             }
             TaskState::Running => Plan { events: out_of_attempts(task.name, last.number, reason), resume: None },
@@ -117,7 +121,10 @@ mod tests {
 
     #[test]
     fn a_run_its_owner_never_started_starts_from_the_beginning() {
-        assert_eq!(plan(&detail(vec![]), OwnerLoss::Resume, REASON), Plan { events: vec![], resume: Some(ResumeAt::Start) });
+        assert_eq!(
+            plan(&detail(vec![]), OwnerLoss::Resume, REASON),
+            Plan { events: vec![], resume: Some(ResumeAt::Start) }
+        );
     }
 
     #[test]
@@ -131,10 +138,14 @@ mod tests {
 
         let plan = plan(&run, OwnerLoss::Resume, REASON);
 
-        let EventKind::TaskState { task, attempt: 1, state: TaskState::AwaitingRetry, outcome } = &plan.events[0] else {
+        let EventKind::TaskState { task, attempt: 1, state: TaskState::AwaitingRetry, outcome } = &plan.events[0]
+        else {
             panic!("attempt 1 ends awaiting a retry: {:?}", plan.events);
         };
-        assert_eq!((*task, outcome.retryable, outcome.error.as_deref()), (TaskName::CallBedrock, Some(true), Some(REASON)));
+        assert_eq!(
+            (*task, outcome.retryable, outcome.error.as_deref()),
+            (TaskName::CallBedrock, Some(true), Some(REASON))
+        );
         assert_eq!(plan.resume, Some(ResumeAt::Attempt { task: TaskName::CallBedrock, attempt: 2, not_before: None }));
     }
 

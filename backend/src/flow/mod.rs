@@ -78,7 +78,11 @@ pub enum ResumeAt {
     Start,
     /// At attempt `attempt` of `task`, every task before it completed; not before `not_before`
     /// (the retry time the previous owner had set).
-    Attempt { task: TaskName, attempt: u32, not_before: Option<chrono::DateTime<Utc>> },
+    Attempt {
+        task: TaskName,
+        attempt: u32,
+        not_before: Option<chrono::DateTime<Utc>>,
+    },
 }
 
 /// A failed attempt, as a task reports it.

@@ -52,7 +52,11 @@ impl FileJournal {
             .name("prompt-journal".into())
             .spawn(move || write_loop(file, &thread_path, rx))
             .map_err(io_err)?;
-        Ok(FileJournal { path: Arc::new(path.to_path_buf()), appends, lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
+        Ok(FileJournal {
+            path: Arc::new(path.to_path_buf()),
+            appends,
+            lock: Arc::new(std::sync::Mutex::new(Some(lock))),
+        })
     }
 
     /// Lets another process open the journal; called at shutdown, once nothing appends.

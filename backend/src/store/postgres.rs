@@ -255,7 +255,12 @@ impl PgStore {
                 len: p.bytes,
                 crc32: p.crc32,
             });
-            claimed.push(Claimed { id, from: row.try_get("previous")?, journal, events: self.run_events(id, 0).await? });
+            claimed.push(Claimed {
+                id,
+                from: row.try_get("previous")?,
+                journal,
+                events: self.run_events(id, 0).await?,
+            });
         }
         Ok(claimed)
     }
@@ -271,7 +276,9 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|row| Ok((parse_id(row.try_get("id")?)?, u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0))))
+            .map(|row| {
+                Ok((parse_id(row.try_get("id")?)?, u64::try_from(row.try_get::<i64, _>("last_seq")?).unwrap_or(0)))
+            })
             .collect()
     }
 
@@ -446,8 +453,7 @@ impl Store for PgStore {
         let kept: Vec<Published> =
             events.iter().filter(|e| accepted.contains_key(&e.event.run_id)).map(std::sync::Arc::clone).collect();
         insert_events(&mut tx, &kept, &accepted).await?;
-        let notified: Vec<(RunId, u64)> =
-            accepted.keys().map(|id| (*id, last.get(id).copied().unwrap_or(0))).collect();
+        let notified: Vec<(RunId, u64)> = accepted.keys().map(|id| (*id, last.get(id).copied().unwrap_or(0))).collect();
         notify(&mut tx, &notified).await?;
         tx.commit().await?;
         let mut owned = self.owned();
@@ -465,12 +471,11 @@ impl Store for PgStore {
 
     async fn request_cancel(&self, id: RunId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let marked = sqlx::query(
-            "UPDATE runs SET cancel_requested = true WHERE id = $1 AND state IN ('Pending', 'Running')",
-        )
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        let marked =
+            sqlx::query("UPDATE runs SET cancel_requested = true WHERE id = $1 AND state IN ('Pending', 'Running')")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
         if marked.rows_affected() == 0 {
             return Ok(false);
         }

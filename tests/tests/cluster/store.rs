@@ -80,7 +80,12 @@ async fn a_run_its_events_logs_and_history_row_read_back_as_written() {
             stop_reason: None,
             latency_ms: Some(5),
         };
-        let events = [state(id, 2, RunState::Running), log(id, 3, "a line"), event(id, 4, usage), state(id, 5, RunState::Completed)];
+        let events = [
+            state(id, 2, RunState::Running),
+            log(id, 3, "a line"),
+            event(id, 4, usage),
+            state(id, 5, RunState::Completed),
+        ];
         assert_eq!(store.append_events(&events, true).await.unwrap(), Stored::default(), "{name}");
 
         let summary = store.run_summary(id).await.unwrap().expect("the run");
@@ -138,9 +143,14 @@ async fn history_is_newest_first_filters_by_state_and_pages_before_a_run() {
             ids.push(id);
         }
         let all = store.list_runs(&RunQuery { limit: 10, ..RunQuery::default() }).await.unwrap();
-        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), ids.iter().rev().copied().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            all.iter().map(|r| r.id).collect::<Vec<_>>(),
+            ids.iter().rev().copied().collect::<Vec<_>>(),
+            "{name}"
+        );
 
-        let failed = store.list_runs(&RunQuery { limit: 10, state: Some(RunState::Failed), before: None }).await.unwrap();
+        let failed =
+            store.list_runs(&RunQuery { limit: 10, state: Some(RunState::Failed), before: None }).await.unwrap();
         assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[3], ids[1]], "{name}");
 
         let page = store.list_runs(&RunQuery { limit: 2, state: None, before: Some(ids[3]) }).await.unwrap();
@@ -205,7 +215,8 @@ async fn replicas_claiming_at_the_same_moment_never_claim_the_same_run() {
         dead.create_run(run).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rescuers = futures_util::future::join_all((0..3).map(|n| joined(&url, ["a", "b", "c"][n], Duration::from_secs(30)))).await;
+    let rescuers =
+        futures_util::future::join_all((0..3).map(|n| joined(&url, ["a", "b", "c"][n], Duration::from_secs(30)))).await;
 
     let claims = futures_util::future::join_all(rescuers.iter().map(|r| async move {
         let mut mine = Vec::new();
@@ -240,7 +251,10 @@ async fn the_submission_allowance_is_shared_by_every_replica() {
     // Six at once, then a token every 10 s: within this test's few milliseconds, none more.
     assert_eq!(allowed, 6);
     assert_eq!(refused.len(), 6);
-    assert!(refused.iter().all(|wait| *wait > Duration::from_secs(9) && *wait <= Duration::from_secs(10)), "{refused:?}");
+    assert!(
+        refused.iter().all(|wait| *wait > Duration::from_secs(9) && *wait <= Duration::from_secs(10)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

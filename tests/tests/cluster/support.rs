@@ -75,7 +75,11 @@ impl TestCluster {
         for (flag, value) in &self.extra {
             flags.insert(flag, value.clone());
         }
-        let env = [("AWS_ACCESS_KEY_ID", "AKIDCLUSTERTEST"), ("AWS_SECRET_ACCESS_KEY", "cluster-test"), ("AWS_REGION", "us-east-1")];
+        let env = [
+            ("AWS_ACCESS_KEY_ID", "AKIDCLUSTERTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "cluster-test"),
+            ("AWS_REGION", "us-east-1"),
+        ];
         self.replicas.push(BinaryServer::start(&flags, &env).await);
         n
     }
@@ -125,8 +129,11 @@ impl TestCluster {
 
     /// The replica index that owns the run now, from the database.
     pub async fn owner(&self, id: RunId) -> usize {
-        let owner: String =
-            sqlx::query_scalar("SELECT owner FROM runs WHERE id = $1").bind(id.to_string()).fetch_one(&self.db).await.unwrap();
+        let owner: String = sqlx::query_scalar("SELECT owner FROM runs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
         owner.trim_start_matches('r').parse().unwrap()
     }
 
