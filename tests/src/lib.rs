@@ -73,9 +73,12 @@ impl TestDirs {
         }
     }
 
-    /// Every record of the prompt journal.
+    /// Every record of the prompt journal: `prompts.txt`, or the prompts table on PostgreSQL.
     pub fn journal(&self) -> Vec<ScannedRecord> {
-        read_journal(&self.prompts_file)
+        match &self.database_url {
+            Some(url) => postgres::journal_blocking(url),
+            None => read_journal(&self.prompts_file),
+        }
     }
 }
 

@@ -49,6 +49,37 @@ pub fn fresh_database_blocking() -> String {
     .unwrap()
 }
 
+/// The prompts table of the database at `url`, oldest run first, as journal records.
+pub fn journal_blocking(url: &str) -> Vec<backend::journal::ScannedRecord> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut db = PgConnection::connect(&url).await.unwrap();
+            let rows: Vec<(String, String)> = match sqlx::query_as(
+                "SELECT p.run_id, p.prompt FROM prompts p JOIN runs r ON r.id = p.run_id ORDER BY r.seq",
+            )
+            .fetch_all(&mut db)
+            .await
+            {
+                Ok(rows) => rows,
+                // No server migrated this database yet: nothing is journaled.
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+                Err(e) => panic!("cannot read the prompts table: {e}"),
+            };
+            rows.into_iter()
+                .map(|(id, prompt)| backend::journal::ScannedRecord::Intact {
+                    run_id: id.parse().unwrap(),
+                    offset: 0,
+                    prompt,
+                })
+                .collect()
+        })
+    })
+    .join()
+    .unwrap()
+}
+
 /// `url` with its database replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));

@@ -187,7 +187,19 @@ pub fn test(opts: &TestOptions) -> Result {
             }
             util::run(cmd.args(&opts.cargo_test_args).env("APP_DIST_DIR", util::dist_dir()))
         });
-        if opts.coverage && tests_ok && opts.cargo_test_args.is_empty() {
+        // The API suite once more with every server storing in PostgreSQL (a database per
+        // test, on the PostgreSQL `tests::postgres` finds or starts), as a cluster replica does.
+        let postgres_ok = opts.cargo_test_args.is_empty()
+            && record("API suite on PostgreSQL (TEST_STORE=postgres)", &mut || {
+                let mut cmd = util::cargo();
+                if opts.coverage {
+                    cmd.args(["llvm-cov", "--no-report"]);
+                } else {
+                    cmd.arg("test");
+                }
+                util::run(cmd.args(["-p", "tests", "--test", "api"]).env("TEST_STORE", "postgres"))
+            });
+        if opts.coverage && tests_ok && postgres_ok {
             record(&format!("line coverage >= {MIN_LINE_COVERAGE} %"), &mut coverage_gate);
         }
         record("cargo test -p frontend (native)", &mut || util::run(util::cargo().args(["test", "-p", "frontend"])));

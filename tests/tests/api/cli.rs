@@ -17,6 +17,9 @@ async fn backend_run(dirs: &TestDirs, args: &[&str]) -> Output {
         .args(["--load-retry-delay-secs", "0.05", "--bedrock-retry-delay-secs", "0.05"])
         .env("APP_BEDROCK", "emulator")
         .env("RUST_LOG", "warn");
+    if let Some(url) = &dirs.database_url {
+        command.args(["--database-url", url]);
+    }
     run_backend(&mut command).await
 }
 

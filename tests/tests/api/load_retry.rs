@@ -4,6 +4,9 @@ use tests::{attempts, spawn_app_with, unique_prompt};
 
 #[tokio::test]
 async fn a_load_prompt_file_failure_is_retried_until_the_journal_is_back() {
+    if tests::on_postgres() {
+        return; // `prompts.txt` is the SQLite mode's journal; a cluster journals in a table.
+    }
     // Long enough to put the file back between attempts, short enough for a test.
     let app = spawn_app_with(|args| args.app.load_retry_delay_secs = 1.0).await;
     let journal = app.dirs.prompts_file.clone();
@@ -37,6 +40,9 @@ async fn a_load_prompt_file_failure_is_retried_until_the_journal_is_back() {
 
 #[tokio::test]
 async fn a_journal_that_stays_missing_fails_the_run_after_three_load_attempts() {
+    if tests::on_postgres() {
+        return; // `prompts.txt` is the SQLite mode's journal; a cluster journals in a table.
+    }
     let app = spawn_app_with(|_| {}).await;
     std::fs::rename(&app.dirs.prompts_file, app.dirs.prompts_file.with_extension("gone")).unwrap();
     let run = app.submit("Nobody will find me").await;
