@@ -56,8 +56,14 @@ const INSTANT_EMULATOR: [&str; 6] =
 
 /// Orchestration overhead: `POST /api/runs` to the `Completed` event, one run at a time.
 pub async fn orchestration(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
+    orchestration_with(binary, scale, &[]).await
+}
+
+/// [`orchestration`] of a server with `extra` flags (another store).
+pub async fn orchestration_with(binary: &Path, scale: Scale, extra: &[&str]) -> anyhow::Result<Figure> {
     let dir = scratch("overhead")?;
-    let server = Server::start(binary, &dir, &INSTANT_EMULATOR, &[]).await?;
+    let flags: Vec<&str> = INSTANT_EMULATOR.iter().copied().chain(extra.iter().copied()).collect();
+    let server = Server::start(binary, &dir, &flags, &[]).await?;
     let client = reqwest::Client::new();
     let mut feed = feed::connect(&server.addr).await?;
     let mut total = Samples::default();

@@ -3,6 +3,7 @@
 //!
 //! Nothing here asserts: a missed target is reported in the table, with what limits it.
 
+mod cluster;
 mod feed;
 mod figures;
 mod server;
@@ -101,6 +102,14 @@ async fn main() -> ExitCode {
     }
     measure!("page weight", figures::page_weight(&options.dist));
     measure!("history", figures::history(binary, scale).await);
+    measure!("orchestration postgres", cluster::orchestration_postgres(binary, scale).await);
+    measure!("replicas scaling", cluster::scaling(binary, scale).await);
+    if wanted("replicas failover") || wanted("cross-replica") {
+        match cluster::failover_and_fan_out(binary, options.quick).await {
+            Ok((takeover, cross)) => figures.extend([takeover, cross]),
+            Err(error) => failures.push(format!("replicas failover / cross-replica latency: {error:#}")),
+        }
+    }
 
     let report = report(&figures, &failures, options.quick);
     if let Err(error) = std::fs::write(&options.out, &report) {
