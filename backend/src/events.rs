@@ -16,6 +16,11 @@
 //! follower that asks for "run X after seq N" gets the backlog and the live feed with no gap and
 //! no duplicate. Runs stay in memory while in flight and a little after they end (bounded by
 //! count and by time), then only the store has them.
+//!
+//! In a cluster, a replica holds the runs other replicas execute too, as copies it does not
+//! number: [`Hub::ingest`] appends what their owner stored (read by [`crate::cluster`]), and
+//! their followers here are served exactly as those of local runs. A run changes hands with
+//! [`Hub::adopt`] (taken over from a dead replica) and [`Hub::disown`] (fenced by the store).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -357,9 +362,9 @@ impl Hub {
         self.lock().runs.contains_key(&run_id)
     }
 
-    /// How many runs are in flight (their terminal event not yet published).
+    /// How many runs this server executes (their terminal event not yet published).
     pub fn runs_in_flight(&self) -> usize {
-        self.lock().runs.values().filter(|log| !log.ended).count()
+        self.lock().runs.values().filter(|log| log.owned && !log.ended).count()
     }
 
     /// How many runs the hub holds in memory, finished ones included.
@@ -584,5 +589,63 @@ mod tests {
         }
         hub.flush().await;
         assert_eq!(hub.runs_held(), RETAIN_FINISHED_RUNS);
+    }
+
+    fn stored_event(run: RunId, seq: u64, kind: EventKind) -> Published {
+        stamp(Arc::new(Event { run_id: run, seq, ts: Utc::now(), kind }))
+    }
+
+    #[tokio::test]
+    async fn another_replicas_run_is_followed_in_order_without_duplicates_and_gaps_are_reported() {
+        let (hub, _) = hub();
+        let mut live = hub.subscribe(None).live;
+        let run = RunId(Uuid::now_v7());
+        let first = created(run);
+        let events = [Arc::clone(&first), stored_event(run, 2, log(0)), stored_event(run, 3, log(1))];
+
+        assert!(hub.ingest(&events[..2]).is_empty());
+        assert!(hub.ingest(&events).is_empty(), "seq 1 and 2 again are skipped");
+        let gaps = hub.ingest(&[stored_event(run, 5, log(3))]);
+
+        assert_eq!(gaps, [run], "seq 4 is missing");
+        let received: Vec<u64> = (0..3).filter_map(|_| live.try_recv().ok()).map(|e| e.event.seq).collect();
+        assert_eq!(received, [1, 2, 3]);
+        assert_eq!(live.try_recv().map(|e| e.event.seq), Err(TryRecvError::Empty));
+        assert_eq!(hub.last_seq(run), Some(3));
+        assert!(!hub.owns(run));
+        assert_eq!(hub.publish(run, log(9)), None, "this server does not number another's run");
+    }
+
+    #[tokio::test]
+    async fn a_run_the_store_fenced_keeps_only_what_was_stored_and_is_then_followed_from_its_new_owner() {
+        let (hub, store) = hub();
+        let mut disowned = hub.disowned();
+        let run = new_run(&hub);
+        hub.publish(run, log(0));
+        hub.flush().await;
+        store.set_failing(true);
+        hub.publish(run, log(1)); // never stored: the store refuses it
+
+        hub.disown(&[run]);
+
+        assert_eq!(disowned.try_recv().ok(), Some(run));
+        assert_eq!(hub.publish(run, log(2)), None);
+        assert_eq!(hub.last_seq(run), Some(2), "the unstored seq 3 is gone");
+        assert!(hub.ingest(&[stored_event(run, 3, log(10))]).is_empty(), "the new owner's seq 3 follows");
+        assert_eq!(hub.events(run).map(|e| e.len()), Some(3));
+        store.set_failing(false);
+    }
+
+    #[tokio::test]
+    async fn an_adopted_run_is_numbered_here_from_its_last_stored_event() {
+        let (hub, _) = hub();
+        let run = RunId(Uuid::now_v7());
+        hub.ingest(&[created(run)]);
+        let stored = vec![created(run), stored_event(run, 2, log(0)), stored_event(run, 3, log(1))];
+
+        hub.adopt(stored);
+
+        assert!(hub.owns(run));
+        assert_eq!(hub.publish(run, log(2)), Some(4));
     }
 }

@@ -72,7 +72,13 @@ impl Feed {
         if let Some((id, after_seq)) = run {
             let detail = runs.detail(id).await?.ok_or(FeedError::NoSuchRun(id))?;
             if after_seq > detail.last_seq {
-                return Err(FeedError::BeyondLastEvent { after_seq, last_seq: detail.last_seq });
+                // In a cluster, this replica's copy of a run another one executes may trail the
+                // store by a moment: a client coming from that replica may have seen more.
+                let stored = runs.store().run_events(id, detail.last_seq).await?.len() as u64;
+                let last_seq = detail.last_seq + stored;
+                if after_seq > last_seq {
+                    return Err(FeedError::BeyondLastEvent { after_seq, last_seq });
+                }
             }
         }
         let mut subscription = hub.subscribe(run);

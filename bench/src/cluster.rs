@@ -73,7 +73,8 @@ impl Drop for Emulator {
 async fn replica(binary: &Path, database: &str, bedrock: &str, n: usize, extra: &[&str]) -> anyhow::Result<Server> {
     let dir = scratch(&format!("replica-{n}"))?;
     let id = format!("r{n}");
-    let mut flags = vec!["--database-url", database, "--replica-id", &id, "--bedrock", "aws", "--bedrock-endpoint", bedrock];
+    let mut flags =
+        vec!["--database-url", database, "--replica-id", &id, "--bedrock", "aws", "--bedrock-endpoint", bedrock];
     flags.extend_from_slice(extra);
     let env = [("AWS_ACCESS_KEY_ID", "AKIDBENCH"), ("AWS_SECRET_ACCESS_KEY", "bench"), ("AWS_REGION", "us-east-1")];
     Server::start(binary, &dir, &flags, &env).await
@@ -87,7 +88,8 @@ async fn cluster_rate(binary: &Path, count: usize, cap: usize, latency_ms: u64, 
     let cap_flag = cap.to_string();
     let mut replicas = Vec::new();
     for n in 0..count {
-        replicas.push(replica(binary, &database, &emulator.url, n, &["--max-concurrent-bedrock-calls", &cap_flag]).await?);
+        replicas
+            .push(replica(binary, &database, &emulator.url, n, &["--max-concurrent-bedrock-calls", &cap_flag]).await?);
     }
     let client = reqwest::Client::new();
     // One watcher on replica 0 counts every run's end, wherever it ran: the fan-out across
@@ -189,6 +191,23 @@ pub async fn failover_and_fan_out(binary: &Path, quick: bool) -> anyhow::Result<
         let mut on_owner = feed::connect(&replicas[owner].addr).await?;
         let mut on_other = feed::connect(&replicas[other].addr).await?;
         let id = submit(&client, &replicas[owner].url, &format!("failover round {round}: a streamed answer")).await?;
+        // The other replica's client reads all along, timing each event as it arrives.
+        let watcher = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            loop {
+                let (event, arrived) = tokio::time::timeout(Duration::from_secs(30), next_event(&mut on_other))
+                    .await
+                    .context("no event for 30 s on the surviving replica")??;
+                if event.run_id != id {
+                    continue;
+                }
+                let end = terminal_state(&event).is_some();
+                seen.push((event, arrived));
+                if end {
+                    return anyhow::Ok(seen);
+                }
+            }
+        });
         // Cross-replica latency: the same events reach the owner's client (right after their
         // commit) and the other replica's client; the difference is the fan-out between them.
         let mut local = std::collections::HashMap::new();
@@ -204,21 +223,12 @@ pub async fn failover_and_fan_out(binary: &Path, quick: bool) -> anyhow::Result<
         replicas.remove(owner).stop();
         let killed = Instant::now();
         let mut taken = None;
-        loop {
-            let (event, arrived) = tokio::time::timeout(Duration::from_secs(30), next_event(&mut on_other))
-                .await
-                .context("no takeover within 30 s")??;
-            if event.run_id != id {
-                continue;
-            }
+        for (event, arrived) in watcher.await?? {
             if let Some(at) = local.get(&event.seq) {
                 cross.push(arrived.saturating_duration_since(*at));
             }
             if taken.is_none() && matches!(event.kind, EventKind::TaskState { state: TaskState::AwaitingRetry, .. }) {
-                taken = Some(killed.elapsed());
-            }
-            if terminal_state(&event).is_some() {
-                break;
+                taken = Some(arrived.saturating_duration_since(killed));
             }
         }
         takeover.push(taken.context("the run ended without a takeover")?);

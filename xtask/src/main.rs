@@ -6,6 +6,7 @@
 //! Standard library only, and arguments are parsed by hand: the xtask must build fast on a fresh
 //! clone, before anything else is installed.
 
+mod cluster;
 mod setup;
 mod tasks;
 mod util;
@@ -30,6 +31,8 @@ commands:
                               and backend, then the frontend's native unit tests; --no-coverage runs
                               plain `cargo test`
   bench [-- <args>]           run the benchmark suite (release) and write BENCHMARKS.md
+  cluster [--replicas N]      a local cluster: PostgreSQL, one Bedrock emulator, N replicas (default 3)
+                              behind nginx (deploy/nginx.conf) at http://127.0.0.1:8080
   help                        this text
 ";
 
@@ -41,6 +44,7 @@ enum Task {
     Run { serve_args: Vec<String> },
     Test { coverage: bool, cargo_test_args: Vec<String> },
     Bench { args: Vec<String> },
+    Cluster { replicas: usize },
     Help,
 }
 
@@ -63,6 +67,7 @@ fn execute(task: Task) -> Result {
         Task::Run { serve_args } => tasks::run(&serve_args),
         Task::Test { coverage, cargo_test_args } => tasks::test(&tasks::TestOptions { coverage, cargo_test_args }),
         Task::Bench { args } => tasks::bench(&args),
+        Task::Cluster { replicas } => cluster::cluster(replicas),
         Task::Help => {
             print!("{USAGE}");
             Ok(())
@@ -102,6 +107,14 @@ fn parse(args: &[String]) -> Result<Task> {
             Task::Test { coverage: !has("--no-coverage"), cargo_test_args: passthrough }
         }
         "bench" => Task::Bench { args: flags.iter().cloned().chain(passthrough).collect() },
+        "cluster" => match flags {
+            [] => Task::Cluster { replicas: 3 },
+            [flag, n] if flag == "--replicas" => match n.parse() {
+                Ok(replicas) if replicas > 0 => Task::Cluster { replicas },
+                _ => return Err(format!("--replicas needs a positive number, not `{n}`").into()),
+            },
+            _ => return Err(format!("usage: cargo xtask cluster [--replicas N]\n\n{USAGE}").into()),
+        },
         "help" | "--help" | "-h" => Task::Help,
         other => return Err(format!("unknown command `{other}`\n\n{USAGE}").into()),
     };
@@ -135,6 +148,14 @@ mod tests {
         assert_eq!(parse(&args("test -- -- happy_path")).ok(), Some(expected));
         let expected = Task::Test { coverage: false, cargo_test_args: vec![] };
         assert_eq!(parse(&args("test --no-coverage")).ok(), Some(expected));
+    }
+
+    #[test]
+    fn cluster_takes_a_number_of_replicas() {
+        assert_eq!(parse(&args("cluster")).unwrap(), Task::Cluster { replicas: 3 });
+        assert_eq!(parse(&args("cluster --replicas 5")).unwrap(), Task::Cluster { replicas: 5 });
+        assert!(parse(&args("cluster --replicas 0")).is_err());
+        assert!(parse(&args("cluster --replicas")).is_err());
     }
 
     #[test]

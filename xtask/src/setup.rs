@@ -304,6 +304,11 @@ fn browser_version(path: &Path, label: &str) -> Check {
 }
 
 fn install_chromium() -> Result {
+    apt_install("chromium", &["chromium", "chromium-driver"])
+}
+
+/// Installs Debian packages (through sudo unless root), after any other apt run finishes.
+pub fn apt_install(name: &str, packages: &[&str]) -> Result {
     util::wait_for("apt-get", util::apt_in_progress);
     let apt = |args: &[&str]| -> Command {
         let mut cmd = if util::is_root() {
@@ -317,7 +322,8 @@ fn install_chromium() -> Result {
         cmd
     };
     util::run_quiet("apt-get update", &mut apt(&["update"]))?;
-    util::run_quiet("chromium", &mut apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]))
+    let install: Vec<&str> = ["install", "-y", "--no-install-recommends"].iter().chain(packages).copied().collect();
+    util::run_quiet(name, &mut apt(&install))
 }
 
 fn check_llvm_tools() -> Check {

@@ -18,7 +18,7 @@ const COVERAGE_GATED_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs
 const MIN_LINE_COVERAGE: &str = "90";
 
 /// The Cargo profile `cargo xtask run` builds the server with (root Cargo.toml).
-const APP_PROFILE: &str = "app";
+pub const APP_PROFILE: &str = "app";
 
 /// The Cargo profile of the release Wasm bundle (size-tuned, defined in the root Cargo.toml).
 const WASM_PROFILE: &str = "wasm-release";

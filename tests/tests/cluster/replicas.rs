@@ -319,3 +319,28 @@ async fn the_prompt_journal_of_a_cluster_exports_as_prompts_txt() {
         .collect();
     assert_eq!(prompts, [(ids[0], "first prompt\nwith two lines".to_owned()), (ids[1], "second prompt".to_owned())]);
 }
+
+#[tokio::test]
+async fn replicas_started_together_on_an_empty_database_migrate_it_once_and_all_serve() {
+    let database = tests::postgres::fresh_database().await;
+    let dirs = tests::TestDirs::new();
+    let starts = (0..3).map(|n| {
+        let mut flags = tests::serve_flags(&dirs);
+        flags.insert("--database-url", database.clone());
+        flags.insert("--replica-id", format!("r{n}"));
+        async move { tests::BinaryServer::start(&flags, &[]).await }
+    });
+
+    let replicas = futures_util::future::join_all(starts).await;
+
+    let client = reqwest::Client::new();
+    for replica in &replicas {
+        let health: serde_json::Value =
+            client.get(replica.url("/api/health")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "ok");
+    }
+    let db = sqlx::PgPool::connect(&database).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&db).await.unwrap();
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../backend/migrations_pg")).unwrap().count();
+    assert_eq!(applied, files as i64, "each migration applied once");
+}
