@@ -152,8 +152,8 @@ mod tests {
 
     #[test]
     fn cluster_takes_a_number_of_replicas() {
-        assert_eq!(parse(&args("cluster")).unwrap(), Task::Cluster { replicas: 3 });
-        assert_eq!(parse(&args("cluster --replicas 5")).unwrap(), Task::Cluster { replicas: 5 });
+        assert_eq!(parse(&args("cluster")).ok(), Some(Task::Cluster { replicas: 3 }));
+        assert_eq!(parse(&args("cluster --replicas 5")).ok(), Some(Task::Cluster { replicas: 5 }));
         assert!(parse(&args("cluster --replicas 0")).is_err());
         assert!(parse(&args("cluster --replicas")).is_err());
     }

@@ -286,7 +286,7 @@ impl Runner {
         };
         let prompt = if let ResumeAt::Attempt { task: TaskName::CallBedrock, .. } = at {
             // `load_prompt_file` completed on the replica that started the run.
-            self.journal.read(spec.id, spec.journal).await.map_err(|e| TaskEnd::Failed(format!("{}", chain(&e))))?
+            self.journal.read(spec.id, spec.journal).await.map_err(|e| TaskEnd::Failed(chain(&e)))?
         } else {
             let (load_from, load_not_before) = match at {
                 ResumeAt::Attempt { attempt, not_before, .. } => (attempt, not_before),
