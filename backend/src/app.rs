@@ -184,7 +184,9 @@ impl App {
         if let Some(cluster) = &self.cluster {
             // In a cluster, runs still in flight after the grace period are not interrupted:
             // another replica resumes them.
-            if !self.runner.drain(grace).await {
+            if self.runner.drain(grace).await {
+                cluster.leave().await;
+            } else {
                 cluster.hand_over().await;
             }
         }

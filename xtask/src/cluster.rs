@@ -118,7 +118,7 @@ pub fn cluster(replicas: usize) -> Result {
 
 /// nginx from Debian's packages, installed when missing.
 fn nginx() -> Result<PathBuf> {
-    let path = PathBuf::from("/usr/sbin/nginx");
+    let path = PathBuf::from(setup::NGINX);
     if !path.is_file() {
         apt_install("nginx", &["nginx-light"])?;
     }

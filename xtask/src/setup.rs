@@ -102,12 +102,11 @@ pub fn setup(opts: Options) -> Result {
             )],
         ];
         if opts.browser {
-            lanes.push(vec![Step::new(
-                "chromium + chromedriver",
-                check_chromium,
-                util::apt_in_progress,
-                install_chromium,
-            )]);
+            lanes.push(vec![
+                Step::new("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium),
+                // The load balancer of the cluster's browser test (and of `cargo xtask cluster`).
+                Step::new("nginx", check_nginx, util::apt_in_progress, || apt_install("nginx", &["nginx-light"])),
+            ]);
         }
         if opts.coverage {
             lanes[0].push(Step::new("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
@@ -301,6 +300,18 @@ fn browser_version(path: &Path, label: &str) -> Check {
         .nth(1)
         .map(str::to_string)
         .ok_or_else(|| format!("unexpected `{} --version` output: {out}", path.display()))
+}
+
+/// Debian's nginx.
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+fn check_nginx() -> Check {
+    if !Path::new(NGINX).is_file() {
+        return Err(format!("{NGINX} not found"));
+    }
+    // `nginx -v` prints `nginx version: nginx/1.22.1` on stderr.
+    let out = std::process::Command::new(NGINX).arg("-v").output().map_err(|e| format!("{NGINX} -v: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
 }
 
 fn install_chromium() -> Result {

@@ -147,22 +147,33 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster at shutdown: runs still in flight are given up to the other replicas
-    /// at once (they resume them), and the lease ends so they need not wait for it to expire.
-    pub async fn hand_over(&self) {
-        self.give_up_runs();
+    /// Leaves the cluster at shutdown, once no run is in flight here: the heartbeat and the
+    /// tailer stop, and the lease ends.
+    pub async fn leave(&self) {
         self.stop.cancel();
         if let Err(error) = self.store.leave().await {
-            warn!(error = %chain(&error), "cannot end this replica's lease; its runs are taken over once it expires");
+            warn!(error = %chain(&error), "cannot end this replica's lease; it expires by itself");
         }
     }
 
+    /// Leaves the cluster at shutdown with runs still in flight: they are given up to the other
+    /// replicas at once (which resume them) instead of being interrupted, and the lease ends so
+    /// the others need not wait for it to expire.
+    pub async fn hand_over(&self) {
+        self.give_up_runs();
+        self.leave().await;
+    }
+
+    /// Stops executing every run this replica owns, leaving their stored events as they are.
     fn give_up_runs(&self) {
         let runs = self.store.disown_all();
         if !runs.is_empty() {
             warn!(runs = runs.len(), "giving up this replica's runs to the rest of the cluster");
         }
         self.hub.disown(&runs);
+        for id in runs {
+            self.runner.abandon(id);
+        }
     }
 
     /// The lease is lost (or can no longer be renewed in time): stop every run here.

@@ -419,6 +419,9 @@ impl Store for PgStore {
             last.keys().filter_map(|id| owned.get(id).map(|epoch| (*id, *epoch))).collect()
         };
         let mut fenced: Vec<RunId> = last.keys().filter(|id| !epochs.contains_key(id)).copied().collect();
+        if epochs.is_empty() {
+            return Ok(Stored { fenced });
+        }
         let (ids, seqs, run_epochs): (Vec<String>, Vec<i64>, Vec<i64>) = epochs
             .iter()
             .map(|(id, epoch)| (id.to_string(), last.get(id).copied().unwrap_or(0) as i64, *epoch))

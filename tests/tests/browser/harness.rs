@@ -300,10 +300,15 @@ impl Browser {
     /// Starts chromedriver and a Chromium session pointed at `site`; fails with what went wrong
     /// if there is no session within [`SESSION_DEADLINE`].
     pub async fn open(site: &TestApp) -> Browser {
+        Browser::open_at(&site.address).await
+    }
+
+    /// [`Browser::open`] on a site at `base` (`http://127.0.0.1:PORT`), such as a load balancer.
+    pub async fn open_at(base: &str) -> Browser {
         let started = Instant::now();
         let mut driver = Chromedriver::start();
         let (client, profile) = driver.new_session(started).await;
-        Browser { client, base: site.address.clone(), _driver: driver, _profile: profile }
+        Browser { client, base: base.to_owned(), _driver: driver, _profile: profile }
     }
 
     /// Ends the session (Chromium quits); chromedriver quits when the value is dropped.

@@ -7,6 +7,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
 
 mod harness;
+// The cluster tests' replicas, shared with the load-balancer test here.
+#[path = "../cluster/support.rs"]
+#[allow(dead_code)]
+mod cluster_support;
 
 mod answers;
 mod faults;
@@ -15,6 +19,7 @@ mod history;
 mod hostile;
 mod iterate;
 mod live;
+mod load_balancer;
 mod retries;
 mod submit;
 mod verdicts;
