@@ -120,9 +120,13 @@ impl Cluster {
 
     /// This replica, its lease and its peers, for `GET /api/health`.
     pub async fn health(&self) -> ClusterHealth {
+        // An expired lease counts as lost at once, before the heartbeat notices: a replica
+        // frozen past its lease must not look healthy for a moment when it wakes up.
         let lease_remaining_ms = match self.lease() {
-            Lease::Held { until } => Some(until.saturating_duration_since(Instant::now()).as_millis() as i64),
-            Lease::Lost => None,
+            Lease::Held { until } if until > Instant::now() => {
+                Some(until.duration_since(Instant::now()).as_millis() as i64)
+            }
+            _ => None,
         };
         let peers = match self.store.peers().await {
             Ok(peers) => peers
@@ -141,8 +145,8 @@ impl Cluster {
         };
         ClusterHealth {
             replica: self.store.replica().to_owned(),
+            lease_lost: lease_remaining_ms.is_none(),
             lease_remaining_ms,
-            lease_lost: matches!(self.lease(), Lease::Lost),
             peers,
         }
     }
