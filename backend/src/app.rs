@@ -181,14 +181,14 @@ impl App {
     /// stores every event and stops the emulator.
     pub async fn shutdown(&self, grace: Duration) {
         self.closing.cancel();
-        if let Some(cluster) = &self.cluster {
+        if let Some(cluster) = &self.cluster
+            && !self.runner.drain(grace).await
+        {
             // In a cluster, runs still in flight after the grace period are not interrupted:
-            // another replica resumes them.
-            if self.runner.drain(grace).await {
-                cluster.leave().await;
-            } else {
-                cluster.hand_over().await;
-            }
+            // what they produced so far is stored, then they are given up to the other
+            // replicas, which resume them.
+            let _ = tokio::time::timeout(FLUSH_AT_SHUTDOWN, self.hub.flush()).await;
+            cluster.hand_over();
         }
         self.runner.shutdown(grace).await;
         // The hub retries a failing store for ever; at shutdown that must end somewhere.
@@ -196,15 +196,18 @@ impl App {
         self.stopped.cancel();
         if !flushed {
             // The persister still retries: keep the files locked until the process exits, so
-            // no other process recovers runs this one may yet write.
+            // no other process recovers runs this one may yet write. (In a cluster, the lease
+            // then expires by itself, and the store fences whatever this process still writes.)
             tracing::error!(
                 "storage still failing after {} s: the last events of some runs are not stored",
                 FLUSH_AT_SHUTDOWN.as_secs()
             );
             return;
         }
-        // The files stay locked until the server has stopped writing, then a restart (or
-        // another process) may open them at once.
+        // Only once every event is stored: the store refuses a replica's writes after its lease.
+        if let Some(cluster) = &self.cluster {
+            cluster.leave().await;
+        }
         self.store.release().await;
         self.journal.release();
     }

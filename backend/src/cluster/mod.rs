@@ -151,8 +151,8 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster at shutdown, once no run is in flight here: the heartbeat and the
-    /// tailer stop, and the lease ends.
+    /// Leaves the cluster at shutdown, once every event is stored: the heartbeat and the tailer
+    /// stop, and the lease ends, so the other replicas need not wait for it to expire.
     pub async fn leave(&self) {
         self.stop.cancel();
         if let Err(error) = self.store.leave().await {
@@ -160,12 +160,10 @@ impl Cluster {
         }
     }
 
-    /// Leaves the cluster at shutdown with runs still in flight: they are given up to the other
-    /// replicas at once (which resume them) instead of being interrupted, and the lease ends so
-    /// the others need not wait for it to expire.
-    pub async fn hand_over(&self) {
+    /// At shutdown, with runs still in flight: gives them up to the other replicas (which resume
+    /// them once this one has [left](Cluster::leave)) instead of interrupting them.
+    pub fn hand_over(&self) {
         self.give_up_runs();
-        self.leave().await;
     }
 
     /// Stops executing every run this replica owns, leaving their stored events as they are.
