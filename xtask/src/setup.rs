@@ -310,7 +310,7 @@ fn check_nginx() -> Check {
         return Err(format!("{NGINX} not found"));
     }
     // `nginx -v` prints `nginx version: nginx/1.22.1` on stderr.
-    let out = std::process::Command::new(NGINX).arg("-v").output().map_err(|e| format!("{NGINX} -v: {e}"))?;
+    let out = Command::new(NGINX).arg("-v").output().map_err(|e| format!("{NGINX} -v: {e}"))?;
     Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
 }
 
