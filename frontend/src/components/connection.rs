@@ -1,8 +1,8 @@
-//! The live-connection indicator.
+//! The live-connection indicator, and the page-level notice while the connection is lost.
 
 use yew::prelude::*;
 
-use crate::hooks::Connection;
+use crate::hooks::{Connection, LiveConnection};
 
 #[derive(Debug, Clone, PartialEq, Properties)]
 pub struct ConnectionProps {
@@ -26,5 +26,28 @@ pub fn ConnectionIndicator(props: &ConnectionProps) -> Html {
               class={ format!("connection connection-{state}") } role="status" aria-live="polite">
             <span class="dot" aria-hidden="true"></span>{ text }
         </span>
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct ConnectionNoticeProps {
+    pub connection: LiveConnection,
+}
+
+/// While the connection is lost: says so at the top of the page, that what is shown may be out
+/// of date and that actions wait for the server, and offers to reconnect at once.
+#[component]
+pub fn ConnectionNotice(props: &ConnectionNoticeProps) -> Html {
+    let Connection::Retrying { attempt, delay_ms } = props.connection.state else { return Html::default() };
+    let onclick = props.connection.reconnect_now.reform(|_: MouseEvent| ());
+    html! {
+        <div id="connection-notice" data-testid="connection-notice" class="connection-notice" role="alert">
+            <p>
+                <strong>{ "Lost the connection to the server." }</strong>
+                { " What you see may be out of date, and actions wait until it is back. " }
+                { format!("Trying again in {} s (attempt {attempt}).", delay_ms.div_ceil(1_000)) }
+            </p>
+            <button type="button" id="reconnect-now" data-testid="reconnect-now" { onclick }>{ "Reconnect now" }</button>
+        </div>
     }
 }

@@ -104,7 +104,7 @@ pub fn HistoryPanel() -> Html {
         <section class="panel history" id="history" aria-labelledby="history-heading">
             <div class="panel-head">
                 <h2 id="history-heading">{ "History" }</h2>
-                <ConnectionIndicator connection={ connection } />
+                <ConnectionIndicator connection={ connection.state } />
             </div>
             <div class="filter-row">
                 <label for="history-state-filter">{ "State" }</label>

@@ -18,7 +18,7 @@ mod verdict;
 
 pub use badge::StateBadge;
 pub use banner::EmulatorBanner;
-pub use connection::ConnectionIndicator;
+pub use connection::{ConnectionIndicator, ConnectionNotice};
 pub use fault_panel::FaultPanel;
 pub use header::AppHeader;
 pub use history::HistoryPanel;

@@ -7,7 +7,7 @@
 //! remembers the highest `seq` it delivered and resumes after it, so a reconnect neither misses
 //! nor repeats events; for the all-runs stream the component is told to refetch instead.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -41,6 +41,17 @@ pub enum Connection {
     },
 }
 
+/// How often a backoff wait looks whether the person asked to reconnect now.
+const WAKE_CHECK_MS: u32 = 100;
+
+/// A page's live connection: its state, and a way to skip the backoff wait.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveConnection {
+    pub state: Connection,
+    /// Reconnects at once instead of waiting out the backoff ("Reconnect now").
+    pub reconnect_now: Callback<()>,
+}
+
 /// What the stream tells its component.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamMessage {
@@ -55,8 +66,10 @@ pub enum StreamMessage {
 /// The socket is opened again only when the target's run changes; later `after_seq` values
 /// passed in are ignored because the task tracks what it delivered itself.
 #[hook]
-pub fn use_event_stream(target: Option<StreamTarget>, on_message: Callback<StreamMessage>) -> Connection {
+pub fn use_event_stream(target: Option<StreamTarget>, on_message: Callback<StreamMessage>) -> LiveConnection {
     let connection = use_state_eq(|| Connection::Idle);
+    // Set by "Reconnect now", read (and cleared) by the task's backoff wait.
+    let wake = use_memo((), |_| Rc::new(Cell::new(false)));
     // The task reads the latest callback from here, so re-renders never restart the socket.
     let callback = use_mut_ref(|| on_message.clone());
     *callback.borrow_mut() = on_message;
@@ -67,9 +80,10 @@ pub fn use_event_stream(target: Option<StreamTarget>, on_message: Callback<Strea
     });
     {
         let setter = connection.setter();
+        let wake = (*wake).clone();
         use_effect_with(key, move |_| {
             let handle: Option<AbortHandle> = target.map(|target| {
-                let (task, handle) = abortable(follow(target, callback, setter.clone()));
+                let (task, handle) = abortable(follow(target, callback, setter.clone(), wake));
                 wasm_bindgen_futures::spawn_local(async move {
                     // `Err(Aborted)` is the normal end: the component went away.
                     let _ = task.await;
@@ -86,7 +100,11 @@ pub fn use_event_stream(target: Option<StreamTarget>, on_message: Callback<Strea
             }
         });
     }
-    *connection
+    let reconnect_now = {
+        let wake = (*wake).clone();
+        Callback::from(move |()| wake.set(true))
+    };
+    LiveConnection { state: *connection, reconnect_now }
 }
 
 /// Connects, delivers, and reconnects until aborted.
@@ -94,6 +112,7 @@ async fn follow(
     mut target: StreamTarget,
     callback: Rc<RefCell<Callback<StreamMessage>>>,
     connection: UseStateSetter<Connection>,
+    wake: Rc<Cell<bool>>,
 ) {
     // Clone out of the cell before emitting: emitting may re-render, which writes the cell.
     let emit = |message: StreamMessage| {
@@ -134,6 +153,11 @@ async fn follow(
         failures = failures.saturating_add(1);
         let delay_ms = backoff::jittered(backoff::reconnect_delay_ms(failures), browser::random());
         connection.set(Connection::Retrying { attempt: failures, delay_ms });
-        TimeoutFuture::new(delay_ms).await;
+        wake.set(false);
+        let mut waited = 0;
+        while waited < delay_ms && !wake.replace(false) {
+            TimeoutFuture::new(WAKE_CHECK_MS.min(delay_ms - waited)).await;
+            waited += WAKE_CHECK_MS;
+        }
     }
 }

@@ -11,9 +11,10 @@ use yew::prelude::*;
 use super::not_found::NotFound;
 use crate::api::{self, StreamTarget};
 use crate::components::{
-    ConnectionIndicator, FaultPanel, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline, VerdictLine,
+    ConnectionIndicator, ConnectionNotice, FaultPanel, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline,
+    VerdictLine,
 };
-use crate::hooks::{StreamMessage, use_event_stream, use_now};
+use crate::hooks::{Connection, StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Route, use_navigate};
 use crate::state::run::{RunAction, RunView};
 use crate::state::{HealthState, Load, LoadError, replay, stall, verdict};
@@ -85,14 +86,27 @@ fn LiveRun(props: &LiveRunProps) -> Html {
     // The socket opens once the snapshot is here; see `RunView::stream_start` for where it starts.
     let target = page.detail().map(|_| StreamTarget::Run { id, after_seq: page.stream_start() });
     let on_message = {
-        let dispatcher = page.dispatcher();
-        Callback::from(move |message: StreamMessage| {
-            if let StreamMessage::Event(event) = message {
-                dispatcher.dispatch(RunAction::Event(*event));
+        let (dispatcher, action) = (page.dispatcher(), action.clone());
+        Callback::from(move |message: StreamMessage| match message {
+            StreamMessage::Event(event) => dispatcher.dispatch(RunAction::Event(*event)),
+            StreamMessage::Opened { resumed: true } => {
+                // Back after a drop: an error from the outage is stale, and the snapshot is
+                // read again in case the run moved on in ways the resumed stream starts after.
+                action.set(Action::Idle);
+                let dispatcher = dispatcher.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(detail) = api::run(id).await {
+                        dispatcher.dispatch(RunAction::Loaded(detail));
+                    }
+                });
             }
+            StreamMessage::Opened { resumed: false } => {}
         })
     };
     let connection = use_event_stream(target, on_message);
+    // While the connection is lost, nothing here is known to be current: the clocks stop and
+    // the actions that need the server wait.
+    let offline = matches!(connection.state, Connection::Retrying { .. });
 
     let waiting = page.detail().is_some_and(|d| d.tasks.iter().any(|t| t.state == TaskState::AwaitingRetry));
     // A silent stream counts its seconds like a countdown does.
@@ -100,7 +114,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
         .detail()
         .is_some_and(|d| d.tasks.iter().any(|t| t.name == TaskName::CallBedrock && t.state == TaskState::Running));
     let live = page.detail().is_some_and(|d| !d.state.is_terminal());
-    let now = use_now(live, if waiting || calling { COUNTDOWN_TICK_MS } else { 1_000 });
+    let now = use_now(live && !offline, if waiting || calling { COUNTDOWN_TICK_MS } else { 1_000 });
 
     let detail = match &page.run {
         Load::Ready(detail) => detail.clone(),
@@ -191,6 +205,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
 
     html! {
         <div class="run-page" data-run-id={ id.to_string() }>
+            <ConnectionNotice connection={ connection.clone() } />
             <section class="panel run-head" aria-labelledby="run-heading">
                 <div class="run-title">
                     <h1 id="run-heading">{ "Run " }<code title={ id.to_string() }>{ short_id }</code></h1>
@@ -198,7 +213,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                         <span class="visually-hidden">{ "State: " }</span>
                         <StateBadge state={ detail.state.as_str() } id="run-state" testid="run-state" />
                     </span>
-                    <ConnectionIndicator connection={ connection } />
+                    <ConnectionIndicator connection={ connection.state } />
                 </div>
                 <dl class="run-facts">
                     <div>
@@ -222,15 +237,15 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                 <Lineage replay_of={ detail.replay_of } replays={ detail.replays.clone() } />
                 if health.is_emulator() { <FaultPanel compact=true /> }
                 if let Some(verdict) = verdict {
-                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy } />
+                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy || offline } />
                 }
                 <div class="form-actions">
                     if live {
                         <button type="button" id="cancel-run" data-testid="cancel-run" class="danger"
-                                disabled={ busy } onclick={ oncancel }>{ "Cancel run" }</button>
+                                disabled={ busy || offline } onclick={ oncancel }>{ "Cancel run" }</button>
                     } else {
                         <button type="button" id="rerun" data-testid="rerun" class="primary"
-                                disabled={ busy } onclick={ onrerun }>{ "Run again" }</button>
+                                disabled={ busy || offline } onclick={ onrerun }>{ "Run again" }</button>
                     }
                     <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
                     if let Action::Failed(error) = &*action {

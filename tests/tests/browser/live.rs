@@ -70,3 +70,41 @@ async fn a_cancelled_run_shows_cancelled() {
     browser.screenshot("cancelled-run").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_lost_connection_is_announced_actions_wait_for_it_and_the_run_comes_back_after_reconnecting() {
+    let site = spawn_site(5).await;
+    let port = site.port;
+    let browser = Browser::open(&site).await;
+    browser.open_home().await;
+    browser.submit_prompt("Keep talking while the server goes away").await;
+    browser.wait_for_run("the answer streaming", |v| v.is_streaming_text()).await;
+
+    // The server stops (its run is interrupted); the page loses its live connection.
+    let dirs = site.stop().await;
+    let notice = browser.wait_for_text("#connection-notice", |t| t.contains("Lost the connection")).await;
+    assert!(notice.contains("may be out of date"), "{notice}");
+    let cancel_disabled = browser.eval("return document.querySelector('#cancel-run').disabled;", vec![]).await;
+    assert_eq!(cancel_disabled, serde_json::json!(true), "cancel waits for the server");
+    browser.screenshot("connection-lost").await;
+
+    // Back on the same address; "Reconnect now" skips what is left of the backoff.
+    let site = tests::spawn_app_in(dirs, |args| {
+        args.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        args.static_dir = crate::harness::dist_dir();
+    })
+    .await;
+    if let Ok(button) = browser.client.find(fantoccini::Locator::Css("#reconnect-now")).await {
+        // The page may be in a reconnect attempt of its own by now; either way it reconnects.
+        let _ = button.click().await;
+    }
+    let ended = browser.wait_for_run_state(RunState::Crashed).await;
+
+    assert!(browser.find_all("#connection-notice").await.is_empty(), "the notice is gone once reconnected");
+    assert!(!ended.streaming);
+    browser.find("#rerun").await;
+    let rerun_disabled = browser.eval("return document.querySelector('#rerun').disabled;", vec![]).await;
+    assert_eq!(rerun_disabled, serde_json::json!(false), "actions work again");
+    assert_eq!(site.runs().await[0].state, RunState::Crashed, "the page agrees with the server");
+    browser.close().await;
+}
