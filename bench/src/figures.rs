@@ -227,34 +227,47 @@ async fn in_flight_with(binary: &Path, target: usize, call_cap: Option<usize>) -
     let idle = server.rss()?;
     let client = reqwest::Client::new();
     let mut feed = feed::connect(&server.addr).await?;
+    // Refusals are counted as they happen: a refused run never ends, so the wait below must
+    // not expect it.
+    let refusals = Arc::new(AtomicU64::new(0));
     let submitting = {
-        let (client, url) = (client.clone(), server.url.clone());
+        let (client, url, refusals) = (client.clone(), server.url.clone(), Arc::clone(&refusals));
         tokio::spawn(async move {
-            let results = futures_util::stream::iter(0..target)
+            futures_util::stream::iter(0..target)
                 .map(|n| {
-                    let (client, url) = (client.clone(), url.clone());
-                    async move { submit(&client, &url, &format!("in flight {n}")).await }
+                    let (client, url, refusals) = (client.clone(), url.clone(), Arc::clone(&refusals));
+                    async move {
+                        if let Err(error) = submit(&client, &url, &format!("in flight {n}")).await {
+                            eprintln!("bench: in flight: submission {n} failed: {error:#}");
+                            refusals.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 })
                 .buffer_unordered(64)
-                .collect::<Vec<_>>()
+                .collect::<Vec<()>>()
                 .await;
-            results.into_iter().filter(Result::is_err).count()
         })
     };
     let started = Instant::now();
     let (mut completed, mut other) = (0, 0);
-    while completed + other < target {
-        let (event, _) = tokio::time::timeout(Duration::from_secs(60), next_event(&mut feed))
-            .await
-            .context("no run finished for 60 s")??;
-        match terminal_state(&event) {
+    let refused = || usize::try_from(refusals.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
+    while completed + other + refused() < target {
+        let Ok(received) = tokio::time::timeout(Duration::from_secs(60), next_event(&mut feed)).await else {
+            bail!(
+                "no run finished for 60 s: {completed} completed, {other} ended otherwise, {} refused, {} never ended",
+                refused(),
+                target - completed - other - refused()
+            );
+        };
+        match terminal_state(&received?.0) {
             Some(RunState::Completed) => completed += 1,
             Some(_) => other += 1,
             None => {}
         }
     }
     let took = started.elapsed();
-    let refused = submitting.await?;
+    submitting.await?;
+    let refused = refused();
     let peak = server.peak_rss()?;
     server.stop();
     Ok(InFlight { completed, other, refused, took, idle, peak })
