@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::{Event, EventKind, RunId, RunSummary, Usage};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::StoreError;
 
@@ -40,8 +41,34 @@ pub(super) fn parse_event(body: &str) -> Result<Event, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Malformed(format!("event: {e}")))
 }
 
-/// A history row's columns, decoded by each store from its own row type.
-pub(super) struct SummaryRow<'a> {
+/// A run's history row ([`SUMMARY_COLUMNS`]), from either database's row type.
+pub(super) fn summary_from_row<'r, R>(row: &'r R) -> Result<RunSummary, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<&'r str>: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    SummaryRow {
+        id: row.try_get("id")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        model_id: row.try_get("model_id")?,
+        prompt_preview: row.try_get("prompt_preview")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        error: row.try_get("error")?,
+    }
+    .decode()
+}
+
+/// A history row's columns, as read.
+struct SummaryRow<'a> {
     pub id: &'a str,
     pub state: &'a str,
     pub created_at: &'a str,
@@ -55,7 +82,7 @@ pub(super) struct SummaryRow<'a> {
 }
 
 impl SummaryRow<'_> {
-    pub(super) fn decode(self) -> Result<RunSummary, StoreError> {
+    fn decode(self) -> Result<RunSummary, StoreError> {
         let tokens = |n: Option<i64>| n.and_then(|n| u32::try_from(n).ok());
         let usage = match (tokens(self.input_tokens), tokens(self.output_tokens)) {
             (Some(input_tokens), Some(output_tokens)) => Some(Usage { input_tokens, output_tokens }),

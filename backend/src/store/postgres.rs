@@ -27,7 +27,7 @@ use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::codec::{SummaryRow, event_kind_name, parse_event, parse_id, timestamp};
+use super::codec::{SUMMARY_COLUMNS, event_kind_name, parse_event, parse_id, summary_from_row, timestamp};
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 use crate::journal::RecordRef;
 use crate::wire::Published;
@@ -504,7 +504,7 @@ impl Store for PgStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let mut sql = format!("SELECT {} FROM runs WHERE true", super::codec::SUMMARY_COLUMNS);
+        let mut sql = format!("SELECT {} FROM runs WHERE true", SUMMARY_COLUMNS);
         if query.state.is_some() {
             sql.push_str(" AND state = $1");
         } else {
@@ -526,7 +526,7 @@ impl Store for PgStore {
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        let sql = format!("SELECT {} FROM runs WHERE id = $1", super::codec::SUMMARY_COLUMNS);
+        let sql = format!("SELECT {} FROM runs WHERE id = $1", SUMMARY_COLUMNS);
         let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await?;
         row.as_ref().map(summary_from_row).transpose()
     }
@@ -674,22 +674,6 @@ pub fn parse_notification(payload: &str) -> Option<Vec<(RunId, u64)>> {
             Some((id.parse().ok()?, seq.parse().ok()?))
         })
         .collect()
-}
-
-fn summary_from_row(row: &PgRow) -> Result<RunSummary, StoreError> {
-    SummaryRow {
-        id: row.try_get("id")?,
-        state: row.try_get("state")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        model_id: row.try_get("model_id")?,
-        prompt_preview: row.try_get("prompt_preview")?,
-        input_tokens: row.try_get("input_tokens")?,
-        output_tokens: row.try_get("output_tokens")?,
-        error: row.try_get("error")?,
-    }
-    .decode()
 }
 
 #[cfg(test)]

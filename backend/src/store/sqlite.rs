@@ -16,15 +16,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::wire::{Published, Stamped};
 
-use super::codec::{SummaryRow, event_kind_name, parse_event, parse_id, timestamp};
+use super::codec::{SUMMARY_COLUMNS, event_kind_name, parse_event, parse_id, summary_from_row, timestamp};
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 
 /// Most queued writes folded into one transaction.
@@ -128,10 +126,7 @@ impl Store for SqliteStore {
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
         // One statement per filter shape: `(?1 IS NULL OR state = ?1)` would hide the
         // `runs_by_state` index from SQLite's planner and scan the whole history.
-        let mut sql = String::from(
-            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview, \
-             input_tokens, output_tokens, error FROM runs WHERE 1 = 1",
-        );
+        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE 1 = 1");
         if query.state.is_some() {
             sql.push_str(" AND state = ?1");
         }
@@ -149,13 +144,8 @@ impl Store for SqliteStore {
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT id, state, created_at, started_at, finished_at, model_id, prompt_preview,",
-            " input_tokens, output_tokens, error FROM runs WHERE id = ?1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.readers)
-        .await?;
+        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE id = ?1");
+        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.readers).await?;
         row.as_ref().map(summary_from_row).transpose()
     }
 
@@ -379,22 +369,6 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
         _ => {}
     }
     Ok(())
-}
-
-fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
-    SummaryRow {
-        id: row.try_get("id")?,
-        state: row.try_get("state")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        model_id: row.try_get("model_id")?,
-        prompt_preview: row.try_get("prompt_preview")?,
-        input_tokens: row.try_get("input_tokens")?,
-        output_tokens: row.try_get("output_tokens")?,
-        error: row.try_get("error")?,
-    }
-    .decode()
 }
 
 #[cfg(test)]
