@@ -102,20 +102,9 @@ async fn cluster_rate(binary: &Path, count: usize, cap: usize, latency_ms: u64, 
     let mut submitters = Vec::new();
     for (n, server) in replicas.iter().enumerate() {
         for k in 0..8 {
-            let (client, url, slots, refused) =
-                (client.clone(), server.url.clone(), Arc::clone(&slots), Arc::clone(&refused));
-            submitters.push(tokio::spawn(async move {
-                let mut i = 0u64;
-                while Instant::now() < deadline {
-                    let Ok(permit) = slots.acquire().await else { break };
-                    permit.forget();
-                    if submit(&client, &url, &format!("scale {n}-{k}-{i}")).await.is_err() {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                        slots.add_permits(1);
-                    }
-                    i += 1;
-                }
-            }));
+            let (slots, refused) = (Arc::clone(&slots), Arc::clone(&refused));
+            let name = format!("scale {n}-{k}");
+            submitters.push(feed::submit_until(client.clone(), server.url.clone(), slots, refused, deadline, name));
         }
     }
     let started = Instant::now();

@@ -1,11 +1,15 @@
 //! Clients of the server under test: submitting runs and reading the WebSocket feed.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use common::{Event, EventKind, RunId, RunState};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -72,4 +76,29 @@ pub async fn follow(feed: &mut Feed, run: RunId) -> anyhow::Result<(RunState, Ve
             return Ok((state, deltas));
         }
     }
+}
+
+/// A load generator: submits runs (prompts `{name}-{i}`) to `url` until `deadline`, each after
+/// taking a slot of `slots`, which whoever watches the runs end gives back. A refused submission
+/// gives its slot back and counts in `refused`.
+pub fn submit_until(
+    client: reqwest::Client,
+    url: String,
+    slots: Arc<Semaphore>,
+    refused: Arc<AtomicU64>,
+    deadline: Instant,
+    name: String,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut i = 0u64;
+        while Instant::now() < deadline {
+            let Ok(permit) = slots.acquire().await else { break };
+            permit.forget();
+            if submit(&client, &url, &format!("{name}-{i}")).await.is_err() {
+                refused.fetch_add(1, Ordering::Relaxed);
+                slots.add_permits(1);
+            }
+            i += 1;
+        }
+    })
 }

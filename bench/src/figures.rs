@@ -126,20 +126,9 @@ pub async fn throughput(binary: &Path, scale: Scale) -> anyhow::Result<Figure> {
     let deadline = Instant::now() + window;
     let mut submitters = Vec::new();
     for n in 0..SUBMITTERS {
-        let (client, url, slots, failures) =
-            (client.clone(), server.url.clone(), Arc::clone(&slots), Arc::clone(&failures));
-        submitters.push(tokio::spawn(async move {
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let Ok(permit) = slots.acquire().await else { break };
-                permit.forget();
-                if submit(&client, &url, &format!("throughput {n}-{i}")).await.is_err() {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    slots.add_permits(1);
-                }
-                i += 1;
-            }
-        }));
+        let (slots, failures) = (Arc::clone(&slots), Arc::clone(&failures));
+        let name = format!("throughput {n}");
+        submitters.push(feed::submit_until(client.clone(), server.url.clone(), slots, failures, deadline, name));
     }
     let started = Instant::now();
     let mut completed = 0u64;
