@@ -4,6 +4,7 @@
 //! gets a database of its own ([`fresh_database`]), so tests run in parallel without sharing
 //! a row.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -38,46 +39,43 @@ pub async fn fresh_database() -> String {
     with_database(server, &name)
 }
 
-/// [`fresh_database`] for code that is not async (a runtime of its own, on a thread of its own,
-/// so it works inside a test's runtime too).
+/// Runs `future` to its end on a runtime of its own, on a thread of its own, so code that is
+/// not async can wait for it, inside a test's runtime too.
+fn block_on<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future))
+        .join()
+        .unwrap()
+}
+
+/// [`fresh_database`] for code that is not async.
 pub fn fresh_database_blocking() -> String {
-    std::thread::spawn(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(fresh_database())
-    })
-    .join()
-    .unwrap()
+    block_on(fresh_database())
 }
 
 /// The prompts table of the database at `url`, oldest run first, as journal records.
 pub fn journal_blocking(url: &str) -> Vec<backend::journal::ScannedRecord> {
     let url = url.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async {
-            let mut db = PgConnection::connect(&url).await.unwrap();
-            let rows: Vec<(String, String)> = match sqlx::query_as(
-                "SELECT p.run_id, p.prompt FROM prompts p JOIN runs r ON r.id = p.run_id ORDER BY r.seq",
-            )
-            .fetch_all(&mut db)
-            .await
-            {
-                Ok(rows) => rows,
-                // No server migrated this database yet: nothing is journaled.
-                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
-                Err(e) => panic!("cannot read the prompts table: {e}"),
-            };
-            rows.into_iter()
-                .map(|(id, prompt)| backend::journal::ScannedRecord::Intact {
-                    run_id: id.parse().unwrap(),
-                    offset: 0,
-                    prompt,
-                })
-                .collect()
-        })
+    block_on(async move {
+        let mut db = PgConnection::connect(&url).await.unwrap();
+        let rows: Vec<(String, String)> = match sqlx::query_as(
+            "SELECT p.run_id, p.prompt FROM prompts p JOIN runs r ON r.id = p.run_id ORDER BY r.seq",
+        )
+        .fetch_all(&mut db)
+        .await
+        {
+            Ok(rows) => rows,
+            // No server migrated this database yet: nothing is journaled.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => panic!("cannot read the prompts table: {e}"),
+        };
+        rows.into_iter()
+            .map(|(id, prompt)| backend::journal::ScannedRecord::Intact {
+                run_id: id.parse().unwrap(),
+                offset: 0,
+                prompt,
+            })
+            .collect()
     })
-    .join()
-    .unwrap()
 }
 
 /// `url` with its database replaced by `name`.
