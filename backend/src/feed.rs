@@ -133,7 +133,7 @@ impl Feed {
     pub async fn next(&mut self) -> Result<Option<Published>, StoreError> {
         loop {
             if self.find_new_runs {
-                let query = RunQuery { limit: NEW_RUNS_AFTER_LAG, state: None, before: None };
+                let query = RunQuery { limit: NEW_RUNS_AFTER_LAG, ..RunQuery::default() };
                 let listed = self.runs.list(&query).await?;
                 let (hub, seen) = (&self.hub, &self.last_seen);
                 let unheard = listed.iter().map(|r| r.id).filter(|id| *id > self.opened && !seen.contains_key(id));

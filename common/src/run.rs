@@ -229,6 +229,9 @@ pub struct RunSummary {
     pub usage: Option<Usage>,
     /// Why it failed, crashed or was cancelled.
     pub error: Option<String>,
+    /// Attempts after the first, over both tasks: how hard the run had to try.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// One attempt of a task, with what a person debugging it needs.

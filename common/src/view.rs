@@ -115,7 +115,13 @@ impl RunDetail {
             prompt_preview: prompt_preview(&self.prompt),
             usage: self.usage,
             error: self.error.clone(),
+            retries: self.retries(),
         }
+    }
+
+    /// Attempts after the first, over both tasks.
+    pub fn retries(&self) -> u32 {
+        self.tasks.iter().map(|task| task.attempts.last().map_or(0, |a| a.number.saturating_sub(1))).sum()
     }
 }
 

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDate, Utc};
 use common::{LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun};
 use serde::Deserialize;
 
@@ -73,7 +74,11 @@ async fn create(
 struct ListParams {
     limit: Option<u32>,
     state: Option<String>,
+    model: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
     before: Option<String>,
+    after: Option<String>,
 }
 
 async fn list(
@@ -93,8 +98,46 @@ async fn list(
             })
         })
         .transpose()?;
+    let model = params.model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+    let since = params.since.as_deref().map(|text| instant("since", text, Day::Start)).transpose()?;
+    let until = params.until.as_deref().map(|text| instant("until", text, Day::End)).transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        return Err(ApiError::BadRequest("since must be earlier than until".to_owned()));
+    }
     let before = params.before.as_deref().map(parse_run_id).transpose()?;
-    Ok(Json(app.runs().list(&RunQuery { limit, state, before }).await?))
+    let after = params.after.as_deref().map(parse_run_id).transpose()?;
+    if before.is_some() && after.is_some() {
+        return Err(ApiError::BadRequest("give before or after, not both".to_owned()));
+    }
+    let query = RunQuery { limit, state, model, since, until, before, after };
+    Ok(Json(app.runs().list(&query).await?))
+}
+
+/// Which end of a day a bare date in a time filter stands for.
+#[derive(Clone, Copy)]
+enum Day {
+    Start,
+    /// The next day's start, so `until=2026-12-01` includes all of that day.
+    End,
+}
+
+/// An RFC 3339 instant, or a bare `YYYY-MM-DD` date (UTC).
+fn instant(name: &str, text: &str, day: Day) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|date| match day {
+        Day::Start => Some(date),
+        Day::End => date.succ_opt(),
+    });
+    date.and_then(|date| date.and_hms_opt(0, 0, 0)).map(|midnight| midnight.and_utc()).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "{name} `{}` is not a date (YYYY-MM-DD) or an RFC 3339 time (2026-12-01T09:30:00Z)",
+            truncate(text)
+        ))
+    })
 }
 
 async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {

@@ -3,14 +3,58 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Event, EventKind, RunId, RunSummary, Usage};
+use common::{Event, EventKind, RunId, RunSummary, TaskName, Usage};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::StoreError;
+use super::{RunQuery, StoreError};
 
 /// The columns of a run's history row, as both stores read them.
-pub(super) const SUMMARY_COLUMNS: &str =
-    "id, state, created_at, started_at, finished_at, model_id, prompt_preview, input_tokens, output_tokens, error";
+pub(super) const SUMMARY_COLUMNS: &str = "id, state, created_at, started_at, finished_at, model_id, prompt_preview, input_tokens, output_tokens, error, \
+     load_attempts, call_attempts";
+
+/// A history page's statement over `runs`: the query's filters and cursor, newest first (or,
+/// for an `after` cursor, oldest first: the caller reverses it). The filters' values are all
+/// text and come back in placeholder order; `param(n)` spells the n-th placeholder in the
+/// database's dialect.
+pub(super) struct HistoryPage {
+    pub sql: String,
+    pub binds: Vec<String>,
+    pub ascending: bool,
+}
+
+pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) -> HistoryPage {
+    // Only the filters in use are written: `(?1 IS NULL OR state = ?1)` would hide the
+    // `runs_by_state` index from SQLite's planner and scan the whole history.
+    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE true");
+    let mut binds = Vec::new();
+    let mut filter = |condition: &str, value: String| {
+        binds.push(value);
+        sql.push_str(&condition.replace('#', &param(binds.len())));
+    };
+    if let Some(state) = query.state {
+        filter(" AND state = #", state.as_str().to_owned());
+    }
+    if let Some(model) = &query.model {
+        filter(" AND model_id = #", model.clone());
+    }
+    // Stored timestamps all have the same width (nanoseconds, `Z`), so text order is time order.
+    if let Some(since) = query.since {
+        filter(" AND created_at >= #", timestamp(since));
+    }
+    if let Some(until) = query.until {
+        filter(" AND created_at < #", timestamp(until));
+    }
+    if let Some(before) = query.before {
+        filter(" AND seq < (SELECT seq FROM runs WHERE id = #)", before.to_string());
+    }
+    if let Some(after) = query.after {
+        filter(" AND seq > (SELECT seq FROM runs WHERE id = #)", after.to_string());
+    }
+    let ascending = query.after.is_some() && query.before.is_none();
+    sql.push_str(if ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
+    sql.push_str(&format!(" LIMIT {}", query.limit));
+    HistoryPage { sql, binds, ascending }
+}
 
 pub(super) fn event_kind_name(kind: &EventKind) -> &'static str {
     match kind {
@@ -20,6 +64,14 @@ pub(super) fn event_kind_name(kind: &EventKind) -> &'static str {
         EventKind::Log { .. } => "log",
         EventKind::Delta { .. } => "delta",
         EventKind::ModelResult { .. } => "model_result",
+    }
+}
+
+/// The `runs` column holding a task's latest attempt number.
+pub(super) fn attempts_column(task: TaskName) -> &'static str {
+    match task {
+        TaskName::LoadPromptFile => "load_attempts",
+        TaskName::CallBedrock => "call_attempts",
     }
 }
 
@@ -51,6 +103,7 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
     Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     SummaryRow {
         id: row.try_get("id")?,
@@ -63,6 +116,8 @@ where
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
         error: row.try_get("error")?,
+        load_attempts: row.try_get("load_attempts")?,
+        call_attempts: row.try_get("call_attempts")?,
     }
     .decode()
 }
@@ -79,6 +134,9 @@ struct SummaryRow<'a> {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub error: Option<String>,
+    /// The latest attempt of each task, 0 before it started.
+    pub load_attempts: i64,
+    pub call_attempts: i64,
 }
 
 impl SummaryRow<'_> {
@@ -98,6 +156,10 @@ impl SummaryRow<'_> {
             prompt_preview: self.prompt_preview,
             usage,
             error: self.error,
+            retries: [self.load_attempts, self.call_attempts]
+                .into_iter()
+                .map(|attempts| u32::try_from(attempts - 1).unwrap_or(0))
+                .sum(),
         })
     }
 }

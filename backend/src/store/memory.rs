@@ -70,7 +70,7 @@ impl Store for MemoryStore {
         let mut ids: Vec<RunId> = self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.run_id).collect();
         ids.reverse();
         let runs = ids.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)).map(|d| d.summary()));
-        Ok(runs.filter(|r| query.state.is_none_or(|s| r.state == s)).take(query.limit as usize).collect())
+        Ok(runs.filter(|run| query.matches(run)).take(query.limit as usize).collect())
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {

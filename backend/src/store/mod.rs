@@ -14,6 +14,7 @@ mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use common::{Event, LogEntry, RunId, RunState, RunSummary};
 
 use crate::journal::RecordRef;
@@ -87,14 +88,34 @@ pub enum Created {
     Existing(RunId),
 }
 
-/// A filter for run history.
+/// A filter for run history, and the page of it wanted: the newest `limit` runs, or those next
+/// to a cursor run.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
     pub limit: u32,
     /// Only runs in this state.
     pub state: Option<RunState>,
-    /// Only runs created before this one (a page cursor).
+    /// Only runs of this model id, exactly.
+    pub model: Option<String>,
+    /// Only runs created at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only runs created before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only runs created before this one: the next page, going back in time.
     pub before: Option<RunId>,
+    /// Only runs created after this one, the `limit` closest to it: the previous page. Still
+    /// answered newest first.
+    pub after: Option<RunId>,
+}
+
+impl RunQuery {
+    /// Whether a run passes the filter (not the page cursors).
+    pub fn matches(&self, run: &RunSummary) -> bool {
+        self.state.is_none_or(|state| run.state == state)
+            && self.model.as_ref().is_none_or(|model| &run.model_id == model)
+            && self.since.is_none_or(|since| run.created_at >= since)
+            && self.until.is_none_or(|until| run.created_at < until)
+    }
 }
 
 /// What is needed to resume a run interrupted by a crash.
@@ -155,7 +176,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
 
     use crate::wire::stamp;
 
-    let event = |run_id, seq, kind| stamp(Arc::new(Event { run_id, seq, ts: chrono::Utc::now(), kind }));
+    let event = |run_id, seq, kind| stamp(Arc::new(Event { run_id, seq, ts: Utc::now(), kind }));
     for first in (0..count).step_by(1000) {
         // A thousand creations at a time share group commits without queueing the whole history.
         let creations = (first..count.min(first + 1000)).map(|n| {

@@ -23,11 +23,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary};
+use common::{Event, EventKind, LogEntry, RunId, RunSummary};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::codec::{SUMMARY_COLUMNS, event_kind_name, parse_event, parse_id, summary_from_row, timestamp};
+use super::codec::{
+    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_event, parse_id, summary_from_row, timestamp,
+};
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 use crate::journal::RecordRef;
 use crate::wire::Published;
@@ -504,25 +506,17 @@ impl Store for PgStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let mut sql = format!("SELECT {} FROM runs WHERE true", SUMMARY_COLUMNS);
-        if query.state.is_some() {
-            sql.push_str(" AND state = $1");
-        } else {
-            sql.push_str(" AND $1::text IS NULL");
+        let page = history_page(query, |n| format!("${n}"));
+        let mut statement = sqlx::query(&page.sql);
+        for value in &page.binds {
+            statement = statement.bind(value);
         }
-        if query.before.is_some() {
-            sql.push_str(" AND seq < (SELECT seq FROM runs WHERE id = $2)");
-        } else {
-            sql.push_str(" AND $2::text IS NULL");
+        let rows = statement.fetch_all(&self.pool).await?;
+        let mut runs = rows.iter().map(summary_from_row).collect::<Result<Vec<_>, _>>()?;
+        if page.ascending {
+            runs.reverse();
         }
-        sql.push_str(" ORDER BY seq DESC LIMIT $3");
-        let rows = sqlx::query(&sql)
-            .bind(query.state.map(RunState::as_str))
-            .bind(query.before.map(|id| id.to_string()))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(summary_from_row).collect()
+        Ok(runs)
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
@@ -625,6 +619,14 @@ async fn insert_events(
                 .bind(event.run_id.to_string())
                 .execute(&mut **tx)
                 .await?;
+            }
+            EventKind::TaskState { task, attempt, .. } => {
+                let column = attempts_column(*task);
+                sqlx::query(&format!("UPDATE runs SET {column} = GREATEST({column}, $1) WHERE id = $2"))
+                    .bind(i64::from(*attempt))
+                    .bind(event.run_id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
             }
             EventKind::ModelResult { usage: Some(usage), .. } => {
                 sqlx::query("UPDATE runs SET input_tokens = $1, output_tokens = $2 WHERE id = $3")

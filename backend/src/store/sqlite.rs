@@ -15,14 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Event, EventKind, LogEntry, RunId, RunState, RunSummary};
+use common::{Event, EventKind, LogEntry, RunId, RunSummary};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::wire::{Published, Stamped};
 
-use super::codec::{SUMMARY_COLUMNS, event_kind_name, parse_event, parse_id, summary_from_row, timestamp};
+use super::codec::{
+    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_event, parse_id, summary_from_row, timestamp,
+};
 use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
 
 /// Most queued writes folded into one transaction.
@@ -124,23 +126,17 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        // One statement per filter shape: `(?1 IS NULL OR state = ?1)` would hide the
-        // `runs_by_state` index from SQLite's planner and scan the whole history.
-        let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE 1 = 1");
-        if query.state.is_some() {
-            sql.push_str(" AND state = ?1");
+        let page = history_page(query, |n| format!("?{n}"));
+        let mut statement = sqlx::query(&page.sql);
+        for value in &page.binds {
+            statement = statement.bind(value);
         }
-        if query.before.is_some() {
-            sql.push_str(" AND seq < (SELECT seq FROM runs WHERE id = ?2)");
+        let rows = statement.fetch_all(&self.readers).await?;
+        let mut runs = rows.iter().map(summary_from_row).collect::<Result<Vec<_>, _>>()?;
+        if page.ascending {
+            runs.reverse();
         }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?3");
-        let rows = sqlx::query(&sql)
-            .bind(query.state.map(RunState::as_str))
-            .bind(query.before.map(|id| id.to_string()))
-            .bind(i64::from(query.limit))
-            .fetch_all(&self.readers)
-            .await?;
-        rows.iter().map(summary_from_row).collect()
+        Ok(runs)
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {
@@ -357,6 +353,14 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
             .bind(&id)
             .execute(&mut *conn)
             .await?;
+        }
+        EventKind::TaskState { task, attempt, .. } => {
+            let column = attempts_column(*task);
+            sqlx::query(&format!("UPDATE runs SET {column} = MAX({column}, ?1) WHERE id = ?2"))
+                .bind(i64::from(*attempt))
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
         }
         EventKind::ModelResult { usage: Some(usage), .. } => {
             sqlx::query("UPDATE runs SET input_tokens = ?1, output_tokens = ?2 WHERE id = ?3")

@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod expected;
 mod happy_path;
+mod history;
 mod idempotency;
 mod load_retry;
 mod metrics;

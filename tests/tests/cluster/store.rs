@@ -149,11 +149,13 @@ async fn history_is_newest_first_filters_by_state_and_pages_before_a_run() {
             "{name}"
         );
 
-        let failed =
-            store.list_runs(&RunQuery { limit: 10, state: Some(RunState::Failed), before: None }).await.unwrap();
+        let failed = store
+            .list_runs(&RunQuery { limit: 10, state: Some(RunState::Failed), ..RunQuery::default() })
+            .await
+            .unwrap();
         assert_eq!(failed.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[3], ids[1]], "{name}");
 
-        let page = store.list_runs(&RunQuery { limit: 2, state: None, before: Some(ids[3]) }).await.unwrap();
+        let page = store.list_runs(&RunQuery { limit: 2, before: Some(ids[3]), ..RunQuery::default() }).await.unwrap();
         assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [ids[2], ids[1]], "{name}");
     }
 }
