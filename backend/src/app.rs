@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::{ApiLimits, BedrockInfo, Defaults, RunId};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{BatchLimits, Batches, Scheduler};
 use crate::bedrock::{self, ConnectError};
 use crate::cluster::{Cluster, ClusterSettings};
 use crate::config::AppArgs;
@@ -54,7 +55,10 @@ pub struct App {
     hub: Arc<Hub>,
     runner: Arc<Runner>,
     runs: Arc<Runs>,
-    submissions: Submissions,
+    submissions: Arc<Submissions>,
+    batches: Batches,
+    /// Largest batch request body.
+    max_batch_bytes: usize,
     metrics: Arc<Metrics>,
     emulator: Option<Emulator>,
     bedrock: BedrockInfo,
@@ -112,7 +116,18 @@ impl App {
             max_per_minute: args.max_submissions_per_minute,
         };
         let allowance = shared.clone().map(|pg| pg as Arc<dyn SharedAllowance>);
-        let submissions = Submissions::new(journal.clone(), Arc::clone(&runs), policy, allowance);
+        let submissions = Arc::new(Submissions::new(journal.clone(), Arc::clone(&runs), policy, allowance));
+        let closing = CancellationToken::new();
+        // Batches leave room for single runs: those are never queued behind a batch.
+        let batch_room = args.max_batch_concurrency.min(args.max_concurrent_runs.saturating_sub(1)).max(1);
+        let scheduler = Scheduler::new(Arc::clone(&store), Arc::clone(&submissions), Arc::clone(&runs), batch_room);
+        tokio::spawn(Arc::clone(&scheduler).run(Arc::clone(&hub), closing.clone()));
+        let batches = Batches::new(
+            Arc::clone(&store),
+            Arc::clone(&runs),
+            scheduler,
+            BatchLimits { max_items: args.max_batch_items },
+        );
         let cluster = match shared {
             Some(pg) => {
                 let settings = ClusterSettings { lease: args.lease(), on_owner_loss: args.on_owner_loss };
@@ -127,13 +142,24 @@ impl App {
             runner,
             runs,
             submissions,
+            batches,
+            max_batch_bytes: args.max_batch_bytes,
             metrics,
             emulator: connected.emulator,
             bedrock: connected.info,
             cluster,
-            closing: CancellationToken::new(),
+            closing,
             stopped,
         })
+    }
+
+    pub fn batches(&self) -> &Batches {
+        &self.batches
+    }
+
+    /// Largest batch request body accepted.
+    pub fn max_batch_bytes(&self) -> usize {
+        self.max_batch_bytes
     }
 
     pub fn submissions(&self) -> &Submissions {

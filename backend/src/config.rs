@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use common::{FaultKind, FaultPlan};
+use common::{FaultKind, FaultPlan, Quota};
 
 use crate::bedrock::{BedrockApi, BedrockSettings, Timeouts};
 // The values of `--bedrock`: re-exported so code that builds settings names them from here.
@@ -153,6 +153,16 @@ pub struct AppArgs {
     /// Most submissions accepted per minute (0 = no limit); 429 with `Retry-After` beyond.
     #[arg(long, env = "APP_MAX_SUBMISSIONS_PER_MINUTE", default_value_t = 0)]
     pub max_submissions_per_minute: u32,
+    /// Most items in one batch.
+    #[arg(long, env = "APP_MAX_BATCH_ITEMS", default_value_t = 50_000)]
+    pub max_batch_items: usize,
+    /// Largest batch request body accepted, in bytes (other requests: `--max-body-bytes`).
+    #[arg(long, env = "APP_MAX_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+    /// Most batch runs in flight at once, over all models; each model's own limit adapts to
+    /// its quota below this.
+    #[arg(long, env = "APP_MAX_BATCH_CONCURRENCY", default_value_t = 64)]
+    pub max_batch_concurrency: usize,
     /// Pause before the built-in emulator's response headers, in milliseconds.
     #[arg(long, env = "APP_EMULATOR_LATENCY_MS", default_value_t = 200)]
     pub emulator_latency_ms: u64,
@@ -162,6 +172,12 @@ pub struct AppArgs {
     /// The built-in emulator's streaming pace (0 = unpaced).
     #[arg(long, env = "APP_EMULATOR_TOKENS_PER_SEC", default_value_t = 40)]
     pub emulator_tokens_per_sec: u32,
+    /// The built-in emulator's requests per minute per model, throttled beyond (0 = no quota).
+    #[arg(long, env = "APP_EMULATOR_QUOTA_RPM", default_value_t = 0)]
+    pub emulator_quota_rpm: u32,
+    /// The built-in emulator's input plus output tokens per minute per model, throttled beyond (0 = no quota).
+    #[arg(long, env = "APP_EMULATOR_QUOTA_TPM", default_value_t = 0)]
+    pub emulator_quota_tpm: u32,
 }
 
 /// `backend serve`.
@@ -241,6 +257,12 @@ pub struct EmulatorArgs {
     /// How injected failures fail.
     #[arg(long, value_parser = parse_fault_kind, default_value = "throttle")]
     pub fail_kind: FaultKind,
+    /// Requests per minute per model, throttled beyond (0 = no quota).
+    #[arg(long, default_value_t = 0)]
+    pub quota_rpm: u32,
+    /// Input plus output tokens per minute per model, throttled beyond (0 = no quota).
+    #[arg(long, default_value_t = 0)]
+    pub quota_tpm: u32,
 }
 
 fn parse_fault_kind(text: &str) -> Result<FaultKind, String> {
@@ -296,6 +318,7 @@ impl AppArgs {
             body_latency: Duration::from_millis(self.emulator_body_latency_ms),
             tokens_per_sec: self.emulator_tokens_per_sec,
             faults: None,
+            quota: Quota { rpm: self.emulator_quota_rpm, tpm: self.emulator_quota_tpm },
         }
     }
 }
@@ -313,6 +336,7 @@ impl EmulatorArgs {
             body_latency: Duration::from_millis(self.body_latency_ms),
             tokens_per_sec: self.tokens_per_sec,
             faults,
+            quota: Quota { rpm: self.quota_rpm, tpm: self.quota_tpm },
         }
     }
 }
@@ -361,5 +385,20 @@ mod tests {
         let Command::Emulator(args) = cli.command else { panic!("emulator subcommand") };
         let plan = args.emulator_config().faults.expect("a plan");
         assert_eq!((plan.kind, plan.fail_first), (FaultKind::Unavailable, 2));
+        assert_eq!(args.emulator_config().quota, Quota::default(), "no quota unless asked");
+    }
+
+    #[test]
+    fn quota_flags_set_the_emulator_quota_alone_and_built_in() {
+        let cli = Cli::try_parse_from(["backend", "emulator", "--quota-rpm", "600", "--quota-tpm", "90000"])
+            .expect("valid flags");
+        let Command::Emulator(args) = cli.command else { panic!("emulator subcommand") };
+        assert_eq!(args.emulator_config().quota, Quota { rpm: 600, tpm: 90_000 });
+
+        let cli = Cli::try_parse_from(["backend", "serve", "--emulator-quota-rpm", "2", "--emulator-quota-tpm", "50"])
+            .expect("valid flags");
+        let Command::Serve(args) = cli.command else { panic!("serve subcommand") };
+        assert_eq!(args.app.emulator_config().quota, Quota { rpm: 2, tpm: 50 });
+        assert_eq!(ServeArgs::defaults().app.emulator_config().quota, Quota::default());
     }
 }

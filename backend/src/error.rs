@@ -66,6 +66,9 @@ pub enum ApiError {
     /// 503: the prompt journal failed; nothing was accepted and the client may retry later.
     #[error("the prompt journal is unavailable; try again later")]
     Journal(#[source] JournalError),
+    /// A feature this server's configuration lacks; the message says which.
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl ApiError {
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Storage(_) | ApiError::StorageDown | ApiError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -129,7 +133,12 @@ impl From<PathRejection> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::Storage(error)
+        match error {
+            StoreError::Unsupported(what) => {
+                ApiError::NotImplemented(format!("{what} are not available with the PostgreSQL store yet; use SQLite"))
+            }
+            error => ApiError::Storage(error),
+        }
     }
 }
 

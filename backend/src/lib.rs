@@ -11,6 +11,8 @@
 //!   the tailer that feeds every replica every run's events, takeover of a dead owner's runs).
 //! - [`events`]: the hub that numbers each run's events, fans them out and persists them.
 //! - [`flow`]: the engine that runs `load_prompt_file` then `call_bedrock` with retries.
+//! - [`batch`]: batches of prompts, each item a run, started by a scheduler that adapts each
+//!   model's concurrency to its quota.
 //! - [`bedrock`]: the only module that uses the AWS SDK; classifies errors for the flow.
 //! - [`emulator`]: a Bedrock Runtime server speaking the real wire protocol, used when no AWS
 //!   is configured and by the tests, so the real SDK code path always runs.
@@ -19,6 +21,7 @@
 //! - [`config`] parses flags and environment; [`startup`] binds and runs the server.
 
 pub mod app;
+pub mod batch;
 pub mod bedrock;
 pub mod causes;
 pub mod cluster;

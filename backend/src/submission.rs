@@ -113,6 +113,25 @@ impl Submissions {
     /// (both durable) before this returns, and it is executing. A repeated `idempotency_key`
     /// returns the run it created the first time, without journaling or running anything.
     pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
+        self.accept(request, idempotency_key, true).await
+    }
+
+    /// Starts an item of a batch: like [`Submissions::submit`], but outside the per-minute
+    /// limit, which is for people and clients; the batch scheduler paces itself.
+    pub async fn submit_batch_item(
+        &self,
+        request: SubmitRun,
+        idempotency_key: String,
+    ) -> Result<RunDetail, SubmitError> {
+        self.accept(request, Some(idempotency_key), false).await
+    }
+
+    async fn accept(
+        &self,
+        request: SubmitRun,
+        idempotency_key: Option<String>,
+        rate_limited: bool,
+    ) -> Result<RunDetail, SubmitError> {
         let run = validate(&self.policy, request)?;
         // A repeated submission must not journal its prompt again; a race between two
         // first submissions is settled by the store's unique key below.
@@ -126,7 +145,7 @@ impl Submissions {
         {
             return Err(SubmitError::Invalid(format!("replay_of names run {original}, which does not exist")));
         }
-        let slot = self.admit().await?;
+        let slot = self.admit(rate_limited).await?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
         let created = stamp(Arc::new(Event {
@@ -174,7 +193,7 @@ impl Submissions {
 
     /// Checks the cost limits before anything is stored or any Bedrock call is made; the slot
     /// it returns is released if the submission fails later, or when the run ends.
-    async fn admit(&self) -> Result<OwnedSemaphorePermit, SubmitError> {
+    async fn admit(&self, rate_limited: bool) -> Result<OwnedSemaphorePermit, SubmitError> {
         // A run accepted now could not store its events: refuse rather than run blind.
         if !self.runs.hub().storage_ok() {
             return Err(SubmitError::StorageDown);
@@ -187,8 +206,8 @@ impl Submissions {
             });
         };
         let wait = match &self.rate {
-            Some(rate) => rate.try_take().await?,
-            None => None,
+            Some(rate) if rate_limited => rate.try_take().await?,
+            _ => None,
         };
         if let Some(wait) = wait {
             return Err(SubmitError::Limited {
@@ -202,16 +221,16 @@ impl Submissions {
 
 /// A submission with its defaults applied.
 #[derive(Debug, PartialEq)]
-struct Validated {
-    prompt: String,
-    model_id: String,
-    system: Option<String>,
-    max_tokens: u32,
-    temperature: Option<f32>,
-    replay_of: Option<RunId>,
+pub(crate) struct Validated {
+    pub(crate) prompt: String,
+    pub(crate) model_id: String,
+    pub(crate) system: Option<String>,
+    pub(crate) max_tokens: u32,
+    pub(crate) temperature: Option<f32>,
+    pub(crate) replay_of: Option<RunId>,
 }
 
-fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitError> {
+pub(crate) fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitError> {
     let limits = &policy.limits;
     let invalid = |message: &str| Err(SubmitError::Invalid(message.to_owned()));
     if request.prompt.trim().is_empty() {

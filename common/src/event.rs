@@ -250,11 +250,9 @@ impl TryFrom<WireEvent> for Event {
             KindName::Delta => {
                 EventKind::Delta { attempt: required(wire.attempt, "attempt")?, text: required(wire.text, "text")? }
             }
-            KindName::ModelResult => EventKind::ModelResult {
-                usage: wire.usage,
-                stop_reason: wire.stop_reason,
-                latency_ms: wire.latency_ms,
-            },
+            KindName::ModelResult => {
+                EventKind::ModelResult { usage: wire.usage, stop_reason: wire.stop_reason, latency_ms: wire.latency_ms }
+            }
         };
         Ok(Event { run_id: wire.run_id, seq: wire.seq, ts: wire.ts, kind })
     }

@@ -7,15 +7,17 @@
 //! it to answer `GET /api/runs/{id}` and the frontend uses the same fold to render a run live,
 //! so the two can never disagree about what an event means.
 
+mod batch;
 mod event;
 mod run;
 mod view;
 
+pub use batch::{BatchCounts, BatchId, BatchItem, BatchSummary, ItemState, SubmitBatch};
 pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
 pub use run::{
     ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
-    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, RunDetail, RunId, RunState, RunSummary, StopReason,
-    SubmitRun, TaskName, TaskState, TaskView, Usage,
+    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunId, RunState, RunSummary,
+    StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
 /// Length, in characters, of the prompt preview shown in run lists.

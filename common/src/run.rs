@@ -550,6 +550,17 @@ mod tests {
     }
 
     #[test]
+    fn an_emulator_status_without_quota_fields_still_parses() {
+        let status: EmulatorStatus =
+            serde_json::from_str(r#"{"plan":null,"calls":7,"remaining_first":0}"#).expect("parses");
+        assert_eq!((status.quota, status.throttled), (None, 0));
+        let quota = Some(Quota { rpm: 2, tpm: 0 });
+        let status = EmulatorStatus { quota, throttled: 1, ..status };
+        let json = serde_json::to_string(&status).expect("serialises");
+        assert_eq!(serde_json::from_str::<EmulatorStatus>(&json).ok(), Some(status));
+    }
+
+    #[test]
     fn fault_kinds_round_trip_through_their_flag_names() {
         for kind in FaultKind::ALL {
             assert_eq!(kind.as_str().parse::<FaultKind>(), Ok(kind));
@@ -569,6 +580,29 @@ pub struct EmulatorStatus {
     /// any, goes on after these are used up.
     #[serde(default)]
     pub remaining_first: u32,
+    /// The per-model quota in force, if any (absent from servers that predate quotas).
+    #[serde(default)]
+    pub quota: Option<Quota>,
+    /// Calls refused with a `ThrottlingException` because they would exceed the quota.
+    #[serde(default)]
+    pub throttled: u64,
+}
+
+/// The emulator's quota: what each model may take in any 60 seconds, as Bedrock's on-demand
+/// quotas limit an account. 0 leaves that limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Quota {
+    /// Requests per minute.
+    pub rpm: u32,
+    /// Input plus output tokens per minute.
+    pub tpm: u32,
+}
+
+impl Quota {
+    /// Whether neither limit is set.
+    pub fn is_unlimited(self) -> bool {
+        self.rpm == 0 && self.tpm == 0
+    }
 }
 
 /// One stored log line of a run (`GET /api/runs/{id}/logs`).

@@ -7,7 +7,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::{AppHeader, EmulatorBanner};
-use crate::pages::{EditPage, HomePage, NotFound, RunPage};
+use crate::pages::{EditPage, HistoryPage, HomePage, NotFound, RunPage};
 use crate::router::{Route, Router, use_route};
 use crate::state::HealthState;
 
@@ -48,6 +48,8 @@ fn CurrentPage() -> Html {
 fn switch(route: &Route) -> Html {
     match route {
         Route::Home => html! { <HomePage /> },
+        // Keyed by the query so a new filter or page starts a fresh list.
+        Route::History { query } => html! { <HistoryPage key={ query.to_search() } query={ query.clone() } /> },
         // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
         Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
         Route::Edit { id } => html! { <EditPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },

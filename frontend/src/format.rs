@@ -2,7 +2,7 @@
 //!
 //! Nothing here reads a clock: callers pass "now" in, so every function is testable natively.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use common::{StopReason, Usage};
 
 /// Formats milliseconds for people: `850 ms`, `4.2 s`, `2 min 05 s`, `1 h 03 min`.
@@ -113,6 +113,21 @@ pub fn short_id(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
+/// How long ago `at` was, coarsely, as a list wants it: `just now`, `5 min ago`, `3 h ago`,
+/// `2 days ago`; a month or more reads as the date.
+pub fn ago(at: DateTime<Utc>, now_ms: f64) -> String {
+    let secs = ((now_ms - at.timestamp_millis() as f64) / 1_000.0).max(0.0) as u64;
+    match secs {
+        0..45 => "just now".into(),
+        45..3_600 => format!("{} min ago", (secs + 30) / 60),
+        3_600..86_400 => format!("{} h ago", secs / 3_600),
+        86_400..172_800 => "yesterday".into(),
+        172_800..2_592_000 => format!("{} days ago", secs / 86_400),
+        // Not `DateTime::format`: its formatting machinery costs the Wasm kilobytes.
+        _ => format!("{}-{:02}-{:02}", at.year(), at.month(), at.day()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +193,19 @@ mod tests {
         assert_eq!(usage(&Usage { input_tokens: 12, output_tokens: 340 }), "12 in · 340 out");
         assert_eq!(stop_reason(&StopReason::MaxTokens), "max tokens reached");
         assert_eq!(stop_reason(&StopReason::Other("guardrail".into())), "guardrail");
+    }
+
+    #[test]
+    fn ages_read_coarsely_and_turn_into_dates_after_a_month() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let later = |secs: f64| (1_700_000_000.0 + secs) * 1_000.0;
+        assert_eq!(ago(at, later(-5.0)), "just now", "a clock slightly behind is not the future");
+        assert_eq!(ago(at, later(44.0)), "just now");
+        assert_eq!(ago(at, later(45.0)), "1 min ago");
+        assert_eq!(ago(at, later(150.0)), "3 min ago", "rounded to the nearest minute");
+        assert_eq!(ago(at, later(7_300.0)), "2 h ago");
+        assert_eq!(ago(at, later(90_000.0)), "yesterday");
+        assert_eq!(ago(at, later(5.0 * 86_400.0)), "5 days ago");
+        assert_eq!(ago(at, later(40.0 * 86_400.0)), "2023-11-14");
     }
 }

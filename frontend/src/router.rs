@@ -1,6 +1,7 @@
-//! The app's URLs and a small router: `/`, `/runs/{id}`, `/runs/{id}/edit`, and "not found".
+//! The app's URLs and a small router: `/`, `/history?…`, `/runs/{id}`, `/runs/{id}/edit`, and
+//! "not found".
 //!
-//! Two routes do not need yew-router (with its history, query and matching crates it added
+//! A handful of routes do not need yew-router (with its history, query and matching crates it added
 //! ~25 KB to the Wasm). [`Route::from_path`] and [`Route::path`] are pure; [`Router`] keeps the
 //! current route in sync with the address bar (`pushState` on navigation, `popstate` on
 //! back/forward) and hands it down through a context ([`use_route`], [`use_navigate`]), and
@@ -14,12 +15,17 @@ use gloo_events::EventListener;
 use yew::prelude::*;
 
 use crate::browser;
+use crate::state::history_query::HistoryQuery;
 
 /// Every client-side route; the backend serves `index.html` for all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `/`: the submit form and the history.
+    /// `/`: the submit form and the latest runs.
     Home,
+    /// `/history`: every run, filtered and paged as its query string says.
+    History {
+        query: HistoryQuery,
+    },
     /// `/runs/{id}`: one run, live; its URL can be shared and reloaded.
     Run {
         /// As it appears in the URL: not yet checked to be a run id (the page does that).
@@ -35,11 +41,22 @@ pub enum Route {
 }
 
 impl Route {
+    /// The route for a URL's path and query string (`?…` or empty).
+    pub fn from_location(path: &str, search: &str) -> Route {
+        match Route::from_path(path) {
+            Route::History { .. } => Route::History { query: HistoryQuery::from_search(search) },
+            route => route,
+        }
+    }
+
     /// The route for a URL path (query and fragment already removed).
     pub fn from_path(path: &str) -> Route {
         let trimmed = path.trim_end_matches('/');
         if trimmed.is_empty() {
             return Route::Home;
+        }
+        if trimmed == "/history" {
+            return Route::History { query: HistoryQuery::default() };
         }
         let Some(rest) = trimmed.strip_prefix("/runs/") else { return Route::NotFound };
         match rest.split_once('/') {
@@ -53,16 +70,22 @@ impl Route {
     pub fn title(&self) -> String {
         match self {
             Route::Home => "Prompt Runner".to_owned(),
+            Route::History { .. } => "History · Prompt Runner".to_owned(),
             Route::Run { id } => format!("Run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::Edit { id } => format!("Edit run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::NotFound => "Not found · Prompt Runner".to_owned(),
         }
     }
 
-    /// The path that [`Route::from_path`] maps back to this route (`NotFound` gets `/404`).
+    /// The path and query that [`Route::from_location`] maps back to this route (`NotFound`
+    /// gets `/404`).
     pub fn path(&self) -> String {
         match self {
             Route::Home => "/".to_owned(),
+            Route::History { query } => match query.to_search() {
+                search if search.is_empty() => "/history".to_owned(),
+                search => format!("/history?{search}"),
+            },
             Route::Run { id } => format!("/runs/{id}"),
             Route::Edit { id } => format!("/runs/{id}/edit"),
             Route::NotFound => "/404".to_owned(),
@@ -93,8 +116,8 @@ pub fn use_navigate() -> Navigate {
 }
 
 fn current_route() -> Route {
-    let path = web_sys::window().and_then(|w| w.location().pathname().ok()).unwrap_or_default();
-    Route::from_path(&path)
+    let Some(location) = web_sys::window().map(|w| w.location()) else { return Route::Home };
+    Route::from_location(&location.pathname().unwrap_or_default(), &location.search().unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -202,5 +225,15 @@ mod tests {
         assert_eq!(Route::from_path("/elsewhere"), Route::NotFound);
         assert_eq!(Route::Run { id: "x".into() }.path(), "/runs/x");
         assert_eq!(Route::from_path(&Route::Home.path()), Route::Home);
+    }
+
+    #[test]
+    fn the_history_route_carries_its_query_both_ways() {
+        let plain = Route::History { query: HistoryQuery::default() };
+        assert_eq!(Route::from_location("/history", ""), plain);
+        assert_eq!(plain.path(), "/history");
+        let failed = Route::from_location("/history/", "?state=Failed&model=x");
+        assert_eq!(failed.path(), "/history?state=Failed&model=x");
+        assert_eq!(Route::from_location("/runs/a", "?state=Failed"), Route::Run { id: "a".into() });
     }
 }

@@ -72,14 +72,15 @@ impl Faults {
         state.calls_under_plan = 0;
     }
 
-    /// `calls` counts from the emulator's start, not from when the plan was set.
+    /// `calls` counts from the emulator's start, not from when the plan was set. The quota's
+    /// part is left empty: the quota is not this module's to report.
     pub(crate) fn status(&self) -> EmulatorStatus {
         let state = self.lock();
         let remaining_first = state.plan.map_or(0, |plan| {
             let used = u32::try_from(state.calls_under_plan).unwrap_or(u32::MAX);
             plan.fail_first.saturating_sub(used)
         });
-        EmulatorStatus { plan: state.plan, calls: state.calls, remaining_first }
+        EmulatorStatus { plan: state.plan, calls: state.calls, remaining_first, quota: None, throttled: 0 }
     }
 
     /// Counts one model call and returns the fault to inject into it, if any.
@@ -126,7 +127,8 @@ mod tests {
     fn without_a_plan_no_call_fails_but_all_are_counted() {
         let faults = Faults::new(None);
         assert_eq!(pattern(&faults, 3), [false; 3]);
-        assert_eq!(faults.status(), EmulatorStatus { plan: None, calls: 3, remaining_first: 0 });
+        let status = faults.status();
+        assert_eq!((status.plan, status.calls, status.remaining_first), (None, 3, 0));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`faults`]: which calls fail (throttling, 500s, 503s, validation errors, cut answers, stalls,
 //!   exceptions in the middle of a stream) under a [`FaultPlan`] that can be replaced while the
 //!   emulator runs ([`Emulator::set_faults`]).
+//! - `quota`: which calls are over the per-model requests- and tokens-per-minute [`Quota`] and
+//!   are refused with a `ThrottlingException`, after the fault plan has had its say.
 //!
 //! Pacing: every answer waits [`EmulatorConfig::latency`] before its headers and
 //! [`EmulatorConfig::body_latency`] after them, then streams one chunk every `1 / tokens_per_sec`
@@ -27,6 +29,7 @@ mod error;
 mod eventstream;
 pub mod faults;
 mod pacing;
+mod quota;
 mod reply;
 mod request;
 mod router;
@@ -35,19 +38,20 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{EmulatorStatus, FaultPlan};
+use common::{EmulatorStatus, FaultPlan, Quota};
 
 pub use error::BedrockError;
 pub use reply::reply_for;
 
 use faults::Faults;
 use pacing::Pace;
+use quota::Quotas;
 use router::Shared;
 
 /// Default streaming pace: about what Claude Sonnet streams, slow enough to watch in the UI.
 pub const DEFAULT_TOKENS_PER_SEC: u32 = 40;
 
-/// How the emulator behaves: pacing and the initial fault plan.
+/// How the emulator behaves: pacing, the initial fault plan and the quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmulatorConfig {
     /// Delay before the response headers of every answer (default 0).
@@ -58,6 +62,8 @@ pub struct EmulatorConfig {
     pub tokens_per_sec: u32,
     /// The fault plan in force from the first call (default none).
     pub faults: Option<FaultPlan>,
+    /// Requests and tokens each model may use per minute (default 0 for both: no quota).
+    pub quota: Quota,
 }
 
 impl Default for EmulatorConfig {
@@ -67,6 +73,7 @@ impl Default for EmulatorConfig {
             body_latency: Duration::ZERO,
             tokens_per_sec: DEFAULT_TOKENS_PER_SEC,
             faults: None,
+            quota: Quota::default(),
         }
     }
 }
@@ -87,9 +94,9 @@ pub struct Emulator {
 impl Emulator {
     /// Creates an emulator; nothing listens until [`Emulator::serve`] or the [`Emulator::router`] is served.
     pub fn new(config: EmulatorConfig) -> Self {
-        let EmulatorConfig { latency, body_latency, tokens_per_sec, faults } = config;
+        let EmulatorConfig { latency, body_latency, tokens_per_sec, faults, quota } = config;
         let pace = Pace::new(latency, body_latency, tokens_per_sec);
-        Emulator { shared: Arc::new(Shared { faults: Faults::new(faults), pace }) }
+        Emulator { shared: Arc::new(Shared { faults: Faults::new(faults), quotas: Quotas::new(quota), pace }) }
     }
 
     /// The Bedrock Runtime routes with this emulator's state applied, ready to serve or nest.
@@ -102,9 +109,10 @@ impl Emulator {
         self.shared.faults.set(plan);
     }
 
-    /// The fault plan in force and the model calls received so far.
+    /// The fault plan and quota in force, the model calls received and those the quota refused.
     pub fn status(&self) -> EmulatorStatus {
-        self.shared.faults.status()
+        let Shared { faults, quotas, .. } = &*self.shared;
+        EmulatorStatus { quota: quotas.quota(), throttled: quotas.throttled(), ..faults.status() }
     }
 
     /// Response bodies still being streamed (paced or stalled); 0 once every client is gone.

@@ -112,6 +112,11 @@ impl Completion {
     pub(crate) fn output_tokens(&self) -> u32 {
         u32::try_from(self.chunk_ends.len()).unwrap_or(u32::MAX)
     }
+
+    /// Input plus output tokens, what a tokens-per-minute quota counts.
+    pub(crate) fn total_tokens(&self) -> u32 {
+        self.input_tokens.saturating_add(self.output_tokens())
+    }
 }
 
 #[cfg(test)]

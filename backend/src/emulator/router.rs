@@ -1,6 +1,6 @@
 //! The four Bedrock Runtime routes and the one place each call goes through in order: count it and
-//! maybe inject a fault, read what was asked, wait out the latency, then send the answer whole,
-//! paced, cut or stalled.
+//! maybe inject a fault, read what was asked, charge it to the model's quota or throttle it, wait
+//! out the latency, then send the answer whole, paced, cut or stalled.
 //!
 //! This is the only module that sees every role; none of the roles imports it.
 
@@ -18,6 +18,7 @@ use super::body::{Ending, add_invoke_headers, event_stream_response, json_respon
 use super::error::BedrockError;
 use super::faults::{Faults, Injected};
 use super::pacing::Pace;
+use super::quota::Quotas;
 use super::reply::Completion;
 use super::request::{self, Operation, Prompt};
 
@@ -31,6 +32,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) faults: Faults,
+    pub(crate) quotas: Quotas,
     pub(crate) pace: Pace,
 }
 
@@ -88,6 +90,9 @@ async fn answer(
     let model_id = request::model_id(path)?;
     let prompt = Prompt::parse(op, body)?;
     let completion = Completion::new(&prompt.text, prompt.context_tokens, prompt.max_tokens);
+    // The quota meters a model's calls and their tokens, so it needs the request read; faults
+    // stay first, and a call refused by them or by validation is not charged.
+    shared.quotas.admit(&model_id, completion.total_tokens())?;
     let pace = &shared.pace;
     pace.wait_latency().await;
     let timing = pace.timing(completion.output_tokens());

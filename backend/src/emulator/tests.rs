@@ -12,7 +12,7 @@ use bedrock::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseOutput, ConverseStreamOutput, InferenceConfiguration,
     Message, ResponseStream, StopReason,
 };
-use common::{FaultKind, FaultPlan};
+use common::{FaultKind, FaultPlan, Quota};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
@@ -610,6 +610,51 @@ async fn errors_carry_the_bedrock_headers_and_a_json_message() {
         serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
         serde_json::json!({"message": "Too many requests, please wait before trying again."})
     );
+}
+
+#[tokio::test]
+async fn calls_over_a_models_quota_are_throttled_through_the_sdk_and_other_models_are_not() {
+    let quota = Quota { rpm: 1, tpm: 0 };
+    let emu = TestEmulator::start(EmulatorConfig { quota, ..EmulatorConfig::unpaced() }).await;
+    assert_eq!(emu.converse_stream_text("first").await, Ok(reply_for("first")));
+    assert_eq!(emu.converse_stream_text("second").await, Err("ThrottlingException".to_owned()));
+    let other = emu
+        .client
+        .converse()
+        .model_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        .messages(user_message("other model"))
+        .send()
+        .await;
+    assert!(other.is_ok(), "{other:?}");
+    let status = emu.emulator.status();
+    assert_eq!((status.quota, status.calls, status.throttled), (Some(quota), 3, 1));
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn the_quota_answers_as_bedrock_and_charges_neither_faulted_nor_invalid_calls() {
+    let emulator = Emulator::new(EmulatorConfig { quota: Quota { rpm: 1, tpm: 0 }, ..EmulatorConfig::unpaced() });
+    emulator.set_faults(Some(FaultPlan { kind: FaultKind::Internal, fail_first: 1, every_nth: 0 }));
+    let path = "/model/anthropic.claude-v2/converse";
+    let body = r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#;
+    let mut statuses = Vec::new();
+    for body in [body, "{}", body, body] {
+        statuses.push(emulator.router().oneshot(post_json(path, body)).await.expect("answer"));
+    }
+    let codes: Vec<_> = statuses.iter().map(|response| response.status().as_u16()).collect();
+    assert_eq!(codes, [500, 400, 200, 429], "the fault first, then a bad body, then the one call the quota allows");
+    let throttled = statuses.pop().expect("four answers");
+    assert_eq!(
+        throttled.headers()["x-amzn-errortype"],
+        "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+    );
+    assert!(throttled.headers().contains_key("x-amzn-requestid"));
+    let body = axum::body::to_bytes(throttled.into_body(), 1 << 20).await.expect("body");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
+        serde_json::json!({"message": "Too many requests, please wait before trying again."})
+    );
+    assert_eq!((emulator.status().calls, emulator.status().throttled), (4, 1));
 }
 
 #[tokio::test]

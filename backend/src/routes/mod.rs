@@ -4,6 +4,7 @@
 //! adds what applies to every request: the [`Guard`] (host, cross-site and token checks), the
 //! body limit, metrics by route template, and logging of failed requests (once, here).
 
+mod batches;
 mod emulator;
 mod extract;
 mod guard;
@@ -30,8 +31,10 @@ pub use guard::{Guard, TOKEN_COOKIE};
 
 /// The whole HTTP API, plus the frontend from `static_dir` when it exists.
 pub fn router(app: Arc<App>, guard: Guard, static_dir: &Path, max_body_bytes: usize) -> Router {
+    let max_batch_bytes = app.max_batch_bytes();
     Router::new()
         .merge(runs::router())
+        .merge(batches::router(max_batch_bytes))
         .merge(ws::router())
         .merge(health::router())
         .merge(emulator::router())

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{Event, EventKind, RunId, RunSummary, TaskName, Usage};
+use common::{BatchId, Event, EventKind, RunId, RunSummary, TaskName, Usage};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{RunQuery, StoreError};
@@ -87,6 +87,10 @@ pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
 
 pub(super) fn parse_id(text: &str) -> Result<RunId, StoreError> {
     RunId::from_str(text).map_err(|e| StoreError::Malformed(format!("run id `{text}`: {e}")))
+}
+
+pub(super) fn parse_batch_id(text: &str) -> Result<BatchId, StoreError> {
+    BatchId::from_str(text).map_err(|e| StoreError::Malformed(format!("batch id `{text}`: {e}")))
 }
 
 pub(super) fn parse_event(body: &str) -> Result<Event, StoreError> {

@@ -11,11 +11,12 @@ mod postgres;
 mod recovery;
 mod sqlite;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use common::{Event, LogEntry, RunId, RunState, RunSummary};
+use common::{BatchId, BatchItem, BatchSummary, Event, LogEntry, RunId, RunState, RunSummary};
 
 use crate::journal::RecordRef;
 use crate::wire::Published;
@@ -54,6 +55,9 @@ pub enum StoreError {
     /// The store's writer has stopped (the server is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// This kind of store cannot do that yet.
+    #[error("{0} are not available with this store")]
+    Unsupported(&'static str),
 }
 
 /// What [`Store::append_events`] stored.
@@ -167,6 +171,64 @@ pub trait Store: Send + Sync + 'static {
 
     /// The runs left `Pending` or `Running` by a previous process, with their events.
     async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError>;
+
+    /// Stores a batch and all its items, `Queued`; returns once durable.
+    async fn create_batch(&self, _batch: NewBatch) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
+    /// Up to `limit` queued items of batches not cancelled: oldest batch, first item first.
+    async fn queued_items(&self, _limit: u32) -> Result<Vec<QueuedItem>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Records that a queued item's run started; `false` if the item was not queued any more
+    /// (its batch was cancelled meanwhile): the run is still linked to it, for the caller to cancel.
+    async fn start_item(&self, _batch: BatchId, _index: u32, _run: RunId) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
+    /// Cancels a batch: its queued items never start. `None` if there is no such batch, else
+    /// how many queued items it had.
+    async fn cancel_batch(&self, _batch: BatchId) -> Result<Option<u64>, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
+    /// Batches, newest first.
+    async fn list_batches(&self, _limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
+    /// One batch with its counts by state.
+    async fn batch(&self, _id: BatchId) -> Result<Option<BatchSummary>, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
+    /// A batch's items from index `from`, at most `limit`, in order.
+    async fn batch_items(&self, _id: BatchId, _from: u32, _limit: u32) -> Result<Vec<BatchItem>, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+}
+
+/// A batch about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewBatch {
+    /// Its id, time and settings; the counts are ignored (every item starts `Queued`).
+    pub summary: BatchSummary,
+    /// Each item's prompt and, from a template, its values.
+    pub items: Vec<(String, Option<BTreeMap<String, String>>)>,
+}
+
+/// An item the scheduler may start, with its batch's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedItem {
+    pub batch: BatchId,
+    pub index: u32,
+    pub prompt: String,
+    pub model_id: String,
+    pub system: Option<String>,
+    pub max_tokens: u32,
+    pub temperature: Option<f32>,
 }
 
 /// Stores `count` finished runs directly, without running them (one in a hundred `Failed`, the

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Event, EventKind, LogEntry, RunId, RunSummary};
+use common::{BatchCounts, BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -23,9 +23,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::wire::{Published, Stamped};
 
 use super::codec::{
-    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_event, parse_id, summary_from_row, timestamp,
+    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_batch_id, parse_event, parse_id, parse_time,
+    summary_from_row, timestamp,
 };
-use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
+use super::{Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
 
 /// Most queued writes folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -46,6 +47,8 @@ pub enum Synchronous {
 
 enum WriteOp {
     Create(Box<NewRun>, oneshot::Sender<Result<Created, StoreError>>),
+    /// A change to batches, answered with the rows it changed.
+    Batch(BatchWrite, oneshot::Sender<Result<u64, StoreError>>),
     /// Events, whether their commit must be synced, and who waits for the commit.
     Events(Vec<Published>, bool, oneshot::Sender<Result<(), StoreError>>),
 }
@@ -94,6 +97,12 @@ impl SqliteStore {
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
         self.writes.send(op).map_err(|_| StoreError::Closed)
+    }
+
+    async fn batch_write(&self, write: BatchWrite) -> Result<u64, StoreError> {
+        let (reply, done) = oneshot::channel();
+        self.send(WriteOp::Batch(write, reply))?;
+        done.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -189,6 +198,128 @@ impl Store for SqliteStore {
         }
         Ok(runs)
     }
+
+    async fn create_batch(&self, batch: NewBatch) -> Result<(), StoreError> {
+        self.batch_write(BatchWrite::Create(Box::new(batch))).await.map(drop)
+    }
+
+    async fn queued_items(&self, limit: u32) -> Result<Vec<QueuedItem>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT b.id, i.idx, i.prompt, b.model_id, b.system, b.max_tokens, b.temperature",
+            " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq",
+            " WHERE i.state = 'Queued' AND b.cancelled = 0 ORDER BY i.batch_seq, i.idx LIMIT ?1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueuedItem {
+                    batch: parse_batch_id(row.try_get("id")?)?,
+                    index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
+                    prompt: row.try_get("prompt")?,
+                    model_id: row.try_get("model_id")?,
+                    system: row.try_get("system")?,
+                    max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
+                    temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
+                })
+            })
+            .collect()
+    }
+
+    async fn start_item(&self, batch: BatchId, index: u32, run: RunId) -> Result<bool, StoreError> {
+        Ok(self.batch_write(BatchWrite::Start { batch, index, run }).await? == 1)
+    }
+
+    async fn cancel_batch(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
+        if self.batch(batch).await?.is_none() {
+            return Ok(None);
+        }
+        self.batch_write(BatchWrite::Cancel(batch)).await.map(Some)
+    }
+
+    async fn list_batches(&self, limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM batches ORDER BY seq DESC LIMIT ?1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await?;
+        let mut batches = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(batch) = self.batch(parse_batch_id(&id)?).await? {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    }
+
+    async fn batch(&self, id: BatchId) -> Result<Option<BatchSummary>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT seq, created_at, model_id, system, max_tokens, temperature, total, cancelled FROM batches WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.readers)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let seq: i64 = row.try_get("seq")?;
+        // A started item's state is its run's.
+        let counted = sqlx::query(concat!(
+            "SELECT CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END AS s,",
+            " count(*) AS n FROM batch_items i LEFT JOIN runs r ON r.id = i.run_id",
+            " WHERE i.batch_seq = ?1 GROUP BY s"
+        ))
+        .bind(seq)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut counts = BatchCounts::default();
+        for row in &counted {
+            let state: &str = row.try_get("s")?;
+            let state = state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?;
+            counts.add(state, u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0));
+        }
+        Ok(Some(BatchSummary {
+            id,
+            created_at: parse_time(row.try_get("created_at")?)?,
+            model_id: row.try_get("model_id")?,
+            system: row.try_get("system")?,
+            max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
+            temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
+            total: u64::try_from(row.try_get::<i64, _>("total")?).unwrap_or(0),
+            counts,
+            cancelled: row.try_get::<i64, _>("cancelled")? != 0,
+        }))
+    }
+
+    async fn batch_items(&self, id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT i.idx, i.prompt, i.variables, i.run_id,",
+            " CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END AS s",
+            " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq LEFT JOIN runs r ON r.id = i.run_id",
+            " WHERE b.id = ?1 AND i.idx >= ?2 ORDER BY i.idx LIMIT ?3"
+        ))
+        .bind(id.to_string())
+        .bind(i64::from(from))
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: &str = row.try_get("s")?;
+                let variables: Option<&str> = row.try_get("variables")?;
+                Ok(BatchItem {
+                    index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
+                    prompt: row.try_get("prompt")?,
+                    variables: variables
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|e| StoreError::Malformed(format!("batch item variables: {e}")))?,
+                    state: state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?,
+                    run_id: row.try_get::<Option<&str>, _>("run_id")?.map(parse_id).transpose()?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Applies queued writes in batches, one transaction (and one sync) per batch.
@@ -196,13 +327,15 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
     let mut batch = Vec::with_capacity(64);
     let mut syncing = true;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut results = Vec::with_capacity(batch.len());
+        let mut results: Vec<Answer> = Vec::with_capacity(batch.len());
         // Only run creations and the events that end runs must be on disk when they return. A
         // batch of other events commits without its own sync: WAL frames survive a process
         // crash in the OS cache, and the next synced commit or checkpoint carries them to disk.
         // So streamed deltas never put a sync in front of the next submission.
         let must_sync = synchronous == Synchronous::Full
-            && batch.iter().any(|op| matches!(op, WriteOp::Create(..) | WriteOp::Events(_, true, _)));
+            && batch
+                .iter()
+                .any(|op| matches!(op, WriteOp::Create(..) | WriteOp::Batch(..) | WriteOp::Events(_, true, _)));
         if must_sync != syncing {
             let pragma = if must_sync { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
             if sqlx::query(pragma).execute(&mut conn).await.is_ok() {
@@ -219,9 +352,18 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
         for op in batch.drain(..) {
             match op {
                 WriteOp::Create(_, reply) => {
-                    let result = match &shared_error {
-                        Some(error) => Err(StoreError::Write(Arc::clone(error))),
-                        None => results.next().unwrap_or(Ok(Created::New)),
+                    let result = match (&shared_error, results.next()) {
+                        (Some(error), _) => Err(StoreError::Write(Arc::clone(error))),
+                        (None, Some(Answer::Created(created))) => Ok(created),
+                        (None, _) => Err(StoreError::Malformed("a run creation went unanswered".into())),
+                    };
+                    let _ = reply.send(result);
+                }
+                WriteOp::Batch(_, reply) => {
+                    let result = match (&shared_error, results.next()) {
+                        (Some(error), _) => Err(StoreError::Write(Arc::clone(error))),
+                        (None, Some(Answer::Rows(rows))) => Ok(rows),
+                        (None, _) => Err(StoreError::Malformed("a batch write went unanswered".into())),
                     };
                     let _ = reply.send(result);
                 }
@@ -244,7 +386,7 @@ async fn write_loop(mut conn: SqliteConnection, mut rx: mpsc::UnboundedReceiver<
 async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &[WriteOp],
-    created: &mut Vec<Result<Created, StoreError>>,
+    created: &mut Vec<Answer>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     let written = write_ops(conn, batch, created).await;
@@ -259,15 +401,22 @@ async fn write_batch(
     committed
 }
 
+/// What a write that answers gave, in the order of the writes.
+enum Answer {
+    Created(Created),
+    Rows(u64),
+}
+
 async fn write_ops(
     conn: &mut SqliteConnection,
     batch: &[WriteOp],
-    created: &mut Vec<Result<Created, StoreError>>,
+    answers: &mut Vec<Answer>,
 ) -> Result<(), sqlx::Error> {
     let mut last_seq: HashMap<RunId, u64> = HashMap::new();
     for op in batch {
         match op {
-            WriteOp::Create(run, _) => created.push(Ok(insert_run(conn, run).await?)),
+            WriteOp::Create(run, _) => answers.push(Answer::Created(insert_run(conn, run).await?)),
+            WriteOp::Batch(write, _) => answers.push(Answer::Rows(write_batch_change(conn, write).await?)),
             WriteOp::Events(events, _, _) => {
                 for event in events {
                     insert_event(conn, event).await?;
@@ -285,6 +434,84 @@ async fn write_ops(
             .await?;
     }
     Ok(())
+}
+
+/// A change to the batch tables, made by the writer like every other write.
+enum BatchWrite {
+    Create(Box<NewBatch>),
+    Start { batch: BatchId, index: u32, run: RunId },
+    Cancel(BatchId),
+}
+
+async fn write_batch_change(conn: &mut SqliteConnection, write: &BatchWrite) -> Result<u64, sqlx::Error> {
+    match write {
+        BatchWrite::Create(batch) => {
+            let summary = &batch.summary;
+            let seq: i64 = sqlx::query_scalar(concat!(
+                "INSERT INTO batches (id, created_at, model_id, system, max_tokens, temperature, total)",
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING seq"
+            ))
+            .bind(summary.id.to_string())
+            .bind(timestamp(summary.created_at))
+            .bind(&summary.model_id)
+            .bind(summary.system.as_deref())
+            .bind(i64::from(summary.max_tokens))
+            .bind(summary.temperature.map(f64::from))
+            .bind(batch.items.len() as i64)
+            .fetch_one(&mut *conn)
+            .await?;
+            for (index, (prompt, variables)) in batch.items.iter().enumerate() {
+                let variables = variables.as_ref().and_then(|v| serde_json::to_string(v).ok());
+                sqlx::query("INSERT INTO batch_items (batch_seq, idx, prompt, variables) VALUES (?1, ?2, ?3, ?4)")
+                    .bind(seq)
+                    .bind(index as i64)
+                    .bind(prompt)
+                    .bind(variables)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(batch.items.len() as u64)
+        }
+        BatchWrite::Start { batch, index, run } => {
+            let started = sqlx::query(concat!(
+                "UPDATE batch_items SET state = 'Started', run_id = ?1",
+                " WHERE batch_seq = (SELECT seq FROM batches WHERE id = ?2) AND idx = ?3 AND state = 'Queued'"
+            ))
+            .bind(run.to_string())
+            .bind(batch.to_string())
+            .bind(i64::from(*index))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if started == 0 {
+                // Cancelled while its run was being made: still linked, so the run is found.
+                sqlx::query(concat!(
+                    "UPDATE batch_items SET run_id = ?1",
+                    " WHERE batch_seq = (SELECT seq FROM batches WHERE id = ?2) AND idx = ?3 AND run_id IS NULL"
+                ))
+                .bind(run.to_string())
+                .bind(batch.to_string())
+                .bind(i64::from(*index))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(started)
+        }
+        BatchWrite::Cancel(batch) => {
+            sqlx::query("UPDATE batches SET cancelled = 1 WHERE id = ?1")
+                .bind(batch.to_string())
+                .execute(&mut *conn)
+                .await?;
+            Ok(sqlx::query(concat!(
+                "UPDATE batch_items SET state = 'Cancelled'",
+                " WHERE batch_seq = (SELECT seq FROM batches WHERE id = ?1) AND state = 'Queued'"
+            ))
+            .bind(batch.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
+        }
+    }
 }
 
 async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {

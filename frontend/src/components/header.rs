@@ -3,6 +3,7 @@
 use yew::prelude::*;
 
 use crate::router::{Link, Route};
+use crate::state::history_query::HistoryQuery;
 
 /// The top bar, on every page.
 #[component]
@@ -14,7 +15,7 @@ pub fn AppHeader() -> Html {
             </Link>
             <nav aria-label="Main">
                 <Link to={ Route::Home }>{ "New run" }</Link>
-                <a href="/#history">{ "History" }</a>
+                <Link to={ Route::History { query: HistoryQuery::default() } }>{ "History" }</Link>
             </nav>
         </header>
     }

@@ -1,4 +1,6 @@
-//! The history: recent runs, newest first, updated live from every run's events.
+//! The history: a page of runs as a compact table, newest first, updated live from every run's
+//! events. In full (the history page) with its filters and paging, which live in the URL; short
+//! (the home page) as the latest few runs.
 
 use common::{RunState, RunSummary};
 use yew::prelude::*;
@@ -9,25 +11,40 @@ use crate::api::{self, StreamTarget};
 use crate::browser::{self, target_value};
 use crate::format;
 use crate::hooks::{StreamMessage, use_event_stream, use_now};
-use crate::router::{Link, Route};
+use crate::router::{Link, Navigate, Route, use_navigate};
 use crate::state::Load;
-use crate::state::history::{History, HistoryAction, PAGE_SIZE};
+use crate::state::history::{History, HistoryAction};
+use crate::state::history_query::{Cursor, HistoryFilter, HistoryQuery, day_text, parse_day};
+use crate::state::{HealthState, models};
 
-/// Running rows show a growing duration; a second is precise enough for a list.
+/// Running rows show a growing duration, and ages move on; a second is precise enough.
 const LIST_TICK_MS: u32 = 1_000;
+/// The reason a run failed, as far as one table row shows it.
+const REASON_CHARS: usize = 90;
 
-/// The recent-runs list with its state filter and "load more".
+#[derive(Debug, Clone, PartialEq, Properties)]
+pub struct HistoryPanelProps {
+    pub query: HistoryQuery,
+    pub page_size: usize,
+    /// The history page's filters and paging, rather than the home page's short list.
+    #[prop_or_default]
+    pub full: bool,
+}
+
 #[component]
-pub fn HistoryPanel() -> Html {
-    let history = use_reducer(History::default);
+pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
+    let history = {
+        let (query, page_size) = (props.query.clone(), props.page_size);
+        use_reducer(move || History::new(query, page_size))
+    };
 
     {
         let dispatcher = history.dispatcher();
-        let filter = history.filter;
+        let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
         use_effect_with(history.generation, move |&generation| {
             wasm_bindgen_futures::spawn_local(async move {
-                dispatcher.dispatch(match api::runs(PAGE_SIZE, filter, None).await {
-                    Ok(runs) => HistoryAction::Loaded { generation, filter, runs },
+                dispatcher.dispatch(match api::runs(&parameters).await {
+                    Ok(runs) => HistoryAction::Loaded { generation, runs },
                     Err(error) => HistoryAction::Failed(error.to_string()),
                 });
             });
@@ -44,30 +61,9 @@ pub fn HistoryPanel() -> Html {
         })
     };
     let connection = use_event_stream(Some(StreamTarget::AllRuns), on_message);
-    let any_running = history.runs().iter().any(|run| !run.state.is_terminal());
-    let now = use_now(any_running, LIST_TICK_MS);
-
-    let onfilter = {
-        let dispatcher = history.dispatcher();
-        Callback::from(move |event: Event| {
-            let filter = target_value(&event).parse::<RunState>().ok();
-            dispatcher.dispatch(HistoryAction::SetFilter(filter));
-        })
-    };
-    let onmore = {
-        let dispatcher = history.dispatcher();
-        let (filter, cursor) = (history.filter, history.cursor());
-        Callback::from(move |_: MouseEvent| {
-            let dispatcher = dispatcher.clone();
-            dispatcher.dispatch(HistoryAction::LoadingMore);
-            wasm_bindgen_futures::spawn_local(async move {
-                dispatcher.dispatch(match api::runs(PAGE_SIZE, filter, cursor).await {
-                    Ok(runs) => HistoryAction::MoreLoaded { filter, runs },
-                    Err(error) => HistoryAction::Failed(error.to_string()),
-                });
-            });
-        })
-    };
+    let now = use_now(true, LIST_TICK_MS);
+    let navigate = use_navigate();
+    let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
     let onretry = {
         let dispatcher = history.dispatcher();
         Callback::from(move |_: MouseEvent| dispatcher.dispatch(HistoryAction::Refresh))
@@ -84,69 +80,191 @@ pub fn HistoryPanel() -> Html {
             </div>
         },
         Load::Ready(listing) if listing.runs.is_empty() => html! {
-            <p class="empty-state" id="history-empty" data-testid="history-empty">
-                { match history.filter {
-                    None => "No runs yet. Write a prompt to start the first one.".to_owned(),
-                    Some(state) => format!("No {} runs.", state.as_str().to_lowercase()),
-                } }
-            </p>
+            <p class="empty-state" id="history-empty" data-testid="history-empty">{ empty_text(&history.query) }</p>
         },
         Load::Ready(listing) => html! {
-            <ol class="history-list" id="history-list" data-testid="history-list">
-                { for listing.runs.iter().map(|run| history_row(run, now)) }
-            </ol>
+            <table class="history-table" id="history-list" data-testid="history-list">
+                <thead>
+                    <tr>
+                        <th scope="col">{ "State" }</th>
+                        <th scope="col">{ "Prompt" }</th>
+                        <th scope="col">{ "Model" }</th>
+                        <th scope="col" class="num">{ "Retries" }</th>
+                        <th scope="col">{ "Created" }</th>
+                        <th scope="col" class="num">{ "Took" }</th>
+                        <th scope="col" class="num">{ "Tokens" }</th>
+                    </tr>
+                </thead>
+                <tbody>{ for listing.runs.iter().map(|run| history_row(run, now)) }</tbody>
+            </table>
         },
     };
-    // "Load more" shows only under a listed page that may have older runs; `Some(busy)` then.
-    let more = history.listing.ready().filter(|listing| listing.has_more).map(|listing| listing.loading_more);
 
+    let (heading, heading_text) = if props.full { ("h1", "History") } else { ("h2", "Recent runs") };
     html! {
         <section class="panel history" id="history" aria-labelledby="history-heading">
             <div class="panel-head">
-                <h2 id="history-heading">{ "History" }</h2>
+                <@{ heading } id="history-heading">{ heading_text }</@>
                 <ConnectionIndicator connection={ connection.state } />
             </div>
-            <div class="filter-row">
-                <label for="history-state-filter">{ "State" }</label>
-                <select id="history-state-filter" data-testid="history-state-filter" onchange={ onfilter }>
-                    <option value="" selected={ history.filter.is_none() }>{ "All" }</option>
-                    { for RunState::ALL.iter().map(|state| html! {
-                        <option value={ state.as_str() } selected={ history.filter == Some(*state) }>
-                            { state.as_str() }
-                        </option>
-                    }) }
-                </select>
-            </div>
+            if props.full { { filter_bar(&history.query, &navigate, &health) } }
             { body }
-            if let Some(loading_more) = more {
-                <button type="button" class="load-more" id="load-more" data-testid="load-more"
-                        disabled={ loading_more } onclick={ onmore }>
-                    { if loading_more { "Loading…" } else { "Load older runs" } }
-                </button>
+            if props.full {
+                { pager(history.newer(), history.older()) }
+            } else {
+                <p class="all-runs"><Link to={ Route::History { query: HistoryQuery::default() } } id="all-runs">
+                    { "All runs, with filters →" }
+                </Link></p>
             }
         </section>
     }
 }
 
-/// One row: badge, preview, local time, duration, tokens; the whole row links to the run.
+fn empty_text(query: &HistoryQuery) -> String {
+    let filter = &query.filter;
+    if query.cursor != Cursor::Newest {
+        return "No runs on this page.".to_owned();
+    }
+    if filter == &HistoryFilter::default() {
+        return "No runs yet. Write a prompt to start the first one.".to_owned();
+    }
+    match filter.state {
+        Some(state) => format!("No {} runs match these filters.", state.as_str().to_lowercase()),
+        None => "No runs match these filters.".to_owned(),
+    }
+}
+
+/// One row: state, prompt (the link to the run) with why it failed, model, retries, age, time
+/// taken, tokens.
 fn history_row(run: &RunSummary, now: f64) -> Html {
     let duration = run.started_at.and_then(|start| format::elapsed(start, run.finished_at, now));
-    let tokens = run.usage.map(|usage| format!("{} tokens", usage.input_tokens + usage.output_tokens));
+    let tokens = run.usage.map(|usage| (usage.input_tokens + usage.output_tokens).to_string());
     let preview = if run.prompt_preview.is_empty() { "(empty prompt)".to_owned() } else { run.prompt_preview.clone() };
+    let reason = run.error.as_deref().filter(|_| run.state != RunState::Completed).map(|error| {
+        let line = error.lines().next().unwrap_or_default();
+        let short: String = line.chars().take(REASON_CHARS).collect();
+        if short.len() < line.len() { format!("{short}…") } else { short }
+    });
     html! {
-        <li key={ run.id.to_string() } class="history-row" data-testid="history-row"
+        <tr key={ run.id.to_string() } class="history-row" data-testid="history-row"
             data-run-id={ run.id.to_string() } data-state={ run.state.as_str() }>
-            <Link to={ Route::Run { id: run.id.to_string() } } classes="row-link">
-                <StateBadge state={ run.state.as_str() } />
-                <span class="preview" data-testid="history-preview">{ preview }</span>
-                <span class="row-meta">
-                    <time datetime={ run.created_at.to_rfc3339() } data-testid="history-created">
-                        { browser::local_time(run.created_at) }
-                    </time>
-                    <span data-testid="history-duration">{ duration.unwrap_or_else(|| "—".into()) }</span>
-                    if let Some(tokens) = tokens { <span data-testid="history-tokens">{ tokens }</span> }
-                </span>
-            </Link>
-        </li>
+            <td><StateBadge state={ run.state.as_str() } /></td>
+            <td class="prompt-cell">
+                <Link to={ Route::Run { id: run.id.to_string() } } classes="row-link">
+                    <span class="preview" data-testid="history-preview">{ preview }</span>
+                </Link>
+                if let Some(reason) = reason {
+                    <span class="reason" data-testid="history-reason" title={ run.error.clone() }>{ reason }</span>
+                }
+            </td>
+            <td class="model" title={ run.model_id.clone() } data-label="Model">{ short_model(&run.model_id) }</td>
+            <td class="num" data-testid="history-retries" data-label="Retries">
+                { if run.retries == 0 { String::new() } else { run.retries.to_string() } }
+            </td>
+            <td data-label="Created">
+                <time datetime={ run.created_at.to_rfc3339() } title={ browser::local_time(run.created_at) }
+                      data-testid="history-created">{ format::ago(run.created_at, now) }</time>
+            </td>
+            <td class="num" data-testid="history-duration" data-label="Took">{ duration.unwrap_or_default() }</td>
+            <td class="num" data-testid="history-tokens" data-label="Tokens">{ tokens.unwrap_or_default() }</td>
+        </tr>
+    }
+}
+
+/// A model id without its provider prefix and version suffix, which every row repeats:
+/// `us.anthropic.claude-3-haiku-20240307-v1:0` reads `us.claude-3-haiku-20240307`.
+fn short_model(id: &str) -> String {
+    let id = id.replace("anthropic.", "");
+    match id.rsplit_once("-v") {
+        Some((name, version)) if version.contains(':') => name.to_owned(),
+        _ => id,
+    }
+}
+
+/// The history's filters; each change is a new URL (so "back" undoes it) at the newest page.
+/// Plain functions rather than components, here and for the pager: each component type costs
+/// the Wasm its own copy of Yew's lifecycle code.
+fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState) -> Html {
+    let filter = query.filter.clone();
+    let set = |change: fn(&mut HistoryFilter, &str)| {
+        let (navigate, filter) = (navigate.clone(), filter.clone());
+        Callback::from(move |event: Event| {
+            let mut next = filter.clone();
+            change(&mut next, target_value(&event).trim());
+            if next != filter {
+                navigate.emit(Route::History { query: HistoryQuery { filter: next, cursor: Cursor::Newest } });
+            }
+        })
+    };
+    let onstate = set(|filter, value| filter.state = value.parse().ok());
+    let onmodel = set(|filter, value| filter.model = Some(value.to_owned()).filter(|m| !m.is_empty()));
+    let onsince = set(|filter, value| filter.since = parse_day(value));
+    let onuntil = set(|filter, value| filter.until = parse_day(value));
+    let day = |day: Option<chrono::NaiveDate>| day.map(day_text).unwrap_or_default();
+    let filtered = filter != HistoryFilter::default();
+
+    html! {
+        <form class="filter-bar" role="search" aria-label="Filter runs" onsubmit={ Callback::from(|e: SubmitEvent| e.prevent_default()) }>
+            <label>{ "State" }
+                <select id="history-state-filter" data-testid="history-state-filter" onchange={ onstate }>
+                    <option value="" selected={ filter.state.is_none() }>{ "All" }</option>
+                    { for RunState::ALL.iter().map(|state| html! {
+                        <option value={ state.as_str() } selected={ filter.state == Some(*state) }>
+                            { state.as_str() }
+                        </option>
+                    }) }
+                </select>
+            </label>
+            <label>{ "Model" }
+                <input id="history-model-filter" data-testid="history-model-filter" type="text" list="history-models"
+                       placeholder="any model" value={ filter.model.clone().unwrap_or_default() } onchange={ onmodel } />
+            </label>
+            <datalist id="history-models">
+                { for models::suggestions(health.health().map(|h| h.defaults.model_id.as_str())).into_iter().map(|id| html! {
+                    <option value={ id } />
+                }) }
+            </datalist>
+            <label>{ "From" }
+                <input id="history-since" data-testid="history-since" type="date" value={ day(filter.since) } onchange={ onsince } />
+            </label>
+            <label>{ "To" }
+                <input id="history-until" data-testid="history-until" type="date" value={ day(filter.until) } onchange={ onuntil } />
+            </label>
+            if filtered {
+                <Link to={ Route::History { query: HistoryQuery::default() } } id="history-clear" classes="clear-filters">
+                    { "Clear filters" }
+                </Link>
+            }
+        </form>
+    }
+}
+
+/// Links to the neighbouring pages: real links, so each page has a URL of its own.
+fn pager(newer: Option<HistoryQuery>, older: Option<HistoryQuery>) -> Html {
+    if newer.is_none() && older.is_none() {
+        return html! {};
+    }
+    html! {
+        <nav class="pager" aria-label="History pages">
+            if let Some(query) = newer {
+                <Link to={ Route::History { query } } id="history-newer" classes="button">{ "← Newer" }</Link>
+            }
+            if let Some(query) = older {
+                <Link to={ Route::History { query } } id="history-older" classes="button">{ "Older →" }</Link>
+            }
+        </nav>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_model;
+
+    #[test]
+    fn model_ids_lose_the_provider_and_version_every_row_repeats() {
+        assert_eq!(short_model("us.anthropic.claude-3-haiku-20240307-v1:0"), "us.claude-3-haiku-20240307");
+        assert_eq!(short_model("anthropic.claude-3-sonnet-20240229-v1:0"), "claude-3-sonnet-20240229");
+        assert_eq!(short_model("my-custom-model"), "my-custom-model");
+        assert_eq!(short_model("anthropic.claude-v2"), "claude-v2");
     }
 }

@@ -1,9 +1,11 @@
-//! The home page: the submit form, the fault panel in emulator mode, and the history.
+//! The home page: the submit form, the fault panel in emulator mode, and the latest runs.
 
 use yew::prelude::*;
 
 use crate::components::{FaultPanel, HistoryPanel, SubmitForm};
 use crate::state::HealthState;
+use crate::state::history::RECENT;
+use crate::state::history_query::HistoryQuery;
 
 /// `/`: write a prompt, inject faults (emulator only), browse recent runs.
 #[component]
@@ -15,7 +17,7 @@ pub fn HomePage() -> Html {
                 <SubmitForm />
                 if health.is_emulator() { <FaultPanel /> }
             </div>
-            <HistoryPanel />
+            <HistoryPanel query={ HistoryQuery::default() } page_size={ RECENT } />
         </div>
     }
 }

@@ -2,11 +2,13 @@
 //! shows. A page composes widgets from `components/` and holds the page-wide state they share.
 
 mod edit;
+mod history;
 mod home;
 mod not_found;
 mod run;
 
 pub use edit::EditPage;
+pub use history::HistoryPage;
 pub use home::HomePage;
 pub use not_found::NotFound;
 pub use run::RunPage;

@@ -1,138 +1,112 @@
-//! The recent-runs list: a page of [`RunSummary`]s kept current by every run's events.
+//! A page of the history: [`RunSummary`]s for a [`HistoryQuery`], kept current by every run's
+//! events.
 
 use std::rc::Rc;
 
-use common::{Event, EventKind, RunDetail, RunId, RunState, RunSummary};
+use common::{Event, EventKind, RunDetail, RunSummary};
 use yew::Reducible;
 
+use super::history_query::{Cursor, HistoryQuery};
 use super::load::Load;
 
-/// Runs fetched per page of the history.
-pub const PAGE_SIZE: usize = 20;
+/// Runs per page of the history page: a screenful of compact rows.
+pub const PAGE_SIZE: usize = 50;
+/// Runs in the home page's short list of recent ones.
+pub const RECENT: usize = 10;
 
-/// The history list and its filter.
+/// One page of the history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
-    /// The runs, once a first page arrived; a failure before that carries a message for people.
+    pub query: HistoryQuery,
+    /// Most runs asked for; a full page means more may lie beyond it.
+    pub page_size: usize,
+    /// The runs, once the page arrived; a failure before that carries a message for people.
     pub listing: Load<Listing, String>,
-    /// Only runs in this state are listed.
-    pub filter: Option<RunState>,
-    /// Which first-page fetch is current; answers to older ones are dropped.
+    /// Which fetch is current; answers to older ones are dropped.
     pub generation: u32,
-    /// Events seen while the current first-page fetch is in flight. The page may have been read
-    /// before or after each of them, so they are applied again on top of it (harmless, as
-    /// applying is idempotent and terminal states never change), and none is lost.
+    /// Events seen while the current fetch is in flight. The page may have been read before or
+    /// after each of them, so they are applied again on top of it (harmless, as applying is
+    /// idempotent and terminal states never change), and none is lost.
     buffer: Option<Vec<Event>>,
 }
 
-/// The runs on screen and what paging knows about older ones.
+/// The runs on screen and whether there are pages on either side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
     /// Newest first.
     pub runs: Vec<RunSummary>,
     /// Whether the server may have older runs than the last one listed.
-    pub has_more: bool,
-    /// Whether an older page is being fetched.
-    pub loading_more: bool,
+    pub older: bool,
+    /// Whether the server has newer runs than the first one listed.
+    pub newer: bool,
 }
 
 /// Most events kept while a fetch is in flight; a busier server is resynced by the next fetch.
 const MAX_BUFFERED: usize = 2_000;
 
-impl Default for History {
-    fn default() -> Self {
-        History { listing: Load::Loading, filter: None, generation: 0, buffer: Some(Vec::new()) }
-    }
-}
-
-/// What can happen to the history list.
-#[derive(Debug, Clone, PartialEq)]
-pub enum HistoryAction {
-    /// Fetch the first page again (after a reconnect, or on "Try again").
-    Refresh,
-    /// A first page arrived for fetch `generation`. An older fetch's answer is shown only while
-    /// nothing is, and one for another filter never.
-    Loaded {
-        /// The [`History::generation`] the request was made for.
-        generation: u32,
-        /// The filter the request was made with.
-        filter: Option<RunState>,
-        /// Newest first.
-        runs: Vec<RunSummary>,
-    },
-    /// An older page arrived ("load more").
-    MoreLoaded {
-        /// The filter the request was made with.
-        filter: Option<RunState>,
-        /// Newest first.
-        runs: Vec<RunSummary>,
-    },
-    /// Fetching older runs started.
-    LoadingMore,
-    /// A fetch failed, with a message for people.
-    Failed(String),
-    /// The reader picked a state filter; the list reloads.
-    SetFilter(Option<RunState>),
-    /// An event of any run arrived.
-    Event(Box<Event>),
-}
-
 impl History {
-    /// The listed runs; none until a first page arrived.
+    pub fn new(query: HistoryQuery, page_size: usize) -> History {
+        History { query, page_size, listing: Load::Loading, generation: 0, buffer: Some(Vec::new()) }
+    }
+
+    /// The listed runs; none until the page arrived.
     pub fn runs(&self) -> &[RunSummary] {
         self.listing.ready().map_or(&[], |listing| &listing.runs)
     }
 
-    /// The cursor for the next older page: the oldest run listed.
-    pub fn cursor(&self) -> Option<RunId> {
-        self.runs().last().map(|run| run.id)
+    /// The next older page, when there may be one.
+    pub fn older(&self) -> Option<HistoryQuery> {
+        let listing = self.listing.ready().filter(|listing| listing.older)?;
+        Some(self.query.at(Cursor::Before(listing.runs.last()?.id)))
+    }
+
+    /// The next newer page, when there is one; the newest page itself once within reach.
+    pub fn newer(&self) -> Option<HistoryQuery> {
+        let listing = self.listing.ready().filter(|listing| listing.newer)?;
+        Some(self.query.at(listing.runs.first().map_or(Cursor::Newest, |run| Cursor::After(run.id))))
     }
 
     fn apply_event(&mut self, event: &Event) {
-        // Before a first page there is nothing to update: that page is read after the event.
-        let filter = self.filter;
+        // Before the page arrives there is nothing to update: it is read after the event.
+        let query = &self.query;
         if let Some(listing) = self.listing.ready_mut() {
-            listing.apply_event(event, filter);
+            listing.apply_event(event, query);
         }
     }
 }
 
 impl Listing {
-    fn new(runs: Vec<RunSummary>) -> Listing {
-        Listing { has_more: runs.len() >= PAGE_SIZE, runs, loading_more: false }
+    fn new(runs: Vec<RunSummary>, cursor: Cursor, page_size: usize) -> Listing {
+        let full = runs.len() >= page_size;
+        let (older, newer) = match cursor {
+            Cursor::Newest => (full, false),
+            Cursor::Before(_) => (full, true),
+            Cursor::After(_) => (true, full),
+        };
+        Listing { runs, older, newer }
     }
 
-    fn insert_newest_first(&mut self, run: RunSummary) {
-        if self.runs.iter().any(|have| have.id == run.id) {
-            return;
-        }
-        let at = self.runs.iter().position(|have| have.created_at < run.created_at).unwrap_or(self.runs.len());
-        // A run older than the whole loaded page belongs to a page not fetched yet.
-        if at == self.runs.len() && self.has_more {
-            return;
-        }
-        self.runs.insert(at, run);
-    }
-
-    fn apply_event(&mut self, event: &Event, filter: Option<RunState>) {
-        let listed = |state: RunState| filter.is_none_or(|wanted| wanted == state);
+    fn apply_event(&mut self, event: &Event, query: &HistoryQuery) {
         match &event.kind {
             EventKind::RunCreated { .. } => {
-                if listed(RunState::Pending)
-                    && let Some(detail) = RunDetail::from_created(event)
-                {
-                    self.insert_newest_first(detail.summary());
+                let Some(run) = RunDetail::from_created(event).map(|detail| detail.summary()) else { return };
+                if query.takes_new(&run) && !self.runs.iter().any(|have| have.id == run.id) {
+                    let at = self.runs.iter().position(|have| have.created_at < run.created_at);
+                    self.runs.insert(at.unwrap_or(self.runs.len()), run);
                 }
             }
             EventKind::RunState { state, error } => {
                 let Some(index) = self.runs.iter().position(|run| run.id == event.run_id) else {
                     return;
                 };
-                if !self.runs[index].apply_run_state(*state, error, event.ts) {
-                    return;
-                }
-                if !listed(*state) {
+                if self.runs[index].apply_run_state(*state, error, event.ts) && !query.keeps(*state) {
                     self.runs.remove(index);
+                }
+            }
+            EventKind::TaskState { attempt, .. } => {
+                if let Some(run) = self.runs.iter_mut().find(|run| run.id == event.run_id) {
+                    // Exact while one task retries, as runs do; the next fetch counts both.
+                    run.retries = run.retries.max(attempt.saturating_sub(1));
                 }
             }
             EventKind::ModelResult { usage: Some(usage), .. } => {
@@ -145,6 +119,25 @@ impl Listing {
     }
 }
 
+/// What can happen to a page of the history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryAction {
+    /// Fetch the page again (after a reconnect, or on "Try again").
+    Refresh,
+    /// The page arrived for fetch `generation`. An older fetch's answer is shown only while
+    /// nothing is.
+    Loaded {
+        /// The [`History::generation`] the request was made for.
+        generation: u32,
+        /// Newest first.
+        runs: Vec<RunSummary>,
+    },
+    /// A fetch failed, with a message for people.
+    Failed(String),
+    /// An event of any run arrived.
+    Event(Box<Event>),
+}
+
 impl Reducible for History {
     type Action = HistoryAction;
 
@@ -155,48 +148,24 @@ impl Reducible for History {
                 next.generation = next.generation.wrapping_add(1);
                 next.buffer.get_or_insert_with(Vec::new);
             }
-            HistoryAction::Loaded { generation, filter, runs } => {
+            HistoryAction::Loaded { generation, runs } => {
                 let current = generation == next.generation;
-                if filter != next.filter || (!current && next.listing.ready().is_some()) {
+                if !current && next.listing.ready().is_some() {
                     return self;
                 }
-                next.listing = Load::Ready(Listing::new(runs));
+                next.listing = Load::Ready(Listing::new(runs, next.query.cursor, next.page_size));
                 // A newer fetch is still coming when this one is not current: keep the buffer for it.
                 let events = if current { next.buffer.take() } else { next.buffer.clone() };
                 for event in events.unwrap_or_default() {
                     next.apply_event(&event);
                 }
             }
-            HistoryAction::MoreLoaded { filter, runs } => {
-                let Some(listing) = next.listing.ready_mut().filter(|_| filter == self.filter) else {
-                    return self;
-                };
-                listing.has_more = runs.len() >= PAGE_SIZE;
-                listing.loading_more = false;
-                for run in runs {
-                    if !listing.runs.iter().any(|have| have.id == run.id) {
-                        listing.runs.push(run);
-                    }
-                }
-            }
-            HistoryAction::LoadingMore => {
-                if let Some(listing) = next.listing.ready_mut() {
-                    listing.loading_more = true;
-                }
-            }
             HistoryAction::Failed(message) => {
                 next.buffer = None;
-                match next.listing.ready_mut() {
-                    // A failed refresh or "load more" keeps the list it has.
-                    Some(listing) => listing.loading_more = false,
-                    None => next.listing = Load::Failed(message),
+                // A failed refresh keeps the list it has.
+                if next.listing.ready().is_none() {
+                    next.listing = Load::Failed(message);
                 }
-            }
-            HistoryAction::SetFilter(filter) => {
-                if filter == next.filter {
-                    return self;
-                }
-                next = History { filter, generation: next.generation.wrapping_add(1), ..History::default() };
             }
             HistoryAction::Event(event) => {
                 next.apply_event(&event);
@@ -218,6 +187,9 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use common::{RunId, RunState};
+
+    use crate::state::history_query::HistoryFilter;
 
     fn id(n: u128) -> RunId {
         RunId(Uuid::from_u128(n))
@@ -238,6 +210,7 @@ mod tests {
             prompt_preview: format!("prompt {n}"),
             usage: None,
             error: None,
+            retries: 0,
         }
     }
 
@@ -274,16 +247,12 @@ mod tests {
         history.runs().iter().map(|r| r.id).collect()
     }
 
-    fn listing(history: &History) -> &Listing {
-        history.listing.ready().unwrap_or_else(|| panic!("no first page: {:?}", history.listing))
-    }
-
     #[test]
     fn new_runs_appear_on_top_and_update_live() {
         let history = reduce(
-            History::default(),
+            History::new(HistoryQuery::default(), 20),
             [
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Completed)] },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(2, RunState::Completed)] },
                 HistoryAction::Event(Box::new(created(5))),
                 HistoryAction::Event(Box::new(created(5))),
                 HistoryAction::Event(Box::new(ev(
@@ -320,17 +289,15 @@ mod tests {
     }
 
     #[test]
-    fn a_filtered_list_drops_runs_that_leave_the_state() {
+    fn a_filtered_list_drops_runs_that_leave_the_state_and_takes_only_matching_new_ones() {
+        let running = HistoryQuery {
+            filter: HistoryFilter { state: Some(RunState::Running), ..Default::default() },
+            cursor: Cursor::Newest,
+        };
         let history = reduce(
-            History::default(),
+            History::new(running, 20),
             [
-                HistoryAction::SetFilter(Some(RunState::Running)),
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(9, RunState::Completed)] },
-                HistoryAction::Loaded {
-                    generation: 1,
-                    filter: Some(RunState::Running),
-                    runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)],
-                },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)] },
                 HistoryAction::Event(Box::new(created(7))),
                 HistoryAction::Event(Box::new(ev(
                     3,
@@ -340,14 +307,14 @@ mod tests {
                 ))),
             ],
         );
-        // The stale unfiltered answer was ignored, the new pending run is not "Running" yet.
+        // The new run is pending, not running; run 3 failed.
         assert_eq!(ids(&history), [id(2)]);
     }
 
     #[test]
     fn events_seen_while_fetching_are_applied_on_top_of_the_page() {
         let history = reduce(
-            History::default(),
+            History::new(HistoryQuery::default(), 20),
             [
                 HistoryAction::Event(Box::new(created(8))),
                 HistoryAction::Event(Box::new(ev(
@@ -357,9 +324,9 @@ mod tests {
                     EventKind::RunState { state: RunState::Completed, error: None },
                 ))),
                 // The page was read before both events: run 8 missing, run 2 still running.
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(2, RunState::Running)] },
                 HistoryAction::Refresh,
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![] },
+                HistoryAction::Loaded { generation: 0, runs: vec![] },
             ],
         );
         assert_eq!(ids(&history), [id(8), id(2)]);
@@ -370,17 +337,17 @@ mod tests {
     #[test]
     fn an_outdated_first_page_shows_until_the_current_one_arrives() {
         let history = reduce(
-            History::default(),
+            History::new(HistoryQuery::default(), 20),
             [
                 HistoryAction::Refresh,
                 HistoryAction::Event(Box::new(created(8))),
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(2, RunState::Running)] },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(2, RunState::Running)] },
             ],
         );
         assert_eq!(ids(&history), [id(8), id(2)]);
         let history = reduce(
             history,
-            [HistoryAction::Loaded { generation: 1, filter: None, runs: vec![summary(8, RunState::Pending)] }],
+            [HistoryAction::Loaded { generation: 1, runs: vec![summary(8, RunState::Pending)] }],
         );
         assert_eq!(ids(&history), [id(8)]);
     }
@@ -388,9 +355,9 @@ mod tests {
     #[test]
     fn terminal_rows_never_change_state() {
         let history = reduce(
-            History::default(),
+            History::new(HistoryQuery::default(), 20),
             [
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(1, RunState::Cancelled)] },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(1, RunState::Cancelled)] },
                 HistoryAction::Event(Box::new(ev(
                     1,
                     4,
@@ -402,39 +369,68 @@ mod tests {
         assert_eq!(history.runs()[0].state, RunState::Cancelled);
     }
 
+    fn page(cursor: Cursor, runs: impl IntoIterator<Item = u128>) -> History {
+        let runs = runs.into_iter().map(|n| summary(n, RunState::Completed)).collect();
+        reduce(
+            History::new(HistoryQuery::default().at(cursor), 3),
+            [HistoryAction::Loaded { generation: 0, runs }],
+        )
+    }
+
     #[test]
-    fn paging_appends_older_runs_once() {
-        let page: Vec<RunSummary> =
-            (0..PAGE_SIZE as u128).rev().map(|n| summary(n + 100, RunState::Completed)).collect();
-        let history = reduce(
-            History::default(),
-            [
-                HistoryAction::Loaded { generation: 0, filter: None, runs: page },
-                HistoryAction::LoadingMore,
-                HistoryAction::MoreLoaded {
-                    filter: None,
-                    runs: vec![summary(100, RunState::Completed), summary(50, RunState::Completed)],
+    fn a_full_newest_page_links_to_older_runs_only() {
+        let newest = page(Cursor::Newest, [9, 8, 7]);
+        assert_eq!(newest.older(), Some(HistoryQuery::default().at(Cursor::Before(id(7)))));
+        assert_eq!(newest.newer(), None);
+        assert_eq!(page(Cursor::Newest, [9, 8]).older(), None, "a short page is the last");
+    }
+
+    #[test]
+    fn an_older_page_links_both_ways_and_ignores_new_runs() {
+        let older = reduce(page(Cursor::Before(id(7)), [6, 5, 4]), [HistoryAction::Event(Box::new(created(20)))]);
+        assert_eq!(ids(&older), [id(6), id(5), id(4)]);
+        assert_eq!(older.older(), Some(HistoryQuery::default().at(Cursor::Before(id(4)))));
+        assert_eq!(older.newer(), Some(HistoryQuery::default().at(Cursor::After(id(6)))));
+    }
+
+    #[test]
+    fn a_newer_page_short_of_full_reaches_the_top() {
+        let back = page(Cursor::After(id(6)), [8, 7]);
+        assert_eq!(back.newer(), None);
+        assert_eq!(back.older(), Some(HistoryQuery::default().at(Cursor::Before(id(7)))));
+        assert_eq!(page(Cursor::After(id(3)), [6, 5, 4]).newer(), Some(HistoryQuery::default().at(Cursor::After(id(6)))));
+    }
+
+    #[test]
+    fn a_listed_run_counts_its_retries_live() {
+        let retried = |attempt| {
+            HistoryAction::Event(Box::new(ev(
+                9,
+                u64::from(attempt) + 3,
+                10,
+                EventKind::TaskState {
+                    task: common::TaskName::CallBedrock,
+                    attempt,
+                    state: common::TaskState::Running,
+                    outcome: Default::default(),
                 },
-            ],
-        );
-        let listing = listing(&history);
-        assert_eq!(listing.runs.len(), PAGE_SIZE + 1);
-        assert_eq!(history.cursor(), Some(id(50)));
-        assert!(!listing.has_more);
-        assert!(!listing.loading_more);
+            )))
+        };
+        let history = reduce(page(Cursor::Newest, [9]), [retried(1), retried(3), retried(2)]);
+        assert_eq!(history.runs()[0].retries, 2);
     }
 
     #[test]
     fn a_failed_refresh_keeps_the_list() {
         let history = reduce(
-            History::default(),
+            History::new(HistoryQuery::default(), 20),
             [
-                HistoryAction::Loaded { generation: 0, filter: None, runs: vec![summary(1, RunState::Completed)] },
+                HistoryAction::Loaded { generation: 0, runs: vec![summary(1, RunState::Completed)] },
                 HistoryAction::Failed("offline".into()),
             ],
         );
         assert_eq!(ids(&history), [id(1)]);
-        let empty = reduce(History::default(), [HistoryAction::Failed("offline".into())]);
+        let empty = reduce(History::new(HistoryQuery::default(), 20), [HistoryAction::Failed("offline".into())]);
         assert_eq!(empty.listing, Load::Failed("offline".into()));
     }
 }

@@ -5,7 +5,8 @@
 //!   [`outputs`], the text of each `call_bedrock` attempt.
 //! - [`partial`], [`stall`], [`verdict`]: what the run page says about an answer that is not
 //!   whole, a stream that went silent, and a run that ended.
-//! - [`history`]: the recent-runs list, kept current by events from every run.
+//! - [`history`]: a page of the history, kept current by events from every run, for a
+//!   [`history_query`], the filters and page that the history page keeps in its URL.
 //! - [`form`]: the submit form, its validation and the idempotency key of a submission;
 //!   [`settings`] are the last used ones, [`models`] the ids the model field offers, [`replay`]
 //!   the requests that run a run's input again.
@@ -16,6 +17,7 @@ pub mod faults;
 pub mod form;
 pub mod health;
 pub mod history;
+pub mod history_query;
 pub mod load;
 pub mod models;
 pub mod outputs;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
 
 mod bad_input;
+mod batches;
 mod cancel;
 mod cli;
 mod concurrency;
@@ -14,6 +15,7 @@ mod history;
 mod idempotency;
 mod load_retry;
 mod metrics;
+mod quota;
 mod restart;
 mod retries;
 mod shutdown;

@@ -1,0 +1,180 @@
+//! `/api/batches`: submit, list, inspect, cancel and export batches.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use common::{BatchId, BatchItem, BatchSummary, SubmitBatch};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Json, Object, Path, Query};
+use crate::app::App;
+use crate::batch::{BatchError, ModelPace, PlanError, export};
+use crate::error::ApiError;
+
+/// Items per page of `GET /api/batches/{id}/items` when the client does not say.
+const DEFAULT_ITEMS: u32 = 100;
+const MAX_ITEMS: u32 = 1_000;
+/// Items read from the store per step of an export.
+const EXPORT_CHUNK: u32 = 500;
+
+pub fn router(max_batch_bytes: usize) -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/batches", post(create).layer(DefaultBodyLimit::max(max_batch_bytes)).get(list))
+        .route("/api/batches/{id}", get(detail))
+        .route("/api/batches/{id}/items", get(items))
+        .route("/api/batches/{id}/cancel", post(cancel))
+        .route("/api/batches/{id}/export", get(export_results))
+}
+
+fn parse_batch_id(text: &str) -> Result<BatchId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{}` is not a batch id (expected a UUID)",
+            text.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+fn not_found(id: BatchId) -> ApiError {
+    ApiError::NotFound(format!("no batch {id}"))
+}
+
+impl From<BatchError> for ApiError {
+    fn from(error: BatchError) -> Self {
+        match error {
+            BatchError::Plan(PlanError::Invalid(message)) => ApiError::Invalid(message),
+            BatchError::Plan(PlanError::TooLarge(message)) => ApiError::TooLarge(message),
+            BatchError::Store(error) => error.into(),
+        }
+    }
+}
+
+async fn create(
+    State(app): State<Arc<App>>,
+    Json(Object(body)): Json<Object<SubmitBatch>>,
+) -> Result<Response, ApiError> {
+    let batch = app.batches().submit(body, app.submissions().policy()).await?;
+    let mut response = (StatusCode::ACCEPTED, Json(&batch)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/batches/{}", batch.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    limit: Option<u32>,
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<BatchSummary>>, ApiError> {
+    let limit = params.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_ITEMS {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_ITEMS}")));
+    }
+    Ok(Json(app.batches().list(limit).await?))
+}
+
+/// A batch with how its model is paced now.
+#[derive(Debug, Serialize)]
+struct BatchDetail {
+    #[serde(flatten)]
+    summary: BatchSummary,
+    pace: ModelPace,
+}
+
+async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<BatchDetail>, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let summary = app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
+    let pace = app.batches().pace(&summary.model_id);
+    Ok(Json(BatchDetail { summary, pace }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemParams {
+    from: Option<u32>,
+    limit: Option<u32>,
+}
+
+async fn items(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(params): Query<ItemParams>,
+) -> Result<Json<Vec<BatchItem>>, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let limit = params.limit.unwrap_or(DEFAULT_ITEMS);
+    if limit == 0 || limit > MAX_ITEMS {
+        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_ITEMS}")));
+    }
+    app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(Json(app.batches().items(id, params.from.unwrap_or(0), limit).await?))
+}
+
+async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let batch = app.batches().cancel(id).await?.ok_or_else(|| not_found(id))?;
+    Ok((StatusCode::ACCEPTED, Json(batch)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportParams {
+    format: Option<String>,
+}
+
+/// The results, streamed a chunk of items at a time so a large batch never sits in memory.
+async fn export_results(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(params): Query<ExportParams>,
+) -> Result<Response, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let csv = match params.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => false,
+        "csv" => true,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "format `{}` is not one of jsonl, csv",
+                other.chars().take(16).collect::<String>()
+            )));
+        }
+    };
+    app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
+    let header = csv.then(|| Ok::<_, std::io::Error>(export::CSV_HEADER.to_owned()));
+    let chunks = futures_util::stream::unfold(Some(0u32), move |from| {
+        let app = Arc::clone(&app);
+        async move {
+            let from = from?;
+            match app.batches().results(id, from, EXPORT_CHUNK).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = rows.last().map(|row| row.item.index + 1);
+                    let line = if csv { export::csv_line } else { export::json_line };
+                    Some((Ok(rows.iter().map(line).collect::<String>()), next))
+                }
+                Err(error) => {
+                    // The status line is gone by now: ending the body early tells the client.
+                    tracing::warn!(batch = %id, error = %crate::causes::chain(&error), "batch export failed");
+                    Some((Err(std::io::Error::other("the batch store failed")), None))
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(header), chunks));
+    let (content_type, extension) =
+        if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "jsonl") };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"batch-{id}.{extension}\""))
+        .body(body)
+        .map_err(|_| ApiError::BadRequest("the export could not be built".into()))?)
+}
