@@ -1,5 +1,5 @@
 //! The few browser APIs the app needs (clock, local time, randomness, location, clipboard,
-//! local storage, form values, focus), kept here so every other non-component module stays pure and testable
+//! downloads, local storage, form values, focus), kept here so every other non-component module stays pure and testable
 //! natively.
 
 use chrono::{DateTime, Utc};
@@ -18,10 +18,32 @@ pub fn local_time(at: DateTime<Utc>) -> String {
     String::from(date.to_locale_string("default", &JsValue::UNDEFINED))
 }
 
-/// The time of day in the reader's time zone and locale, e.g. `14:05:09`.
-pub fn local_clock(at: DateTime<Utc>) -> String {
+/// Minutes east of UTC of the reader's time zone at `at` (daylight saving moves it).
+pub fn utc_offset_min(at: DateTime<Utc>) -> i64 {
     let date = js_sys::Date::new(&JsValue::from_f64(at.timestamp_millis() as f64));
-    String::from(date.to_locale_time_string("default"))
+    // JavaScript counts minutes west of UTC.
+    -(date.get_timezone_offset() as i64)
+}
+
+/// Offers `text` as a UTF-8 text file named `name` to download, through a `data:` link that
+/// is never on the page, so no server route is needed.
+pub fn download_text(name: &str, text: &str) {
+    let link = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("a").ok())
+        .and_then(|e| e.dyn_into::<HtmlElement>().ok());
+    if let Some(link) = link {
+        let url = format!("data:text/plain;charset=utf-8,{}", js_sys::encode_uri_component(text));
+        // Setting attributes on a fresh, detached element cannot fail in practice.
+        let _ = link.set_attribute("href", &url);
+        let _ = link.set_attribute("download", name);
+        link.click();
+    }
+}
+
+/// Whether the viewport matches a CSS media query such as `(min-width: 1100px)`.
+pub fn media_matches(query: &str) -> bool {
+    web_sys::window().and_then(|w| w.match_media(query).ok().flatten()).is_some_and(|list| list.matches())
 }
 
 /// A fresh random idempotency key (128 bits, hex).

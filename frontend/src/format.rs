@@ -2,8 +2,8 @@
 //!
 //! Nothing here reads a clock: callers pass "now" in, so every function is testable natively.
 
-use chrono::{DateTime, Datelike, Utc};
-use common::{StopReason, Usage};
+use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use common::{LogEntry, StopReason, Usage};
 
 /// Formats milliseconds for people: `850 ms`, `4.2 s`, `2 min 05 s`, `1 h 03 min`.
 pub fn duration_ms(ms: u64) -> String {
@@ -108,6 +108,27 @@ pub fn temperature(value: f32) -> String {
     if frac.is_empty() { format!("{}", milli / 1_000) } else { format!("{}.{frac}", milli / 1_000) }
 }
 
+/// A log line's time of day to the millisecond, `14:05:09.042`, at `offset_min` minutes east
+/// of UTC (the reader's zone, which the browser knows).
+pub fn clock_ms(at: DateTime<Utc>, offset_min: i64) -> String {
+    let ms = (at.timestamp_millis() + offset_min * 60_000).rem_euclid(86_400_000);
+    let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1_000 % 60);
+    format!("{h:02}:{m:02}:{s:02}.{:03}", ms % 1_000)
+}
+
+/// Log lines as a text file, one a line, with UTC times to the millisecond:
+/// `2026-11-23T14:05:09.042Z INFO call_bedrock #1 message`.
+pub fn log_file(lines: &[LogEntry]) -> String {
+    let mut out = String::new();
+    for line in lines {
+        let source = line.task.map_or("flow", |t| t.as_str());
+        let attempt = line.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
+        let ts = line.ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+        out.push_str(&format!("{ts} {} {source}{attempt} {}\n", line.level.as_str(), line.message));
+    }
+    out
+}
+
 /// The first eight characters of a run id: enough to tell runs apart on one page.
 pub fn short_id(id: &str) -> String {
     id.chars().take(8).collect()
@@ -186,6 +207,31 @@ mod tests {
         assert_eq!(temperature(1.0), "1");
         assert_eq!(temperature(0.125), "0.125");
         assert_eq!(temperature(0.0), "0");
+    }
+
+    #[test]
+    fn log_times_show_milliseconds_in_the_readers_zone() {
+        assert_eq!(clock_ms(at(42), 0), "00:00:00.042");
+        assert_eq!(clock_ms(at(3_723_004), 60), "02:02:03.004");
+        assert_eq!(clock_ms(at(1_000), -60), "23:00:01.000", "west of UTC wraps to the day before");
+    }
+
+    #[test]
+    fn a_log_file_has_one_line_per_entry_with_utc_millisecond_times() {
+        let line = |seq, task, attempt, message: &str| LogEntry {
+            seq,
+            ts: at(1_042),
+            level: common::LogLevel::Warn,
+            task,
+            attempt,
+            message: message.into(),
+        };
+        let file =
+            log_file(&[line(1, None, None, "start"), line(2, Some(common::TaskName::CallBedrock), Some(2), "slow")]);
+        assert_eq!(
+            file,
+            "1970-01-01T00:00:01.042Z WARN flow start\n1970-01-01T00:00:01.042Z WARN call_bedrock #2 slow\n"
+        );
     }
 
     #[test]

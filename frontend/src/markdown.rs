@@ -32,6 +32,9 @@ pub fn render(nodes: &[Node]) -> Html {
     nodes.iter().map(render_node).collect::<Html>()
 }
 
+/// The label of a code block's copy button, which the page sets back after showing "Copied".
+pub const COPY_CODE: &str = "Copy";
+
 /// Parses and renders Markdown in one step.
 pub fn to_html(markdown: &str) -> Html {
     render(&parse(markdown))
@@ -53,8 +56,13 @@ fn render_node(node: &Node) -> Html {
         Kind::Heading(5) => html! { <h5>{ inner }</h5> },
         Kind::Heading(_) => html! { <h6>{ inner }</h6> },
         Kind::BlockQuote => html! { <blockquote>{ inner }</blockquote> },
+        // The button has no handler here: the page that shows the answer handles its clicks, so
+        // rendering stays free of callbacks.
         Kind::CodeBlock(lang) => html! {
-            <pre class="code-block" data-lang={ lang.clone() }><code>{ inner }</code></pre>
+            <div class="code-block">
+                <pre data-lang={ lang.clone() }><code>{ inner }</code></pre>
+                <button type="button" class="small copy-code" data-testid="copy-code">{ COPY_CODE }</button>
+            </div>
         },
         Kind::BulletList => html! { <ul>{ inner }</ul> },
         Kind::OrderedList(start) => html! { <ol start={ start.to_string() }>{ inner }</ol> },

@@ -1,4 +1,8 @@
-//! The log panel: the run's log lines live, following the tail unless the reader scrolled up.
+//! The log panel: the run's log lines live, following the tail unless the reader scrolled up,
+//! filtered by level and text, and downloadable as a text file.
+//!
+//! The list is deliberately not a live region: a screen reader announcing every line drowns out
+//! what matters; the response panel announces the end of the run instead.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -7,6 +11,7 @@ use common::{LogEntry, LogLevel};
 use yew::prelude::*;
 
 use crate::browser::{self, target_value};
+use crate::format;
 
 /// How close to the bottom (px) still counts as "at the end" when deciding to follow.
 const FOLLOW_SLACK_PX: i32 = 24;
@@ -15,15 +20,19 @@ const FOLLOW_SLACK_PX: i32 = 24;
 pub struct LogProps {
     /// The visible lines, oldest first.
     pub lines: Vec<LogEntry>,
-    /// Whether the stored lines have arrived.
-    pub loaded: bool,
+    /// Why `lines` is empty ("No WARN lines."), when it is.
+    pub empty: Option<AttrValue>,
     /// Only marks the level select: `lines` come already filtered by it.
     pub min_level: LogLevel,
     /// Called when the reader picks another minimum level.
     pub on_level: Callback<LogLevel>,
+    /// Called with the search box's text as the reader types.
+    pub on_query: Callback<String>,
+    /// The downloaded file's name.
+    pub file_name: AttrValue,
 }
 
-/// The run's log lines with a level filter.
+/// The run's log lines with a level filter, a search box and a download button.
 #[component]
 pub fn LogPanel(props: &LogProps) -> Html {
     let list = use_node_ref();
@@ -76,10 +85,18 @@ pub fn LogPanel(props: &LogProps) -> Html {
         })
     };
 
+    let onquery = props.on_query.reform(|event: InputEvent| target_value(&event));
+    let ondownload = {
+        let (lines, name) = (props.lines.clone(), props.file_name.clone());
+        Callback::from(move |_: MouseEvent| browser::download_text(&name, &format::log_file(&lines)))
+    };
+
     html! {
         <section class="panel logs" aria-labelledby="logs-heading">
             <div class="panel-head">
                 <h2 id="logs-heading">{ "Logs" }</h2>
+                <input type="search" id="log-search" data-testid="log-search" class="log-search"
+                       placeholder="Search logs" aria-label="Search logs" oninput={ onquery } />
                 <label for="log-level" class="inline-label">{ "Level" }</label>
                 <select id="log-level" data-testid="log-level-filter" onchange={ onlevel }>
                     { for LogLevel::ALL.iter().map(|level| html! {
@@ -88,16 +105,16 @@ pub fn LogPanel(props: &LogProps) -> Html {
                         </option>
                     }) }
                 </select>
+                <button type="button" id="download-logs" data-testid="download-logs" class="small"
+                        disabled={ props.lines.is_empty() } onclick={ ondownload }>{ "Download logs" }</button>
             </div>
             <ol id="log-list" data-testid="log-list" class="log-list" ref={ list } onscroll={ onscroll }
-                tabindex="0" role="log" aria-label="Log lines">
+                tabindex="0" aria-label="Log lines">
                 // Only keyed lines in here, so a new line is one insertion, not a re-render of all.
                 { for props.lines.iter().map(log_line) }
             </ol>
-            if props.lines.is_empty() {
-                <p class="muted log-empty" data-testid="log-empty">
-                    { if props.loaded { "No log lines yet." } else { "Loading log lines…" } }
-                </p>
+            if let Some(empty) = &props.empty {
+                <p class="muted log-empty" data-testid="log-empty">{ empty.clone() }</p>
             }
             if *unseen {
                 <button type="button" class="small jump" id="log-follow" data-testid="log-follow" onclick={ onjump }>
@@ -113,7 +130,7 @@ fn log_line(line: &LogEntry) -> Html {
     html! {
         <li key={ line.seq.to_string() } class={ format!("log-line level-{}", level.to_ascii_lowercase()) }
             data-testid="log-line" data-level={ level } data-seq={ line.seq.to_string() }>
-            <time datetime={ line.ts.to_rfc3339() }>{ browser::local_clock(line.ts) }</time>
+            <time datetime={ line.ts.to_rfc3339() }>{ format::clock_ms(line.ts, browser::utc_offset_min(line.ts)) }</time>
             <span class="log-level">{ level }</span>
             <span class="log-task">
                 { line.task.map(|t| t.as_str()).unwrap_or("flow") }

@@ -1,6 +1,7 @@
 //! The widgets, one per file. Pages (in `pages/`) compose them; a widget never imports a page,
 //! and widgets use each other through their own files, not through this list.
 
+mod attempt_chart;
 mod attempt_outputs;
 mod badge;
 mod banner;
@@ -11,6 +12,7 @@ mod header;
 mod history;
 mod lineage;
 mod logs;
+mod progress;
 mod response;
 mod submit_form;
 mod timeline;
@@ -24,7 +26,7 @@ pub use header::AppHeader;
 pub use history::HistoryPanel;
 pub use lineage::Lineage;
 pub use logs::LogPanel;
+pub use progress::RunProgress;
 pub use response::ResponsePanel;
 pub use submit_form::SubmitForm;
-pub use timeline::TaskTimeline;
 pub use verdict::VerdictLine;

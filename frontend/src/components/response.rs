@@ -1,7 +1,10 @@
-//! The response panel: the streamed answer as safe Markdown, its copy button and its facts,
-//! what is partial about it, a stalled stream's silence, and each attempt's output.
+//! The response panel: the streamed answer as safe Markdown, its copy buttons (the whole answer
+//! and each code block) and its facts, what is partial about it, a stalled stream's silence,
+//! each attempt's output, and the polite announcement that the run is over.
 
 use common::{RunDetail, RunState, StopReason};
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use super::attempt_outputs::AttemptOutputList;
@@ -18,7 +21,13 @@ pub struct ResponseProps {
     /// "No tokens for 18 s · stall timeout at 30 s", while the stream is silent.
     #[prop_or_default]
     pub stall: Option<AttrValue>,
+    /// "Run completed." once the run is over, for screen readers; empty while it runs.
+    #[prop_or_default]
+    pub finished: AttrValue,
 }
+
+/// How long "Copied" shows before the button reads "Copy" again.
+const COPIED_FOR_MS: u32 = 2_000;
 
 /// What the copy button last did.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +50,15 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
     let streaming = partial::is_streaming(&props.detail);
     let note = partial::response_note(&props.detail, &props.outputs);
 
+    {
+        let copy = copy.clone();
+        use_effect_with((*copy).clone(), move |shown| {
+            // Dropping the timeout cancels it, so a newer click restarts the two seconds.
+            let reset = (*shown == Copy::Copied).then(|| Timeout::new(COPIED_FOR_MS, move || copy.set(Copy::Idle)));
+            move || drop(reset)
+        });
+    }
+
     let oncopy = {
         let (copy, text) = (copy.clone(), text.clone());
         Callback::from(move |_: MouseEvent| {
@@ -53,6 +71,20 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
             });
         })
     };
+
+    let oncode = Callback::from(|event: MouseEvent| {
+        let button = event.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok());
+        let Some(button) = button.and_then(|b| b.closest(".copy-code").ok().flatten()) else { return };
+        let code = button.previous_element_sibling().and_then(|pre| pre.text_content()).unwrap_or_default();
+        wasm_bindgen_futures::spawn_local(async move {
+            let copied = browser::copy_text(&code).await.is_ok();
+            // The label's own text node is changed in place: Yew keeps owning it, and leaves it
+            // alone while the rendered label stays the same.
+            let Some(label) = button.first_child() else { return };
+            label.set_node_value(Some(if copied { "Copied" } else { "Copy failed" }));
+            Timeout::new(COPIED_FOR_MS, move || label.set_node_value(Some(markdown::COPY_CODE))).forget();
+        });
+    });
 
     let body = if text.is_empty() {
         let message = match state {
@@ -84,9 +116,12 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
                 <p class="form-error" data-testid="copy-error">{ error.clone() }</p>
             }
             <div id="response" data-testid="response" class={ classes!("markdown", (streaming && !text.is_empty()).then_some("streaming")) }
-                 aria-busy={ busy.to_string() } data-streaming={ streaming.to_string() }>
+                 aria-busy={ busy.to_string() } data-streaming={ streaming.to_string() } onclick={ oncode }>
                 { body }
             </div>
+            // Always present, so screen readers know the region before its text changes.
+            <p class="visually-hidden" id="response-status" data-testid="response-status" role="status"
+               aria-live="polite" aria-atomic="true">{ props.finished.clone() }</p>
             if let Some(stall) = &props.stall {
                 <p class="stall" id="stall-indicator" data-testid="stall-indicator" role="timer">{ stall.clone() }</p>
             }

@@ -1,5 +1,8 @@
-//! The run page (`/runs/:id`): the run live, with its verdict, lineage, timeline, response and
-//! logs, and the ways to run its input again.
+//! The run page (`/runs/:id`): the run live, with its verdict, a progress strip that opens onto
+//! its timeline, its response, facts, lineage and logs, and the ways to run its input again.
+//!
+//! The response comes right after the heading and the one-line progress strip, so that on a
+//! phone the answer is above the fold; the facts follow it.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -11,7 +14,7 @@ use yew::prelude::*;
 use super::not_found::NotFound;
 use crate::api::{self, StreamTarget};
 use crate::components::{
-    ConnectionIndicator, ConnectionNotice, FaultPanel, Lineage, LogPanel, ResponsePanel, StateBadge, TaskTimeline,
+    ConnectionIndicator, ConnectionNotice, FaultPanel, Lineage, LogPanel, ResponsePanel, RunProgress, StateBadge,
     VerdictLine,
 };
 use crate::hooks::{Connection, StreamMessage, use_event_stream, use_now};
@@ -61,6 +64,9 @@ fn LiveRun(props: &LiveRunProps) -> Html {
     // Guards "run again" and "cancel" against a second click before the re-render disables them.
     let in_flight = use_memo((), |_| Rc::new(Cell::new(false)));
     let attempt = use_state(|| 0u32);
+    // Set by a click on Cancel: the button disappears with the run's end, and focus must not
+    // fall back to the page with it.
+    let refocus = use_memo((), |_| Rc::new(Cell::new(false)));
     let navigate = use_navigate();
     let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
 
@@ -115,6 +121,17 @@ fn LiveRun(props: &LiveRunProps) -> Html {
         .is_some_and(|d| d.tasks.iter().any(|t| t.name == TaskName::CallBedrock && t.state == TaskState::Running));
     let live = page.detail().is_some_and(|d| !d.state.is_terminal());
     let now = use_now(live && !offline, if waiting || calling { COUNTDOWN_TICK_MS } else { 1_000 });
+    let busy = *action == Action::Busy;
+    {
+        let refocus = (*refocus).clone();
+        let ended = page.detail().is_some() && !live;
+        // "Run again" replaces Cancel once the run is over; it is focusable once not busy.
+        use_effect_with((ended, busy || offline), move |&(ended, disabled)| {
+            if ended && !disabled && refocus.replace(false) {
+                browser::focus("rerun");
+            }
+        });
+    }
 
     let detail = match &page.run {
         Load::Ready(detail) => detail.clone(),
@@ -140,10 +157,12 @@ fn LiveRun(props: &LiveRunProps) -> Html {
 
     let oncancel = {
         let (action, in_flight, dispatcher) = (action.clone(), (*in_flight).clone(), page.dispatcher());
+        let refocus = (*refocus).clone();
         Callback::from(move |_: MouseEvent| {
             if in_flight.replace(true) {
                 return;
             }
+            refocus.set(true);
             action.set(Action::Busy);
             let (action, in_flight, dispatcher) = (action.clone(), in_flight.clone(), dispatcher.clone());
             wasm_bindgen_futures::spawn_local(async move {
@@ -198,8 +217,18 @@ fn LiveRun(props: &LiveRunProps) -> Html {
         let dispatcher = page.dispatcher();
         Callback::from(move |level| dispatcher.dispatch(RunAction::SetMinLevel(level)))
     };
+    let onquery = {
+        let dispatcher = page.dispatcher();
+        Callback::from(move |query| dispatcher.dispatch(RunAction::SetLogQuery(query)))
+    };
+    let finished = match (&verdict, detail.state.is_terminal()) {
+        (_, false) => AttrValue::default(),
+        (Some(verdict), true) => {
+            format!("Run {}. {}", detail.state.as_str().to_ascii_lowercase(), verdict.summary).into()
+        }
+        (None, true) => format!("Run {}.", detail.state.as_str().to_ascii_lowercase()).into(),
+    };
 
-    let busy = *action == Action::Busy;
     let duration = detail.started_at.and_then(|start| format::elapsed(start, detail.finished_at, now));
     let short_id = format::short_id(&id.to_string());
 
@@ -208,13 +237,31 @@ fn LiveRun(props: &LiveRunProps) -> Html {
             <ConnectionNotice connection={ connection.clone() } />
             <section class="panel run-head" aria-labelledby="run-heading">
                 <div class="run-title">
-                    <h1 id="run-heading">{ "Run " }<code title={ id.to_string() }>{ short_id }</code></h1>
-                    <span aria-live="polite" aria-atomic="true">
-                        <span class="visually-hidden">{ "State: " }</span>
-                        <StateBadge state={ detail.state.as_str() } id="run-state" testid="run-state" />
-                    </span>
+                    <h1 id="run-heading">{ "Run " }<code title={ id.to_string() }>{ short_id.clone() }</code></h1>
+                    // Not a live region: the response panel announces the end of the run once.
+                    <StateBadge state={ detail.state.as_str() } id="run-state" testid="run-state" />
                     <ConnectionIndicator connection={ connection.state } />
                 </div>
+                if let Some(verdict) = verdict {
+                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy || offline } />
+                }
+                <div class="form-actions">
+                    if live {
+                        <button type="button" id="cancel-run" data-testid="cancel-run" class="danger"
+                                disabled={ busy || offline } onclick={ oncancel }>{ "Cancel run" }</button>
+                    } else {
+                        <button type="button" id="rerun" data-testid="rerun" class="primary"
+                                disabled={ busy || offline } onclick={ onrerun }>{ "Run again" }</button>
+                    }
+                    <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
+                    if let Action::Failed(error) = &*action {
+                        <p class="form-error" data-testid="action-error" role="alert">{ error.clone() }</p>
+                    }
+                </div>
+            </section>
+            <RunProgress tasks={ detail.tasks.clone() } now={ now } />
+            <ResponsePanel detail={ detail.clone() } outputs={ page.outputs.clone() } { stall } { finished } />
+            <section class="panel run-about" aria-label="About this run">
                 <dl class="run-facts">
                     <div>
                         <dt>{ "Created" }</dt>
@@ -236,30 +283,10 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                 </details>
                 <Lineage replay_of={ detail.replay_of } replays={ detail.replays.clone() } />
                 if health.is_emulator() { <FaultPanel compact=true /> }
-                if let Some(verdict) = verdict {
-                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy || offline } />
-                }
-                <div class="form-actions">
-                    if live {
-                        <button type="button" id="cancel-run" data-testid="cancel-run" class="danger"
-                                disabled={ busy || offline } onclick={ oncancel }>{ "Cancel run" }</button>
-                    } else {
-                        <button type="button" id="rerun" data-testid="rerun" class="primary"
-                                disabled={ busy || offline } onclick={ onrerun }>{ "Run again" }</button>
-                    }
-                    <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
-                    if let Action::Failed(error) = &*action {
-                        <p class="form-error" data-testid="action-error" role="alert">{ error.clone() }</p>
-                    }
-                </div>
             </section>
-            <section class="panel tasks" aria-labelledby="tasks-heading">
-                <h2 id="tasks-heading">{ "Tasks" }</h2>
-                <TaskTimeline tasks={ detail.tasks.clone() } now={ now } />
-            </section>
-            <ResponsePanel detail={ detail.clone() } outputs={ page.outputs.clone() } { stall } />
-            <LogPanel lines={ page.visible_logs().cloned().collect::<Vec<_>>() } loaded={ page.logs_loaded }
-                      min_level={ page.min_level } on_level={ onlevel } />
+            <LogPanel lines={ page.visible_logs().cloned().collect::<Vec<_>>() } empty={ page.empty_logs_note().map(AttrValue::from) }
+                      min_level={ page.min_level } on_level={ onlevel } on_query={ onquery }
+                      file_name={ format!("run-{short_id}-logs.txt") } />
         </div>
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`load`]: [`Load`], how far a request-backed value got, and [`LoadError`].
 //! - [`run`]: one run's live picture (folded with `common`'s `RunDetail::apply`), its logs and
-//!   [`outputs`], the text of each `call_bedrock` attempt.
+//!   [`outputs`], the text of each `call_bedrock` attempt; [`progress`], its tasks in one line
+//!   and its attempts on a time axis.
 //! - [`partial`], [`stall`], [`verdict`]: what the run page says about an answer that is not
 //!   whole, a stream that went silent, and a run that ended.
 //! - [`history`]: a page of the history, kept current by events from every run, for a
@@ -22,6 +23,7 @@ pub mod load;
 pub mod models;
 pub mod outputs;
 pub mod partial;
+pub mod progress;
 pub mod replay;
 pub mod run;
 pub mod settings;

@@ -1,5 +1,5 @@
 //! One run's page state: the run (folded live from its snapshot and events), each attempt's
-//! output, its log lines and the log level filter.
+//! output, its log lines and the log filters (level and text).
 
 use std::rc::Rc;
 
@@ -22,6 +22,8 @@ pub struct RunView {
     pub logs_loaded: bool,
     /// Lines below this level are hidden.
     pub min_level: LogLevel,
+    /// Only lines whose message holds this text (ASCII case ignored) are shown; empty shows all.
+    pub log_query: String,
 }
 
 impl Default for RunView {
@@ -32,6 +34,7 @@ impl Default for RunView {
             logs: Vec::new(),
             logs_loaded: false,
             min_level: LogLevel::Trace,
+            log_query: String::new(),
         }
     }
 }
@@ -49,6 +52,8 @@ pub enum RunAction {
     Event(Event),
     /// The reader picked a minimum log level.
     SetMinLevel(LogLevel),
+    /// The reader typed in the log search box.
+    SetLogQuery(String),
 }
 
 impl RunView {
@@ -57,9 +62,29 @@ impl RunView {
         self.run.ready()
     }
 
-    /// The log lines at or above the chosen level.
+    /// The log lines at or above the chosen level that match the search text.
     pub fn visible_logs(&self) -> impl Iterator<Item = &LogEntry> {
-        self.logs.iter().filter(move |line| line.level >= self.min_level)
+        // ASCII folding only: Unicode case tables would cost the Wasm more than log search is worth.
+        let query = self.log_query.trim().to_ascii_lowercase();
+        self.logs.iter().filter(move |line| {
+            line.level >= self.min_level && (query.is_empty() || line.message.to_ascii_lowercase().contains(&query))
+        })
+    }
+
+    /// Why no line is shown: still loading, none at all, none at the chosen level, or none
+    /// matching the search; `None` while some are shown.
+    pub fn empty_logs_note(&self) -> Option<String> {
+        if self.visible_logs().next().is_some() {
+            return None;
+        }
+        let query = self.log_query.trim();
+        Some(if !query.is_empty() {
+            format!("No lines match \u{201c}{query}\u{201d}.")
+        } else if self.logs.is_empty() {
+            if self.logs_loaded { "No log lines yet.".into() } else { "Loading log lines…".into() }
+        } else {
+            format!("No {} lines.", self.min_level.as_str())
+        })
     }
 
     /// The seq a (re)connecting event stream should resume after.
@@ -141,6 +166,7 @@ impl Reducible for RunView {
             }
             RunAction::Event(event) => next.apply_event(&event),
             RunAction::SetMinLevel(level) => next.min_level = level,
+            RunAction::SetLogQuery(query) => next.log_query = query,
         }
         Rc::new(next)
     }
@@ -271,6 +297,34 @@ mod tests {
         );
         let shown: Vec<u64> = state.visible_logs().map(|l| l.seq).collect();
         assert_eq!(shown, [3, 4]);
+    }
+
+    #[test]
+    fn the_search_keeps_lines_whose_message_holds_the_text_in_any_case() {
+        let state = reduce(
+            RunView::default(),
+            [
+                RunAction::Loaded(loaded_at(1)),
+                RunAction::Event(log(2, LogLevel::Info)),
+                RunAction::Event(log(13, LogLevel::Info)),
+                RunAction::SetLogQuery(" LINE 1".into()),
+            ],
+        );
+        let shown: Vec<u64> = state.visible_logs().map(|l| l.seq).collect();
+        assert_eq!(shown, [13]);
+        assert_eq!(state.empty_logs_note(), None);
+    }
+
+    #[test]
+    fn an_empty_log_list_says_which_filter_left_it_empty() {
+        let loading = reduce(RunView::default(), [RunAction::Loaded(loaded_at(1))]);
+        assert_eq!(loading.empty_logs_note().as_deref(), Some("Loading log lines…"));
+        let none = reduce(loading.clone(), [RunAction::LogsLoaded(vec![])]);
+        assert_eq!(none.empty_logs_note().as_deref(), Some("No log lines yet."));
+        let quiet = reduce(none, [RunAction::Event(log(2, LogLevel::Info)), RunAction::SetMinLevel(LogLevel::Warn)]);
+        assert_eq!(quiet.empty_logs_note().as_deref(), Some("No WARN lines."));
+        let unmatched = reduce(quiet, [RunAction::SetMinLevel(LogLevel::Trace), RunAction::SetLogQuery("zzz".into())]);
+        assert_eq!(unmatched.empty_logs_note().as_deref(), Some("No lines match \u{201c}zzz\u{201d}."));
     }
 
     #[test]

@@ -461,6 +461,22 @@ impl Browser {
         view
     }
 
+    /// Sends a Chrome DevTools Protocol command through chromedriver, for what WebDriver cannot
+    /// do (a phone's viewport, the dark colour scheme, a download folder); returns its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let session = self.client.session_id().await.unwrap().expect("the browser has a session");
+        let url = format!("{}/session/{session}/goog/cdp/execute", self._driver.url());
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CDP {cmd}: {}", error_chain(&e)));
+        let body: Value = response.json().await.unwrap_or_else(|e| panic!("CDP {cmd} answered no JSON: {e}"));
+        assert!(body["value"].get("error").is_none(), "CDP {cmd} failed: {body}");
+        body["value"].clone()
+    }
+
     /// Saves a PNG of the window to `tests/screenshots/{name}.png` for a person to look at.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();

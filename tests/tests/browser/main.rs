@@ -2,8 +2,8 @@
 //! frontend (`dist/`, see [`harness::dist_dir`]), the built-in emulator behind the real SDK,
 //! and a page driven through chromedriver exactly as a person would use it.
 //!
-//! Each test has its own server and its own browser. Screenshots of the main views land in
-//! `tests/screenshots/` (git-ignored) for a person to look at.
+//! Each test has its own server and its own browser. Screenshots of the main views and states
+//! land in `tests/screenshots/`, committed, for a person to look at.
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
 
 mod harness;
@@ -13,6 +13,7 @@ mod harness;
 mod cluster_support;
 
 mod answers;
+mod contrast;
 mod faults;
 mod form;
 mod history;
@@ -21,5 +22,6 @@ mod iterate;
 mod live;
 mod load_balancer;
 mod retries;
+mod run_page;
 mod submit;
 mod verdicts;
