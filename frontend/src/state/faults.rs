@@ -51,7 +51,13 @@ mod tests {
     use super::*;
 
     fn status(kind: FaultKind, fail_first: u32, every_nth: u32, remaining_first: u32) -> EmulatorStatus {
-        EmulatorStatus { plan: Some(FaultPlan { kind, fail_first, every_nth }), calls: 9, remaining_first }
+        EmulatorStatus {
+            plan: Some(FaultPlan { kind, fail_first, every_nth }),
+            calls: 9,
+            remaining_first,
+            quota: None,
+            throttled: 0,
+        }
     }
 
     #[test]
@@ -81,7 +87,7 @@ mod tests {
 
     #[test]
     fn no_plan_means_every_call_succeeds() {
-        let none = EmulatorStatus { plan: None, calls: 4, remaining_first: 0 };
+        let none = EmulatorStatus { plan: None, calls: 4, remaining_first: 0, quota: None, throttled: 0 };
         assert_eq!(remaining(&none), "No faults: every call succeeds");
         assert!(!is_active(&none));
     }
