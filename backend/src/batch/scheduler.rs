@@ -90,7 +90,11 @@ impl Scheduler {
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>, closing: CancellationToken) {
         let mut live = hub.subscribe(None).live;
         loop {
-            self.fill().await;
+            // Nothing new starts once shutdown begins: it would only be interrupted.
+            if closing.is_cancelled() {
+                return;
+            }
+            self.fill(&closing).await;
             tokio::select! {
                 () = closing.cancelled() => return,
                 () = self.wake.notified() => {}
@@ -130,7 +134,7 @@ impl Scheduler {
     }
 
     /// Starts queued items while their models and the total have room.
-    async fn fill(&self) {
+    async fn fill(&self, closing: &CancellationToken) {
         let room = self.max_total.saturating_sub(self.state().in_flight.len());
         if room == 0 {
             return;
@@ -144,6 +148,9 @@ impl Scheduler {
             }
         };
         for item in queued {
+            if closing.is_cancelled() {
+                return;
+            }
             if !self.has_room(&item.model_id) {
                 continue;
             }
