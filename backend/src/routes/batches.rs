@@ -172,9 +172,11 @@ async fn export_results(
     let body = Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(header), chunks));
     let (content_type, extension) =
         if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "jsonl") };
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"batch-{id}.{extension}\""))
-        .body(body)
-        .map_err(|_| ApiError::BadRequest("the export could not be built".into()))?)
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"batch-{id}.{extension}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(response)
 }
