@@ -4,9 +4,7 @@
 //! [`ApiError`]. All URLs are same-origin (`/api/...`), so the page works behind any host and,
 //! in development, through Trunk's proxy.
 
-use common::{
-    EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, RunDetail, RunId, RunSummary, SubmitRun,
-};
+use common::{EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, RunDetail, RunId, RunSummary, SubmitRun};
 use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 

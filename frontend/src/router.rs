@@ -23,9 +23,7 @@ pub enum Route {
     /// `/`: the submit form and the latest runs.
     Home,
     /// `/history`: every run, filtered and paged as its query string says.
-    History {
-        query: HistoryQuery,
-    },
+    History { query: HistoryQuery },
     /// `/runs/{id}`: one run, live; its URL can be shared and reloaded.
     Run {
         /// As it appears in the URL: not yet checked to be a run id (the page does that).

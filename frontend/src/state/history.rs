@@ -297,7 +297,10 @@ mod tests {
         let history = reduce(
             History::new(running, 20),
             [
-                HistoryAction::Loaded { generation: 0, runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)] },
+                HistoryAction::Loaded {
+                    generation: 0,
+                    runs: vec![summary(3, RunState::Running), summary(2, RunState::Running)],
+                },
                 HistoryAction::Event(Box::new(created(7))),
                 HistoryAction::Event(Box::new(ev(
                     3,
@@ -345,10 +348,8 @@ mod tests {
             ],
         );
         assert_eq!(ids(&history), [id(8), id(2)]);
-        let history = reduce(
-            history,
-            [HistoryAction::Loaded { generation: 1, runs: vec![summary(8, RunState::Pending)] }],
-        );
+        let history =
+            reduce(history, [HistoryAction::Loaded { generation: 1, runs: vec![summary(8, RunState::Pending)] }]);
         assert_eq!(ids(&history), [id(8)]);
     }
 
@@ -371,10 +372,7 @@ mod tests {
 
     fn page(cursor: Cursor, runs: impl IntoIterator<Item = u128>) -> History {
         let runs = runs.into_iter().map(|n| summary(n, RunState::Completed)).collect();
-        reduce(
-            History::new(HistoryQuery::default().at(cursor), 3),
-            [HistoryAction::Loaded { generation: 0, runs }],
-        )
+        reduce(History::new(HistoryQuery::default().at(cursor), 3), [HistoryAction::Loaded { generation: 0, runs }])
     }
 
     #[test]
@@ -398,7 +396,10 @@ mod tests {
         let back = page(Cursor::After(id(6)), [8, 7]);
         assert_eq!(back.newer(), None);
         assert_eq!(back.older(), Some(HistoryQuery::default().at(Cursor::Before(id(7)))));
-        assert_eq!(page(Cursor::After(id(3)), [6, 5, 4]).newer(), Some(HistoryQuery::default().at(Cursor::After(id(6)))));
+        assert_eq!(
+            page(Cursor::After(id(3)), [6, 5, 4]).newer(),
+            Some(HistoryQuery::default().at(Cursor::After(id(6))))
+        );
     }
 
     #[test]

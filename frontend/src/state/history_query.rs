@@ -89,7 +89,9 @@ impl HistoryQuery {
         if let Some(since) = filter.since.and_then(|day| local_midnight(day, &utc_offset_min)) {
             pairs.push(("since", since.to_rfc3339()));
         }
-        if let Some(until) = filter.until.and_then(|day| day.succ_opt()).and_then(|day| local_midnight(day, &utc_offset_min)) {
+        if let Some(until) =
+            filter.until.and_then(|day| day.succ_opt()).and_then(|day| local_midnight(day, &utc_offset_min))
+        {
             pairs.push(("until", until.to_rfc3339()));
         }
         match self.cursor {
@@ -263,7 +265,11 @@ mod tests {
     #[test]
     fn days_are_sent_as_the_readers_midnights_and_until_includes_its_whole_day() {
         let query = HistoryQuery {
-            filter: HistoryFilter { since: Some(day("2026-12-01")), until: Some(day("2026-12-01")), ..Default::default() },
+            filter: HistoryFilter {
+                since: Some(day("2026-12-01")),
+                until: Some(day("2026-12-01")),
+                ..Default::default()
+            },
             cursor: Cursor::After(id(1)),
         };
         // Berlin in winter: UTC+1, so its midnight is 23:00 UTC the day before.
