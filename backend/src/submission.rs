@@ -230,19 +230,22 @@ pub(crate) struct Validated {
     pub(crate) replay_of: Option<RunId>,
 }
 
+/// The checks of a prompt alone; [`validate`] makes them with the settings'.
+pub(crate) fn check_prompt(policy: &Policy, prompt: &str) -> Result<(), SubmitError> {
+    if prompt.trim().is_empty() {
+        return Err(SubmitError::Invalid("prompt must not be empty".to_owned()));
+    }
+    let max = policy.limits.max_prompt_bytes;
+    if prompt.len() > max {
+        return Err(SubmitError::TooLarge(format!("prompt is {} bytes; the limit is {max} bytes", prompt.len())));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated, SubmitError> {
     let limits = &policy.limits;
     let invalid = |message: &str| Err(SubmitError::Invalid(message.to_owned()));
-    if request.prompt.trim().is_empty() {
-        return invalid("prompt must not be empty");
-    }
-    if request.prompt.len() > limits.max_prompt_bytes {
-        return Err(SubmitError::TooLarge(format!(
-            "prompt is {} bytes; the limit is {} bytes",
-            request.prompt.len(),
-            limits.max_prompt_bytes
-        )));
-    }
+    check_prompt(policy, &request.prompt)?;
     let model_id = match request.model_id {
         None => policy.defaults.model_id.clone(),
         Some(id) => {

@@ -9,25 +9,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::run::uuid_id;
 use crate::{RunId, RunState};
 
-/// The unique id of a batch (a UUIDv7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct BatchId(pub Uuid);
-
-impl fmt::Display for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for BatchId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(BatchId)
-    }
+uuid_id! {
+    /// The unique id of a batch (a UUIDv7).
+    BatchId
 }
 
 /// `POST /api/batches`: either `prompts`, or a `template` with `{{name}}` placeholders and the

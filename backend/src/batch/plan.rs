@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::{SubmitBatch, SubmitRun};
 
-use crate::submission::{Policy, SubmitError, validate};
+use crate::submission::{Policy, SubmitError, check_prompt, validate};
 
 /// How big a batch may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,24 +60,19 @@ pub fn plan(request: SubmitBatch, policy: &Policy, limits: BatchLimits) -> Resul
             limits.max_items
         )));
     }
-    // Each item is checked as the run it becomes, so nothing is refused after it was accepted.
-    let settings = |prompt: String| SubmitRun {
-        prompt,
-        model_id: model_id.clone(),
-        system: system.clone(),
-        max_tokens,
-        temperature,
-        replay_of: None,
-    };
-    let mut shared = None;
-    for (index, (prompt, _)) in items.iter().enumerate() {
-        let checked = validate(policy, settings(prompt.clone())).map_err(|error| match error {
+    // Each item is checked as the run it becomes, so nothing is refused after it was accepted:
+    // the settings once, with the first prompt, then every other prompt on its own.
+    let item_error = |index: usize| {
+        move |error: SubmitError| match error {
             SubmitError::TooLarge(message) => PlanError::TooLarge(format!("item {index}: {message}")),
             other => PlanError::Invalid(format!("item {index}: {other}")),
-        })?;
-        shared.get_or_insert(checked);
+        }
+    };
+    let first = SubmitRun { prompt: items[0].0.clone(), model_id, system, max_tokens, temperature, replay_of: None };
+    let first = validate(policy, first).map_err(item_error(0))?;
+    for (index, (prompt, _)) in items.iter().enumerate().skip(1) {
+        check_prompt(policy, prompt).map_err(item_error(index))?;
     }
-    let first = shared.ok_or_else(|| PlanError::Invalid("the batch has no items".into()))?;
     Ok(Planned {
         model_id: first.model_id,
         system: first.system,

@@ -12,12 +12,16 @@ use common::{BatchId, BatchItem, BatchSummary, SubmitBatch};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Object, Path, Query};
+use super::params::{accepted, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::batch::{BatchError, ModelPace, PlanError, export};
 use crate::error::ApiError;
 
+/// Batches listed when the client does not say how many.
+const DEFAULT_BATCHES: u32 = 50;
 /// Items per page of `GET /api/batches/{id}/items` when the client does not say.
 const DEFAULT_ITEMS: u32 = 100;
+/// Most batches or items one request may ask for.
 const MAX_ITEMS: u32 = 1_000;
 /// Items read from the store per step of an export.
 const EXPORT_CHUNK: u32 = 500;
@@ -32,12 +36,7 @@ pub fn router(max_batch_bytes: usize) -> Router<Arc<App>> {
 }
 
 fn parse_batch_id(text: &str) -> Result<BatchId, ApiError> {
-    text.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "`{}` is not a batch id (expected a UUID)",
-            text.chars().take(64).collect::<String>()
-        ))
-    })
+    parse_id(text, "batch")
 }
 
 fn not_found(id: BatchId) -> ApiError {
@@ -59,11 +58,7 @@ async fn create(
     Json(Object(body)): Json<Object<SubmitBatch>>,
 ) -> Result<Response, ApiError> {
     let batch = app.batches().submit(body, app.submissions().policy()).await?;
-    let mut response = (StatusCode::ACCEPTED, Json(&batch)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/batches/{}", batch.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(accepted(&batch, &format!("/api/batches/{}", batch.id)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,11 +71,7 @@ async fn list(
     State(app): State<Arc<App>>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<BatchSummary>>, ApiError> {
-    let limit = params.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_ITEMS {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_ITEMS}")));
-    }
-    Ok(Json(app.batches().list(limit).await?))
+    Ok(Json(app.batches().list(page_limit(params.limit, DEFAULT_BATCHES, MAX_ITEMS)?).await?))
 }
 
 /// A batch with how its model is paced now.
@@ -111,10 +102,7 @@ async fn items(
     Query(params): Query<ItemParams>,
 ) -> Result<Json<Vec<BatchItem>>, ApiError> {
     let id = parse_batch_id(&id)?;
-    let limit = params.limit.unwrap_or(DEFAULT_ITEMS);
-    if limit == 0 || limit > MAX_ITEMS {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_ITEMS}")));
-    }
+    let limit = page_limit(params.limit, DEFAULT_ITEMS, MAX_ITEMS)?;
     app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
     Ok(Json(app.batches().items(id, params.from.unwrap_or(0), limit).await?))
 }
@@ -142,10 +130,7 @@ async fn export_results(
         "jsonl" => false,
         "csv" => true,
         other => {
-            return Err(ApiError::BadRequest(format!(
-                "format `{}` is not one of jsonl, csv",
-                other.chars().take(16).collect::<String>()
-            )));
+            return Err(ApiError::BadRequest(format!("format `{}` is not one of jsonl, csv", truncate(other))));
         }
     };
     app.batches().get(id).await?.ok_or_else(|| not_found(id))?;

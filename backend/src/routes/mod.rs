@@ -9,6 +9,7 @@ mod emulator;
 mod extract;
 mod guard;
 mod health;
+mod params;
 mod runs;
 mod static_files;
 mod ws;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -12,6 +12,7 @@ use common::{LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun};
 use serde::Deserialize;
 
 use super::extract::{Json, Object, Path, Query};
+use super::params::{accepted, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::runs::Cancel;
@@ -34,11 +35,7 @@ pub fn router() -> Router<Arc<App>> {
 
 /// Parses a run id from a path or query, with an error that says what was wrong.
 pub fn parse_run_id(text: &str) -> Result<RunId, ApiError> {
-    text.parse().map_err(|_| ApiError::BadRequest(format!("`{}` is not a run id (expected a UUID)", truncate(text))))
-}
-
-fn truncate(text: &str) -> String {
-    text.chars().take(64).collect()
+    parse_id(text, "run")
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -61,11 +58,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let run = app.submissions().submit(body, key).await?;
-    let mut response = (StatusCode::ACCEPTED, Json(&run)).into_response();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/runs/{}", run.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(accepted(&run, &format!("/api/runs/{}", run.id)))
 }
 
 /// Query of `GET /api/runs`.
@@ -85,10 +78,7 @@ async fn list(
     State(app): State<Arc<App>>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = page_limit(params.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let state = params
         .state
         .map(|s| {

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{BatchCounts, BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -27,6 +29,17 @@ use super::codec::{
     summary_from_row, timestamp,
 };
 use super::{Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
+
+/// The columns of a batch's row, as [`SqliteStore::batch_summary`] reads them.
+const BATCH_COLUMNS: &str = "seq, id, created_at, model_id, system, max_tokens, temperature, total, cancelled";
+
+/// An item's state in a query over `batch_items i LEFT JOIN runs r`: a started item's is its
+/// run's.
+macro_rules! item_state {
+    () => {
+        "CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END"
+    };
+}
 
 /// Most queued writes folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -97,6 +110,36 @@ impl SqliteStore {
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
         self.writes.send(op).map_err(|_| StoreError::Closed)
+    }
+
+    /// A batch's summary from its row ([`BATCH_COLUMNS`]), with its items counted by state.
+    async fn batch_summary(&self, row: &SqliteRow) -> Result<BatchSummary, StoreError> {
+        let counted = sqlx::query(concat!(
+            "SELECT ",
+            item_state!(),
+            " AS s, count(*) AS n FROM batch_items i LEFT JOIN runs r ON r.id = i.run_id",
+            " WHERE i.batch_seq = ?1 GROUP BY s"
+        ))
+        .bind(row.try_get::<i64, _>("seq")?)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut counts = BatchCounts::default();
+        for count in &counted {
+            let state: &str = count.try_get("s")?;
+            let state = state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?;
+            counts.add(state, u64::try_from(count.try_get::<i64, _>("n")?).unwrap_or(0));
+        }
+        Ok(BatchSummary {
+            id: parse_batch_id(row.try_get("id")?)?,
+            created_at: parse_time(row.try_get("created_at")?)?,
+            model_id: row.try_get("model_id")?,
+            system: row.try_get("system")?,
+            max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
+            temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
+            total: u64::try_from(row.try_get::<i64, _>("total")?).unwrap_or(0),
+            counts,
+            cancelled: row.try_get::<i64, _>("cancelled")? != 0,
+        })
     }
 
     async fn batch_write(&self, write: BatchWrite) -> Result<u64, StoreError> {
@@ -232,70 +275,39 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_batch(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
-        if self.batch(batch).await?.is_none() {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM batches WHERE id = ?1")
+            .bind(batch.to_string())
+            .fetch_optional(&self.readers)
+            .await?;
+        if exists.is_none() {
             return Ok(None);
         }
         self.batch_write(BatchWrite::Cancel(batch)).await.map(Some)
     }
 
     async fn list_batches(&self, limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM batches ORDER BY seq DESC LIMIT ?1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.readers)
-            .await?;
-        let mut batches = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(batch) = self.batch(parse_batch_id(&id)?).await? {
-                batches.push(batch);
-            }
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY seq DESC LIMIT ?1");
+        let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.readers).await?;
+        let mut batches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            batches.push(self.batch_summary(row).await?);
         }
         Ok(batches)
     }
 
     async fn batch(&self, id: BatchId) -> Result<Option<BatchSummary>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT seq, created_at, model_id, system, max_tokens, temperature, total, cancelled FROM batches WHERE id = ?1",
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.readers)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let seq: i64 = row.try_get("seq")?;
-        // A started item's state is its run's.
-        let counted = sqlx::query(concat!(
-            "SELECT CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END AS s,",
-            " count(*) AS n FROM batch_items i LEFT JOIN runs r ON r.id = i.run_id",
-            " WHERE i.batch_seq = ?1 GROUP BY s"
-        ))
-        .bind(seq)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut counts = BatchCounts::default();
-        for row in &counted {
-            let state: &str = row.try_get("s")?;
-            let state = state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?;
-            counts.add(state, u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0));
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?1");
+        match sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.readers).await? {
+            Some(row) => Ok(Some(self.batch_summary(&row).await?)),
+            None => Ok(None),
         }
-        Ok(Some(BatchSummary {
-            id,
-            created_at: parse_time(row.try_get("created_at")?)?,
-            model_id: row.try_get("model_id")?,
-            system: row.try_get("system")?,
-            max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
-            temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
-            total: u64::try_from(row.try_get::<i64, _>("total")?).unwrap_or(0),
-            counts,
-            cancelled: row.try_get::<i64, _>("cancelled")? != 0,
-        }))
     }
 
     async fn batch_items(&self, id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT i.idx, i.prompt, i.variables, i.run_id,",
-            " CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END AS s",
-            " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq LEFT JOIN runs r ON r.id = i.run_id",
+            "SELECT i.idx, i.prompt, i.variables, i.run_id, ",
+            item_state!(),
+            " AS s FROM batch_items i JOIN batches b ON b.seq = i.batch_seq LEFT JOIN runs r ON r.id = i.run_id",
             " WHERE b.id = ?1 AND i.idx >= ?2 ORDER BY i.idx LIMIT ?3"
         ))
         .bind(id.to_string())
