@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ApiLimits, BedrockInfo, Defaults, RunId};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchLimits, Batches, Scheduler};
@@ -57,6 +58,9 @@ pub struct App {
     runs: Arc<Runs>,
     submissions: Arc<Submissions>,
     batches: Batches,
+    /// The batch scheduler's task, awaited at shutdown: left running, it could start a run
+    /// after the runner stopped, or write through this store once another process opened it.
+    scheduling: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Largest batch request body.
     max_batch_bytes: usize,
     metrics: Arc<Metrics>,
@@ -121,7 +125,7 @@ impl App {
         // Batches leave room for single runs: those are never queued behind a batch.
         let batch_room = args.max_batch_concurrency.min(args.max_concurrent_runs.saturating_sub(1)).max(1);
         let scheduler = Scheduler::new(Arc::clone(&store), Arc::clone(&submissions), Arc::clone(&runs), batch_room);
-        tokio::spawn(Arc::clone(&scheduler).run(Arc::clone(&hub), closing.clone()));
+        let scheduling = tokio::spawn(Arc::clone(&scheduler).run(Arc::clone(&hub), closing.clone()));
         let batches = Batches::new(
             Arc::clone(&store),
             Arc::clone(&runs),
@@ -143,6 +147,7 @@ impl App {
             runs,
             submissions,
             batches,
+            scheduling: std::sync::Mutex::new(Some(scheduling)),
             max_batch_bytes: args.max_batch_bytes,
             metrics,
             emulator: connected.emulator,
@@ -207,6 +212,12 @@ impl App {
     /// stores every event and stops the emulator.
     pub async fn shutdown(&self, grace: Duration) {
         self.closing.cancel();
+        let scheduling = self.scheduling.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(mut scheduling) = scheduling
+            && tokio::time::timeout(FLUSH_AT_SHUTDOWN, &mut scheduling).await.is_err()
+        {
+            scheduling.abort();
+        }
         if let Some(cluster) = &self.cluster
             && !self.runner.drain(grace).await
         {

@@ -67,7 +67,9 @@ pub(super) fn event_kind_name(kind: &EventKind) -> &'static str {
     }
 }
 
-/// The `runs` column holding a task's latest attempt number.
+/// The `runs` column holding a task's latest attempt number. Only retries (attempt 2 on) write
+/// it: a first attempt leaves it 0 (or 1 in rows the migration backfilled), which counts as no
+/// retry alike, and most runs never cost the writer this update.
 pub(super) fn attempts_column(task: TaskName) -> &'static str {
     match task {
         TaskName::LoadPromptFile => "load_attempts",
@@ -138,7 +140,7 @@ struct SummaryRow<'a> {
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
     pub error: Option<String>,
-    /// The latest attempt of each task, 0 before it started.
+    /// The latest attempt of each task once it retried ([`attempts_column`]).
     pub load_attempts: i64,
     pub call_attempts: i64,
 }

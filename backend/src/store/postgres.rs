@@ -620,7 +620,7 @@ async fn insert_events(
                 .execute(&mut **tx)
                 .await?;
             }
-            EventKind::TaskState { task, attempt, .. } => {
+            EventKind::TaskState { task, attempt, .. } if *attempt > 1 => {
                 let column = attempts_column(*task);
                 sqlx::query(&format!("UPDATE runs SET {column} = GREATEST({column}, $1) WHERE id = $2"))
                     .bind(i64::from(*attempt))

@@ -593,7 +593,7 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
             .execute(&mut *conn)
             .await?;
         }
-        EventKind::TaskState { task, attempt, .. } => {
+        EventKind::TaskState { task, attempt, .. } if *attempt > 1 => {
             let column = attempts_column(*task);
             sqlx::query(&format!("UPDATE runs SET {column} = MAX({column}, ?1) WHERE id = ?2"))
                 .bind(i64::from(*attempt))
