@@ -16,9 +16,9 @@ pub fn router() -> Router<Arc<App>> {
     Router::new().route("/api/health", get(health)).route("/metrics", get(metrics))
 }
 
-/// 200 with `status: "ok"` (or `"shutting_down"` while draining); 503 with `"storage_failing"`
-/// while storage refuses writes, or `"lease_lost"` once a replica lost its cluster lease, so a
-/// load balancer sends work elsewhere.
+/// 200 with `status: "ok"` (or `"shutting_down"` while draining); 503 with `"lease_lost"` once a
+/// replica lost its cluster lease, or `"storage_failing"` while storage refuses writes, so a load
+/// balancer sends work elsewhere.
 async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     let cluster = match app.cluster() {
         Some(cluster) => Some((cluster.healthy(), cluster.health().await)),
@@ -26,10 +26,12 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     };
     let (code, status) = if app.closing().is_cancelled() {
         (StatusCode::OK, "shutting_down")
+    } else if cluster.as_ref().is_some_and(|(healthy, _)| !healthy) {
+        // Checked first: a lost lease lasts until a restart, while the storage errors that
+        // often come with it (a pool timeout on waking from a freeze) pass.
+        (StatusCode::SERVICE_UNAVAILABLE, "lease_lost")
     } else if !app.storage_ok() {
         (StatusCode::SERVICE_UNAVAILABLE, "storage_failing")
-    } else if cluster.as_ref().is_some_and(|(healthy, _)| !healthy) {
-        (StatusCode::SERVICE_UNAVAILABLE, "lease_lost")
     } else {
         (StatusCode::OK, "ok")
     };
