@@ -2,7 +2,7 @@
 //!
 //! Nothing here reads a clock: callers pass "now" in, so every function is testable natively.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use common::{LogEntry, StopReason, Usage};
 
 /// Formats milliseconds for people: `850 ms`, `4.2 s`, `2 min 05 s`, `1 h 03 min`.
@@ -116,6 +116,15 @@ pub fn clock_ms(at: DateTime<Utc>, offset_min: i64) -> String {
     format!("{h:02}:{m:02}:{s:02}.{:03}", ms % 1_000)
 }
 
+/// An instant in UTC to the millisecond, `2026-11-23T14:05:09.042Z`, for `<time datetime>`,
+/// files and query parameters. By hand: chrono's `to_rfc3339` brings its formatting machinery
+/// into the Wasm.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    let ms = at.timestamp_millis().rem_euclid(86_400_000);
+    let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1_000 % 60);
+    format!("{:04}-{:02}-{:02}T{h:02}:{m:02}:{s:02}.{:03}Z", at.year(), at.month(), at.day(), ms % 1_000)
+}
+
 /// Log lines as a text file, one a line, with UTC times to the millisecond:
 /// `2026-11-23T14:05:09.042Z INFO call_bedrock #1 message`.
 pub fn log_file(lines: &[LogEntry]) -> String {
@@ -123,7 +132,7 @@ pub fn log_file(lines: &[LogEntry]) -> String {
     for line in lines {
         let source = line.task.map_or("flow", |t| t.as_str());
         let attempt = line.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
-        let ts = line.ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let ts = rfc3339(line.ts);
         out.push_str(&format!("{ts} {} {source}{attempt} {}\n", line.level.as_str(), line.message));
     }
     out
@@ -214,6 +223,16 @@ mod tests {
         assert_eq!(clock_ms(at(42), 0), "00:00:00.042");
         assert_eq!(clock_ms(at(3_723_004), 60), "02:02:03.004");
         assert_eq!(clock_ms(at(1_000), -60), "23:00:01.000", "west of UTC wraps to the day before");
+    }
+
+    #[test]
+    fn instants_print_as_rfc3339_in_utc_to_the_millisecond() {
+        assert_eq!(rfc3339(at(1_042)), "1970-01-01T00:00:01.042Z");
+        assert_eq!(rfc3339(at(1_764_591_000_000)), "2025-12-01T12:10:00.000Z");
+        assert_eq!(rfc3339(at(-1)), "1969-12-31T23:59:59.999Z", "before the epoch counts back from midnight");
+        for ms in [0, 1_042, 951_782_400_123, 1_764_591_000_000] {
+            assert_eq!(rfc3339(at(ms)), at(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        }
     }
 
     #[test]

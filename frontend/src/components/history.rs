@@ -129,7 +129,7 @@ fn empty_text(query: &HistoryQuery) -> String {
         return "No runs yet. Write a prompt to start the first one.".to_owned();
     }
     match filter.state {
-        Some(state) => format!("No {} runs match these filters.", state.as_str().to_lowercase()),
+        Some(state) => format!("No {} runs match these filters.", state.as_str().to_ascii_lowercase()),
         None => "No runs match these filters.".to_owned(),
     }
 }
@@ -162,7 +162,7 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
                 { if run.retries == 0 { String::new() } else { run.retries.to_string() } }
             </td>
             <td data-label="Created">
-                <time datetime={ run.created_at.to_rfc3339() } title={ browser::local_time(run.created_at) }
+                <time datetime={ format::rfc3339(run.created_at) } title={ browser::local_time(run.created_at) }
                       data-testid="history-created">{ format::ago(run.created_at, now) }</time>
             </td>
             <td class="num" data-testid="history-duration" data-label="Took">{ duration.unwrap_or_default() }</td>

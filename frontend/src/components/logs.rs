@@ -130,7 +130,7 @@ fn log_line(line: &LogEntry) -> Html {
     html! {
         <li key={ line.seq.to_string() } class={ format!("log-line level-{}", level.to_ascii_lowercase()) }
             data-testid="log-line" data-level={ level } data-seq={ line.seq.to_string() }>
-            <time datetime={ line.ts.to_rfc3339() }>{ format::clock_ms(line.ts, browser::utc_offset_min(line.ts)) }</time>
+            <time datetime={ format::rfc3339(line.ts) }>{ format::clock_ms(line.ts, browser::utc_offset_min(line.ts)) }</time>
             <span class="log-level">{ level }</span>
             <span class="log-task">
                 { line.task.map(|t| t.as_str()).unwrap_or("flow") }

@@ -265,7 +265,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                 <dl class="run-facts">
                     <div>
                         <dt>{ "Created" }</dt>
-                        <dd><time datetime={ detail.created_at.to_rfc3339() }>{ browser::local_time(detail.created_at) }</time></dd>
+                        <dd><time datetime={ format::rfc3339(detail.created_at) }>{ browser::local_time(detail.created_at) }</time></dd>
                     </div>
                     <div><dt>{ "Duration" }</dt><dd data-testid="run-duration">{ duration.unwrap_or_else(|| "—".into()) }</dd></div>
                     <div><dt>{ "Model" }</dt><dd><code>{ detail.model_id.clone() }</code></dd></div>

@@ -87,12 +87,12 @@ impl HistoryQuery {
             pairs.push(("model", model.clone()));
         }
         if let Some(since) = filter.since.and_then(|day| local_midnight(day, &utc_offset_min)) {
-            pairs.push(("since", since.to_rfc3339()));
+            pairs.push(("since", crate::format::rfc3339(since)));
         }
         if let Some(until) =
             filter.until.and_then(|day| day.succ_opt()).and_then(|day| local_midnight(day, &utc_offset_min))
         {
-            pairs.push(("until", until.to_rfc3339()));
+            pairs.push(("until", crate::format::rfc3339(until)));
         }
         match self.cursor {
             Cursor::Newest => {}
@@ -275,7 +275,7 @@ mod tests {
         // Berlin in winter: UTC+1, so its midnight is 23:00 UTC the day before.
         assert_eq!(
             query.api_parameters(50, |_| 60),
-            "limit=50&since=2026-11-30T23:00:00%2B00:00&until=2026-12-01T23:00:00%2B00:00\
+            "limit=50&since=2026-11-30T23:00:00.000Z&until=2026-12-01T23:00:00.000Z\
              &after=00000000-0000-0000-0000-000000000001"
         );
     }
@@ -293,6 +293,7 @@ mod tests {
             usage: None,
             error: None,
             retries: 0,
+            batch_id: None,
         };
         assert!(HistoryQuery::default().takes_new(&run));
         assert!(!HistoryQuery::default().at(Cursor::Before(id(1))).takes_new(&run));
