@@ -1,5 +1,7 @@
 //! The subcommands, each a thin layer over the library.
 
+pub mod batch;
+
 use std::io::Write as _;
 use std::process::ExitCode;
 

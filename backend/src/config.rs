@@ -50,6 +50,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the built-in Bedrock emulator on its own.
     Emulator(EmulatorArgs),
+    /// Submit a file of prompts as a batch to a running server and follow it to the end.
+    Batch(BatchArgs),
     /// Work with the prompt journal.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -231,6 +233,56 @@ pub struct RunArgs {
     /// Storage, Bedrock and flow settings.
     #[command(flatten)]
     pub app: AppArgs,
+}
+
+/// `backend batch`.
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// The items: plain text (a prompt per line), JSON Lines or CSV, by its extension (or
+    /// `--format`); `-` reads standard input.
+    pub file: PathBuf,
+    /// The server to submit to.
+    #[arg(long, env = "APP_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The server's access token, if it requires one.
+    #[arg(long, env = "APP_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// The file's format, when its extension does not say.
+    #[arg(long, value_enum)]
+    pub format: Option<BatchFileFormat>,
+    /// A prompt template whose `{{name}}` placeholders each line's (JSON Lines) or column's
+    /// (CSV) values fill.
+    #[arg(long, conflicts_with = "template_file")]
+    pub template: Option<String>,
+    /// A file holding the template.
+    #[arg(long)]
+    pub template_file: Option<PathBuf>,
+    /// Model id for every item (the server's default if absent).
+    #[arg(long = "run-model-id")]
+    pub run_model_id: Option<String>,
+    /// System prompt for every item.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Max tokens for every item.
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature for every item.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Submit and print the batch's id without waiting for it.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// Once the batch ends, write its results here: CSV for a `.csv` name, else JSON Lines.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// The formats `backend batch` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BatchFileFormat {
+    Text,
+    Jsonl,
+    Csv,
 }
 
 /// `backend emulator`.

@@ -1,4 +1,4 @@
-//! `backend serve | run | emulator | journal export`: parse the command line, set up logging, hand over.
+//! `backend serve | run | emulator | batch | journal export`: parse the command line, set up logging, hand over.
 
 use std::process::ExitCode;
 
@@ -16,6 +16,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => cli::serve(args).await,
         Command::Run(args) => cli::run_once(args).await,
         Command::Emulator(args) => cli::emulator(args).await,
+        Command::Batch(args) => cli::batch::submit_and_follow(args).await,
         Command::Journal(JournalCommand::Export(args)) => cli::journal_export(args).await,
     };
     match result {

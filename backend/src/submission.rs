@@ -5,14 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ApiLimits, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun, prompt_preview};
+use common::{ApiLimits, BatchId, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun, prompt_preview};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::flow::RunSpec;
 use crate::journal::{Journal, JournalError};
 use crate::runs::Runs;
-use crate::store::{Created, NewRun, StoreError};
+use crate::store::{BatchItemRef, Created, NewRun, StoreError};
 use crate::wire::stamp;
 
 /// Largest `max_tokens` a run may ask for.
@@ -113,24 +113,27 @@ impl Submissions {
     /// (both durable) before this returns, and it is executing. A repeated `idempotency_key`
     /// returns the run it created the first time, without journaling or running anything.
     pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
-        self.accept(request, idempotency_key, true).await
+        self.accept(request, idempotency_key, None).await
     }
 
-    /// Starts an item of a batch: like [`Submissions::submit`], but outside the per-minute
-    /// limit, which is for people and clients; the batch scheduler paces itself.
-    pub async fn submit_batch_item(
-        &self,
-        request: SubmitRun,
-        idempotency_key: String,
-    ) -> Result<RunDetail, SubmitError> {
-        self.accept(request, Some(idempotency_key), false).await
+    /// Starts an item of a batch as a run linked to it: like [`Submissions::submit`], but
+    /// outside the per-minute limit, which is for people and clients (the batch scheduler
+    /// paces itself). Each item and round has its own idempotency key, so an item is never run
+    /// twice for one round, not even across a restart.
+    pub async fn submit_batch_item(&self, request: SubmitRun, item: BatchItemRef) -> Result<RunDetail, SubmitError> {
+        let key = match item.round {
+            0 => format!("batch:{}:{}", item.batch, item.index),
+            round => format!("batch:{}:{}:{round}", item.batch, item.index),
+        };
+        self.accept(request, Some(key), Some(item.batch)).await
     }
 
+    /// `batch` is the batch of an item's run, which is not rate limited; `None` for a client's.
     async fn accept(
         &self,
         request: SubmitRun,
         idempotency_key: Option<String>,
-        rate_limited: bool,
+        batch: Option<BatchId>,
     ) -> Result<RunDetail, SubmitError> {
         let run = validate(&self.policy, request)?;
         // A repeated submission must not journal its prompt again; a race between two
@@ -145,7 +148,7 @@ impl Submissions {
         {
             return Err(SubmitError::Invalid(format!("replay_of names run {original}, which does not exist")));
         }
-        let slot = self.admit(rate_limited).await?;
+        let slot = self.admit(batch.is_none()).await?;
         let id = RunId(Uuid::now_v7());
         let journal = self.journal.append(id, &run.prompt).await?;
         let created = stamp(Arc::new(Event {
@@ -160,6 +163,7 @@ impl Submissions {
                 temperature: run.temperature,
                 max_attempts: self.runs.runner().settings().max_attempts(),
                 replay_of: run.replay_of,
+                batch_id: batch,
             },
         }));
         let new_run = NewRun {

@@ -38,6 +38,7 @@ pub fn created(run_id: RunId) -> Published {
         temperature: None,
         max_attempts: 1,
         replay_of: None,
+        batch_id: None,
     };
     stamp(Arc::new(Event { run_id, seq: 1, ts: chrono::Utc::now(), kind }))
 }

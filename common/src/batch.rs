@@ -2,20 +2,12 @@
 //! server's scheduler at the pace the model's quota allows.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::run::uuid_id;
-use crate::{RunId, RunState};
-
-uuid_id! {
-    /// The unique id of a batch (a UUIDv7).
-    BatchId
-}
+use crate::{BatchId, RunId, RunState};
 
 /// `POST /api/batches`: either `prompts`, or a `template` with `{{name}}` placeholders and the
 /// `rows` of values to fill it with; the settings apply to every item.
@@ -169,4 +161,15 @@ pub struct BatchItem {
     /// Its run, once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<RunId>,
+}
+
+/// How a model's batch calls are paced now, on the server that answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPace {
+    /// Calls it may have in flight: the adaptive limit.
+    pub limit: usize,
+    /// Batch runs of it in flight.
+    pub in_flight: usize,
+    /// Throttled attempts seen since the server started.
+    pub throttles: u64,
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{RunId, RunState, StopReason, TaskName, TaskState, Usage};
+use crate::{BatchId, RunId, RunState, StopReason, TaskName, TaskState, Usage};
 
 /// One event of one run. On the wire: `{"type", "run_id", "seq", "ts", ...fields of the kind}`.
 /// Read through [`WireEvent`].
@@ -67,6 +67,9 @@ pub enum EventKind {
         /// The run this one was made from, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replay_of: Option<RunId>,
+        /// The batch the run is an item of, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch_id: Option<BatchId>,
     },
     /// The run changed state.
     RunState {
@@ -171,6 +174,7 @@ struct WireEvent {
     temperature: Option<f32>,
     max_attempts: Option<u32>,
     replay_of: Option<RunId>,
+    batch_id: Option<BatchId>,
     /// A [`RunState`] or a [`TaskState`], by the kind.
     state: Option<String>,
     error: Option<String>,
@@ -224,6 +228,7 @@ impl TryFrom<WireEvent> for Event {
                 temperature: wire.temperature,
                 max_attempts: required(wire.max_attempts, "max_attempts")?,
                 replay_of: wire.replay_of,
+                batch_id: wire.batch_id,
             },
             KindName::RunState => EventKind::RunState { state: state(wire.state)?, error: wire.error },
             KindName::TaskState => EventKind::TaskState {
@@ -326,6 +331,7 @@ mod tests {
                 temperature: Some(0.25),
                 max_attempts: 3,
                 replay_of: Some(RunId(Uuid::from_u128(9))),
+                batch_id: Some(BatchId(Uuid::from_u128(10))),
             },
             EventKind::RunCreated {
                 prompt: String::new(),
@@ -335,6 +341,7 @@ mod tests {
                 temperature: None,
                 max_attempts: 1,
                 replay_of: None,
+                batch_id: None,
             },
             EventKind::Delta { attempt: 2, text: "more".into() },
             EventKind::ModelResult { usage: None, stop_reason: None, latency_ms: None },

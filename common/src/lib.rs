@@ -9,14 +9,16 @@
 
 mod batch;
 mod event;
+mod id;
 mod run;
 mod view;
 
-pub use batch::{BatchCounts, BatchId, BatchItem, BatchSummary, ItemState, SubmitBatch};
+pub use batch::{BatchCounts, BatchItem, BatchSummary, ItemState, ModelPace, SubmitBatch};
 pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
+pub use id::{BatchId, RunId};
 pub use run::{
     ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
-    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunId, RunState, RunSummary,
+    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunState, RunSummary,
     StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 

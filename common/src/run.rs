@@ -5,37 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-
-/// Declares an id newtype over a UUID: its text form is the UUID's, on the wire and in URLs.
-macro_rules! uuid_id {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = uuid::Error;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map($name)
-            }
-        }
-    };
-}
-pub(crate) use uuid_id;
-
-uuid_id! {
-    /// The unique id of a flow run (a UUIDv7, so ids sort by creation time).
-    RunId
-}
+use crate::{BatchId, RunId};
 
 /// A state name that is not one of the known states.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +213,9 @@ pub struct RunSummary {
     /// Attempts after the first, over both tasks: how hard the run had to try.
     #[serde(default)]
     pub retries: u32,
+    /// The batch the run is an item of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<BatchId>,
 }
 
 /// One attempt of a task, with what a person debugging it needs.
@@ -343,6 +316,9 @@ pub struct RunDetail {
     /// Runs made from this one, oldest first.
     #[serde(default)]
     pub replays: Vec<RunId>,
+    /// The batch the run is an item of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<BatchId>,
 }
 
 /// Which Bedrock the server talks to.

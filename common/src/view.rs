@@ -10,8 +10,16 @@ use crate::{
 impl RunDetail {
     /// Starts a run's picture from its `run_created` event; `None` for any other event.
     pub fn from_created(event: &Event) -> Option<RunDetail> {
-        let EventKind::RunCreated { prompt, model_id, system, max_tokens, temperature, max_attempts, replay_of } =
-            &event.kind
+        let EventKind::RunCreated {
+            prompt,
+            model_id,
+            system,
+            max_tokens,
+            temperature,
+            max_attempts,
+            replay_of,
+            batch_id,
+        } = &event.kind
         else {
             return None;
         };
@@ -44,6 +52,7 @@ impl RunDetail {
                 .collect(),
             replay_of: *replay_of,
             replays: Vec::new(),
+            batch_id: *batch_id,
         })
     }
 
@@ -116,6 +125,7 @@ impl RunDetail {
             usage: self.usage,
             error: self.error.clone(),
             retries: self.retries(),
+            batch_id: self.batch_id,
         }
     }
 
@@ -236,6 +246,7 @@ mod tests {
                 temperature: None,
                 max_attempts: 3,
                 replay_of: None,
+                batch_id: None,
             });
             script
         }

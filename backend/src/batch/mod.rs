@@ -2,31 +2,35 @@
 //! item an ordinary run started by the [`Scheduler`] at the pace the model's quota allows.
 //!
 //! - [`plan`]: the request checked and expanded into items before anything is stored.
+//! - [`file`]: the items of an uploaded file (text, JSON Lines, CSV), each with its line.
 //! - [`limiter`]: per model, how many calls may be in flight ([`limiter::Adaptive`]).
 //! - [`scheduler`]: starts queued items as runs and learns the limits from their events.
 //! - [`export`]: a batch's results as JSON Lines or CSV.
 
 pub mod export;
+pub mod file;
 pub mod limiter;
 pub mod plan;
 pub mod scheduler;
 
 use std::sync::Arc;
 
-use common::{BatchId, BatchItem, BatchSummary, SubmitBatch};
+use common::{BatchId, BatchItem, BatchSummary, ModelPace, SubmitBatch};
 use uuid::Uuid;
 
 use crate::runs::Runs;
 use crate::store::{NewBatch, Store, StoreError};
 use crate::submission::Policy;
-pub use plan::{BatchLimits, PlanError};
-pub use scheduler::{ModelPace, Scheduler};
+pub use plan::{BatchLimits, ItemNames, PlanError};
+pub use scheduler::Scheduler;
 
 /// Why a batch request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    File(#[from] file::FileError),
     #[error("the batch store failed")]
     Store(#[from] StoreError),
 }
@@ -45,8 +49,13 @@ impl Batches {
     }
 
     /// Checks, stores and queues a batch; its items start as the scheduler finds room.
-    pub async fn submit(&self, request: SubmitBatch, policy: &Policy) -> Result<BatchSummary, BatchError> {
-        let planned = plan::plan(request, policy, self.limits)?;
+    pub async fn submit(
+        &self,
+        request: SubmitBatch,
+        policy: &Policy,
+        names: ItemNames<'_>,
+    ) -> Result<BatchSummary, BatchError> {
+        let planned = plan::plan(request, policy, self.limits, names)?;
         let total = planned.items.len() as u64;
         let mut summary = BatchSummary {
             id: BatchId(Uuid::now_v7()),
@@ -63,6 +72,23 @@ impl Batches {
         self.store.create_batch(NewBatch { summary: summary.clone(), items: planned.items }).await?;
         self.scheduler.wake();
         Ok(summary)
+    }
+
+    /// Like [`Batches::submit`], for the items of an uploaded file; `settings` holds the run
+    /// settings and the template, if any. Refusals name the file's line.
+    pub async fn submit_file(
+        &self,
+        format: file::Format,
+        bytes: &[u8],
+        settings: SubmitBatch,
+        policy: &Policy,
+    ) -> Result<BatchSummary, BatchError> {
+        let read = file::read(format, bytes, settings.template.is_some())?;
+        let request = match read.items {
+            file::Items::Prompts(prompts) => SubmitBatch { prompts: Some(prompts), ..settings },
+            file::Items::Rows(rows) => SubmitBatch { rows: Some(rows), ..settings },
+        };
+        self.submit(request, policy, ItemNames::Lines(&read.lines)).await
     }
 
     pub async fn list(&self, limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
@@ -100,6 +126,17 @@ impl Batches {
             }
         }
         self.store.batch(id).await
+    }
+
+    /// Queues the items whose run failed or crashed again, each for a new run (its old run stays
+    /// in the history). `None` if there is no such batch, else the batch and how many items
+    /// were queued.
+    pub async fn retry_failed(&self, id: BatchId) -> Result<Option<(BatchSummary, u64)>, StoreError> {
+        let Some(requeued) = self.store.retry_failed_items(id).await? else {
+            return Ok(None);
+        };
+        self.scheduler.wake();
+        Ok(self.store.batch(id).await?.map(|batch| (batch, requeued)))
     }
 
     /// The batch's items with their runs, for an export.

@@ -33,15 +33,46 @@ pub enum PlanError {
     TooLarge(String),
 }
 
-pub fn plan(request: SubmitBatch, policy: &Policy, limits: BatchLimits) -> Result<Planned, PlanError> {
+/// How a refusal names an item: by its place in a JSON request (`item 3`, or `row 3` of a
+/// template's values), or by the line of an uploaded file it came from.
+#[derive(Debug, Clone, Copy)]
+pub enum ItemNames<'a> {
+    Index,
+    Lines(&'a [usize]),
+}
+
+impl ItemNames<'_> {
+    fn item(self, index: usize) -> String {
+        self.name("item", index)
+    }
+
+    fn row(self, index: usize) -> String {
+        self.name("row", index)
+    }
+
+    fn name(self, kind: &str, index: usize) -> String {
+        match self {
+            ItemNames::Lines(lines) if index < lines.len() => format!("line {}", lines[index]),
+            _ => format!("{kind} {index}"),
+        }
+    }
+}
+
+pub fn plan(
+    request: SubmitBatch,
+    policy: &Policy,
+    limits: BatchLimits,
+    names: ItemNames<'_>,
+) -> Result<Planned, PlanError> {
     let SubmitBatch { prompts, template, rows, model_id, system, max_tokens, temperature } = request;
     let items: Vec<(String, Option<BTreeMap<String, String>>)> = match (prompts, template, rows) {
         (Some(prompts), None, None) => prompts.into_iter().map(|prompt| (prompt, None)).collect(),
         (None, Some(template), Some(rows)) => {
-            let names = placeholders(&template)?;
+            let placeholders = placeholders(&template)?;
             let mut items = Vec::with_capacity(rows.len());
             for (index, values) in rows.into_iter().enumerate() {
-                items.push((fill(&template, &names, &values, index)?, Some(values)));
+                let prompt = fill(&template, &placeholders, &values).map_err(|e| PlanError::Invalid(format!("{}: {e}", names.row(index))))?;
+                items.push((prompt, Some(values)));
             }
             items
         }
@@ -64,8 +95,8 @@ pub fn plan(request: SubmitBatch, policy: &Policy, limits: BatchLimits) -> Resul
     // the settings once, with the first prompt, then every other prompt on its own.
     let item_error = |index: usize| {
         move |error: SubmitError| match error {
-            SubmitError::TooLarge(message) => PlanError::TooLarge(format!("item {index}: {message}")),
-            other => PlanError::Invalid(format!("item {index}: {other}")),
+            SubmitError::TooLarge(message) => PlanError::TooLarge(format!("{}: {message}", names.item(index))),
+            other => PlanError::Invalid(format!("{}: {other}", names.item(index))),
         }
     };
     let first = SubmitRun { prompt: items[0].0.clone(), model_id, system, max_tokens, temperature, replay_of: None };
@@ -106,17 +137,14 @@ fn placeholders(template: &str) -> Result<BTreeSet<String>, PlanError> {
     Ok(names)
 }
 
-fn fill(
-    template: &str,
-    names: &BTreeSet<String>,
-    values: &BTreeMap<String, String>,
-    index: usize,
-) -> Result<String, PlanError> {
+/// The template with the row's values in its placeholders; the refusal says which value is
+/// missing or not wanted.
+fn fill(template: &str, names: &BTreeSet<String>, values: &BTreeMap<String, String>) -> Result<String, String> {
     if let Some(missing) = names.iter().find(|name| !values.contains_key(*name)) {
-        return Err(PlanError::Invalid(format!("row {index}: no value for `{missing}`")));
+        return Err(format!("no value for `{missing}`"));
     }
     if let Some(extra) = values.keys().find(|key| !names.contains(*key)) {
-        return Err(PlanError::Invalid(format!("row {index}: `{extra}` is not a placeholder of the template")));
+        return Err(format!("`{extra}` is not a placeholder of the template"));
     }
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -160,7 +188,7 @@ mod tests {
     }
 
     fn refused(request: SubmitBatch) -> String {
-        plan(request, &policy(), LIMITS).expect_err("refused").to_string()
+        plan(request, &policy(), LIMITS, ItemNames::Index).expect_err("refused").to_string()
     }
 
     #[test]
@@ -174,6 +202,7 @@ mod tests {
             },
             &policy(),
             LIMITS,
+            ItemNames::Index,
         )
         .expect("planned");
         let prompts: Vec<&str> = planned.items.iter().map(|(prompt, _)| prompt.as_str()).collect();

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{EventKind, RunId, SubmitRun, TaskName, TaskState};
+use common::{EventKind, ModelPace, RunId, SubmitRun, TaskName, TaskState};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -26,17 +26,6 @@ use crate::submission::{Submissions, SubmitError};
 /// How often the queue is looked at when nothing else wakes the scheduler (a batch stored by
 /// another process, a failed attempt to start an item).
 const IDLE_POLL: Duration = Duration::from_secs(1);
-
-/// What a model's batch calls look like now.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ModelPace {
-    /// Calls it may have in flight.
-    pub limit: usize,
-    /// Batch runs of it in flight.
-    pub in_flight: usize,
-    /// Throttled attempts seen since the server started.
-    pub throttles: u64,
-}
 
 pub struct Scheduler {
     store: Arc<dyn Store>,
@@ -163,7 +152,7 @@ impl Scheduler {
                 }
                 Err(error) => {
                     // The server is full or its storage is down: the item stays queued.
-                    tracing::warn!(batch = %item.batch, item = item.index, error = %crate::causes::chain(&error),
+                    tracing::warn!(batch = %item.item.batch, item = item.item.index, error = %crate::causes::chain(&error),
                         "a batch item could not start; it stays queued");
                     return;
                 }
@@ -191,9 +180,8 @@ impl Scheduler {
             temperature: item.temperature,
             replay_of: None,
         };
-        let key = format!("batch:{}:{}", item.batch, item.index);
-        let run = self.submissions.submit_batch_item(request, key).await?;
-        if !self.store.start_item(item.batch, item.index, run.id).await? {
+        let run = self.submissions.submit_batch_item(request, item.item).await?;
+        if !self.store.start_item(item.item.batch, item.item.index, run.id).await? {
             // The batch was cancelled while the run was being made.
             self.runs.cancel(run.id).await?;
         }

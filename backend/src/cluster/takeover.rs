@@ -102,6 +102,7 @@ mod tests {
             temperature: None,
             max_attempts: 3,
             replay_of: None,
+            batch_id: None,
         };
         let events: Vec<Event> = std::iter::once(created)
             .chain(kinds)

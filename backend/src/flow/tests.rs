@@ -118,6 +118,7 @@ impl Harness {
             temperature: None,
             max_attempts: 3,
             replay_of: None,
+            batch_id: None,
         };
         let created = stamp(Arc::new(Event { run_id: id, seq: 1, ts: chrono::Utc::now(), kind: created }));
         // As a submission does: the run is stored before the hub announces it.

@@ -4,17 +4,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use common::{BatchId, BatchItem, BatchSummary, SubmitBatch};
+use bytes::Bytes;
+use common::{BatchId, BatchItem, BatchSummary, ModelPace, SubmitBatch};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Object, Path, Query};
 use super::params::{accepted, page_limit, parse_id, truncate};
 use crate::app::App;
-use crate::batch::{BatchError, ModelPace, PlanError, export};
+use crate::batch::file::Format;
+use crate::batch::{BatchError, ItemNames, PlanError, export};
 use crate::error::ApiError;
 
 /// Batches listed when the client does not say how many.
@@ -32,6 +34,7 @@ pub fn router(max_batch_bytes: usize) -> Router<Arc<App>> {
         .route("/api/batches/{id}", get(detail))
         .route("/api/batches/{id}/items", get(items))
         .route("/api/batches/{id}/cancel", post(cancel))
+        .route("/api/batches/{id}/retry", post(retry))
         .route("/api/batches/{id}/export", get(export_results))
 }
 
@@ -48,16 +51,52 @@ impl From<BatchError> for ApiError {
         match error {
             BatchError::Plan(PlanError::Invalid(message)) => ApiError::Invalid(message),
             BatchError::Plan(PlanError::TooLarge(message)) => ApiError::TooLarge(message),
+            BatchError::File(error) => ApiError::Invalid(error.to_string()),
             BatchError::Store(error) => error.into(),
         }
     }
 }
 
+/// The run settings and template of a batch uploaded as a file, in the query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    model_id: Option<String>,
+    system: Option<String>,
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+    template: Option<String>,
+}
+
+/// A JSON [`SubmitBatch`], or a file (text, JSON Lines or CSV, by its `Content-Type`) with
+/// the settings in the query string.
 async fn create(
     State(app): State<Arc<App>>,
-    Json(Object(body)): Json<Object<SubmitBatch>>,
+    Query(settings): Query<FileSettings>,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let batch = app.batches().submit(body, app.submissions().policy()).await?;
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    let policy = app.submissions().policy();
+    let batch = match content_type.and_then(Format::from_media_type) {
+        Some(format) => {
+            let bytes = Bytes::from_request(request, &()).await.map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("the file is larger than --max-batch-bytes".into()),
+                _ => ApiError::BadRequest(rejection.body_text()),
+            })?;
+            let FileSettings { model_id, system, max_tokens, temperature, template } = settings;
+            let settings = SubmitBatch { model_id, system, max_tokens, temperature, template, ..SubmitBatch::default() };
+            app.batches().submit_file(format, &bytes, settings, policy).await?
+        }
+        None => {
+            if request.uri().query().is_some_and(|query| !query.is_empty()) {
+                return Err(ApiError::BadRequest(
+                    "query parameters are for a batch file; a JSON batch carries its settings in the body".into(),
+                ));
+            }
+            let Json(Object(body)) = Json::<Object<SubmitBatch>>::from_request(request, &()).await?;
+            app.batches().submit(body, policy, ItemNames::Index).await?
+        }
+    };
     Ok(accepted(&batch, &format!("/api/batches/{}", batch.id)))
 }
 
@@ -105,6 +144,20 @@ async fn items(
     let limit = page_limit(params.limit, DEFAULT_ITEMS, MAX_ITEMS)?;
     app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
     Ok(Json(app.batches().items(id, params.from.unwrap_or(0), limit).await?))
+}
+
+/// A batch after "retry the failed items", with how many were queued again.
+#[derive(Debug, Serialize)]
+struct Retried {
+    #[serde(flatten)]
+    summary: BatchSummary,
+    retried: u64,
+}
+
+async fn retry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = parse_batch_id(&id)?;
+    let (summary, retried) = app.batches().retry_failed(id).await?.ok_or_else(|| not_found(id))?;
+    Ok((StatusCode::ACCEPTED, Json(Retried { summary, retried })).into_response())
 }
 
 async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -72,6 +72,7 @@ struct ListParams {
     until: Option<String>,
     before: Option<String>,
     after: Option<String>,
+    batch: Option<String>,
 }
 
 async fn list(
@@ -101,7 +102,8 @@ async fn list(
     if before.is_some() && after.is_some() {
         return Err(ApiError::BadRequest("give before or after, not both".to_owned()));
     }
-    let query = RunQuery { limit, state, model, since, until, before, after };
+    let batch = params.batch.as_deref().map(|text| parse_id(text, "batch")).transpose()?;
+    let query = RunQuery { limit, state, model, since, until, batch, before, after };
     Ok(Json(app.runs().list(&query).await?))
 }
 

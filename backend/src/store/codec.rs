@@ -10,7 +10,7 @@ use super::{RunQuery, StoreError};
 
 /// The columns of a run's history row, as both stores read them.
 pub(super) const SUMMARY_COLUMNS: &str = "id, state, created_at, started_at, finished_at, model_id, prompt_preview, input_tokens, output_tokens, error, \
-     load_attempts, call_attempts";
+     load_attempts, call_attempts, batch_id";
 
 /// A history page's statement over `runs`: the query's filters and cursor, newest first (or,
 /// for an `after` cursor, oldest first: the caller reverses it). The filters' values are all
@@ -43,6 +43,9 @@ pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) ->
     }
     if let Some(until) = query.until {
         filter(" AND created_at < #", timestamp(until));
+    }
+    if let Some(batch) = query.batch {
+        filter(" AND batch_id = #", batch.to_string());
     }
     if let Some(before) = query.before {
         filter(" AND seq < (SELECT seq FROM runs WHERE id = #)", before.to_string());
@@ -124,6 +127,7 @@ where
         error: row.try_get("error")?,
         load_attempts: row.try_get("load_attempts")?,
         call_attempts: row.try_get("call_attempts")?,
+        batch_id: row.try_get("batch_id")?,
     }
     .decode()
 }
@@ -143,6 +147,7 @@ struct SummaryRow<'a> {
     /// The latest attempt of each task once it retried ([`attempts_column`]).
     pub load_attempts: i64,
     pub call_attempts: i64,
+    pub batch_id: Option<&'a str>,
 }
 
 impl SummaryRow<'_> {
@@ -166,6 +171,7 @@ impl SummaryRow<'_> {
                 .into_iter()
                 .map(|attempts| u32::try_from(attempts - 1).unwrap_or(0))
                 .sum(),
+            batch_id: self.batch_id.map(parse_batch_id).transpose()?,
         })
     }
 }

@@ -105,6 +105,8 @@ pub struct RunQuery {
     pub since: Option<DateTime<Utc>>,
     /// Only runs created before this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Only the runs of this batch's items.
+    pub batch: Option<BatchId>,
     /// Only runs created before this one: the next page, going back in time.
     pub before: Option<RunId>,
     /// Only runs created after this one, the `limit` closest to it: the previous page. Still
@@ -119,6 +121,7 @@ impl RunQuery {
             && self.model.as_ref().is_none_or(|model| &run.model_id == model)
             && self.since.is_none_or(|since| run.created_at >= since)
             && self.until.is_none_or(|until| run.created_at < until)
+            && self.batch.is_none_or(|batch| run.batch_id == Some(batch))
     }
 }
 
@@ -194,6 +197,13 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("batches"))
     }
 
+    /// Queues again the items whose run failed or crashed, each for a new run, and lifts the
+    /// batch's cancellation so they start. `None` if there is no such batch, else how many
+    /// items were queued.
+    async fn retry_failed_items(&self, _batch: BatchId) -> Result<Option<u64>, StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
     /// Batches, newest first.
     async fn list_batches(&self, _limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
         Err(StoreError::Unsupported("batches"))
@@ -219,11 +229,19 @@ pub struct NewBatch {
     pub items: Vec<(String, Option<BTreeMap<String, String>>)>,
 }
 
+/// Which item of a batch, in which round, a run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchItemRef {
+    pub batch: BatchId,
+    pub index: u32,
+    /// 0, or how many times the item was queued again after its run failed.
+    pub round: u32,
+}
+
 /// An item the scheduler may start, with its batch's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedItem {
-    pub batch: BatchId,
-    pub index: u32,
+    pub item: BatchItemRef,
     pub prompt: String,
     pub model_id: String,
     pub system: Option<String>,
@@ -252,6 +270,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
                 temperature: None,
                 max_attempts: 3,
                 replay_of: None,
+                batch_id: None,
             };
             let new_run = NewRun {
                 created: event(id, 1, created),

@@ -368,14 +368,14 @@ fn prompt_from_row(row: &PgRow) -> Result<PromptRow, StoreError> {
 impl Store for PgStore {
     async fn create_run(&self, run: NewRun) -> Result<Created, StoreError> {
         let event = run.created.event.as_ref();
-        let EventKind::RunCreated { prompt, replay_of, .. } = &event.kind else {
+        let EventKind::RunCreated { prompt, replay_of, batch_id, .. } = &event.kind else {
             return Err(StoreError::Malformed(format!("run {}: its first event is not `run_created`", event.run_id)));
         };
         let id = event.run_id.to_string();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(concat!(
             "INSERT INTO runs (id, state, created_at, model_id, prompt_preview, last_seq, idempotency_key,",
-            " replay_of, owner) VALUES ($1, 'Pending', $2, $3, $4, $5, $6, $7, $8)",
+            " replay_of, owner, batch_id) VALUES ($1, 'Pending', $2, $3, $4, $5, $6, $7, $8, $9)",
             " ON CONFLICT (idempotency_key) DO NOTHING"
         ))
         .bind(&id)
@@ -386,6 +386,7 @@ impl Store for PgStore {
         .bind(run.idempotency_key.as_deref())
         .bind(replay_of.map(|of| of.to_string()))
         .bind(&self.replica)
+        .bind(batch_id.map(|batch| batch.to_string()))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {

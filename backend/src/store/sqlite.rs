@@ -28,7 +28,7 @@ use super::codec::{
     SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_batch_id, parse_event, parse_id, parse_time,
     summary_from_row, timestamp,
 };
-use super::{Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
+use super::{BatchItemRef, Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
 
 /// The columns of a batch's row, as [`SqliteStore::batch_summary`] reads them.
 const BATCH_COLUMNS: &str = "seq, id, created_at, model_id, system, max_tokens, temperature, total, cancelled";
@@ -110,6 +110,14 @@ impl SqliteStore {
 
     fn send(&self, op: WriteOp) -> Result<(), StoreError> {
         self.writes.send(op).map_err(|_| StoreError::Closed)
+    }
+
+    async fn batch_exists(&self, batch: BatchId) -> Result<bool, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM batches WHERE id = ?1")
+            .bind(batch.to_string())
+            .fetch_optional(&self.readers)
+            .await?;
+        Ok(exists.is_some())
     }
 
     /// A batch's summary from its row ([`BATCH_COLUMNS`]), with its items counted by state.
@@ -248,7 +256,7 @@ impl Store for SqliteStore {
 
     async fn queued_items(&self, limit: u32) -> Result<Vec<QueuedItem>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT b.id, i.idx, i.prompt, b.model_id, b.system, b.max_tokens, b.temperature",
+            "SELECT b.id, i.idx, i.round, i.prompt, b.model_id, b.system, b.max_tokens, b.temperature",
             " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq",
             " WHERE i.state = 'Queued' AND b.cancelled = 0 ORDER BY i.batch_seq, i.idx LIMIT ?1"
         ))
@@ -258,8 +266,11 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|row| {
                 Ok(QueuedItem {
-                    batch: parse_batch_id(row.try_get("id")?)?,
-                    index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
+                    item: BatchItemRef {
+                        batch: parse_batch_id(row.try_get("id")?)?,
+                        index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
+                        round: u32::try_from(row.try_get::<i64, _>("round")?).unwrap_or(u32::MAX),
+                    },
                     prompt: row.try_get("prompt")?,
                     model_id: row.try_get("model_id")?,
                     system: row.try_get("system")?,
@@ -275,14 +286,17 @@ impl Store for SqliteStore {
     }
 
     async fn cancel_batch(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM batches WHERE id = ?1")
-            .bind(batch.to_string())
-            .fetch_optional(&self.readers)
-            .await?;
-        if exists.is_none() {
+        if !self.batch_exists(batch).await? {
             return Ok(None);
         }
         self.batch_write(BatchWrite::Cancel(batch)).await.map(Some)
+    }
+
+    async fn retry_failed_items(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
+        if !self.batch_exists(batch).await? {
+            return Ok(None);
+        }
+        self.batch_write(BatchWrite::RetryFailed(batch)).await.map(Some)
     }
 
     async fn list_batches(&self, limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
@@ -453,6 +467,7 @@ enum BatchWrite {
     Create(Box<NewBatch>),
     Start { batch: BatchId, index: u32, run: RunId },
     Cancel(BatchId),
+    RetryFailed(BatchId),
 }
 
 async fn write_batch_change(conn: &mut SqliteConnection, write: &BatchWrite) -> Result<u64, sqlx::Error> {
@@ -523,19 +538,39 @@ async fn write_batch_change(conn: &mut SqliteConnection, write: &BatchWrite) -> 
             .await?
             .rows_affected())
         }
+        BatchWrite::RetryFailed(batch) => {
+            let requeued = sqlx::query(concat!(
+                "UPDATE batch_items SET state = 'Queued', run_id = NULL, round = round + 1",
+                " WHERE batch_seq = (SELECT seq FROM batches WHERE id = ?1) AND state = 'Started'",
+                "   AND run_id IN (SELECT id FROM runs WHERE state IN ('Failed', 'Crashed'))"
+            ))
+            .bind(batch.to_string())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if requeued > 0 {
+                sqlx::query("UPDATE batches SET cancelled = 0 WHERE id = ?1")
+                    .bind(batch.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(requeued)
+        }
     }
 }
 
 async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created, sqlx::Error> {
     let id = run.created.event.run_id.to_string();
-    let replay_of = match &run.created.event.kind {
-        EventKind::RunCreated { replay_of, .. } => replay_of.map(|of| of.to_string()),
-        _ => None,
+    let (replay_of, batch_id) = match &run.created.event.kind {
+        EventKind::RunCreated { replay_of, batch_id, .. } => {
+            (replay_of.map(|of| of.to_string()), batch_id.map(|batch| batch.to_string()))
+        }
+        _ => (None, None),
     };
     let inserted = sqlx::query(concat!(
         "INSERT INTO runs (id, state, created_at, model_id, prompt_preview, journal_offset, journal_len,",
-        " journal_crc32, last_seq, idempotency_key, replay_of)",
-        " VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        " journal_crc32, last_seq, idempotency_key, replay_of, batch_id)",
+        " VALUES (?1, 'Pending', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         " ON CONFLICT (idempotency_key) DO NOTHING"
     ))
     .bind(&id)
@@ -548,6 +583,7 @@ async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created
     .bind(run.created.event.seq as i64)
     .bind(run.idempotency_key.as_deref())
     .bind(replay_of)
+    .bind(batch_id)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {

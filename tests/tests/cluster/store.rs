@@ -39,6 +39,7 @@ fn new_run(prompt: &str, key: Option<&str>) -> NewRun {
         temperature: None,
         max_attempts: 3,
         replay_of: None,
+        batch_id: None,
     };
     NewRun {
         created: event(id, 1, created),
