@@ -8,6 +8,11 @@ use common::{EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, RunDetail, 
 use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 
+use crate::format;
+
+const CONTENT_TYPE: &str = "Content-Type";
+const JSON: &str = "application/json";
+
 /// Why a request did not produce what was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -76,7 +81,8 @@ pub async fn health() -> Result<Health, ApiError> {
 
 /// `POST /api/runs`: starts a run; retrying with the same `key` never creates a second one.
 pub async fn submit(body: &SubmitRun, key: &str) -> Result<RunDetail, ApiError> {
-    send(Request::post("/api/runs").header(IDEMPOTENCY_HEADER, key).json(body)).await
+    let json = format::json_with_temperature(&SubmitRun { temperature: None, ..body.clone() }, body.temperature);
+    send(Request::post("/api/runs").header(IDEMPOTENCY_HEADER, key).header(CONTENT_TYPE, JSON).body(json)).await
 }
 
 /// `GET /api/runs?{parameters}`: a page of the history, newest first.

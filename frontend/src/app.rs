@@ -6,8 +6,8 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::{AppHeader, EmulatorBanner};
-use crate::pages::{EditPage, HistoryPage, HomePage, NotFound, RunPage};
+use crate::components::{EmulatorBanner, app_header};
+use crate::pages::{EditPage, HomePage, NO_SUCH_PAGE, history_page, not_found, run_page};
 use crate::router::{Route, Router, use_route};
 use crate::state::HealthState;
 
@@ -31,7 +31,7 @@ pub fn App() -> Html {
         <ContextProvider<HealthState> context={ (*health).clone() }>
             <Router focus_on_navigate="main">
                 <a class="skip-link" href="#main">{ "Skip to content" }</a>
-                <AppHeader />
+                { app_header() }
                 <EmulatorBanner />
                 <main id="main" tabindex="-1"><CurrentPage /></main>
             </Router>
@@ -48,11 +48,9 @@ fn CurrentPage() -> Html {
 fn switch(route: &Route) -> Html {
     match route {
         Route::Home => html! { <HomePage /> },
-        // Keyed by the query so a new filter or page starts a fresh list.
-        Route::History { query } => html! { <HistoryPage key={ query.to_search() } query={ query.clone() } /> },
-        // Keyed by id so moving between runs starts a fresh page (state, socket) for each.
-        Route::Run { id } => html! { <RunPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
+        Route::History { query } => history_page(query),
+        Route::Run { id } => run_page(id),
         Route::Edit { id } => html! { <EditPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
-        Route::NotFound => html! { <NotFound /> },
+        Route::NotFound => not_found(NO_SUCH_PAGE),
     }
 }

@@ -108,6 +108,23 @@ pub fn temperature(value: f32) -> String {
     if frac.is_empty() { format!("{}", milli / 1_000) } else { format!("{}.{frac}", milli / 1_000) }
 }
 
+/// `value` as JSON with `"temperature": t` added when there is one; `value` must serialize to an
+/// object that does not have that field. Every float the page sends goes through here: serde_json
+/// writes floats with an algorithm whose table of powers of ten is about 10 KB of Wasm, and
+/// [`temperature`] writes the three decimals a temperature has without it.
+pub fn json_with_temperature(value: &impl serde::Serialize, temperature: Option<f32>) -> String {
+    // Serializing plain structs of strings and integers cannot fail; `{}` keeps this total.
+    let mut json = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    if let (Some(t), Some(b'}')) = (temperature, json.as_bytes().last()) {
+        json.pop();
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push_str(&format!("\"temperature\":{}}}", self::temperature(t)));
+    }
+    json
+}
+
 /// A log line's time of day to the millisecond, `14:05:09.042`, at `offset_min` minutes east
 /// of UTC (the reader's zone, which the browser knows).
 pub fn clock_ms(at: DateTime<Utc>, offset_min: i64) -> String {
@@ -216,6 +233,19 @@ mod tests {
         assert_eq!(temperature(1.0), "1");
         assert_eq!(temperature(0.125), "0.125");
         assert_eq!(temperature(0.0), "0");
+    }
+
+    #[test]
+    fn a_temperature_is_added_to_json_as_a_number() {
+        #[derive(serde::Serialize)]
+        struct Body {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            prompt: Option<&'static str>,
+        }
+        let with = |prompt, t| json_with_temperature(&Body { prompt }, t);
+        assert_eq!(with(Some("hi"), Some(0.7)), r#"{"prompt":"hi","temperature":0.7}"#);
+        assert_eq!(with(None, Some(1.0)), r#"{"temperature":1}"#);
+        assert_eq!(with(Some("hi"), None), r#"{"prompt":"hi"}"#);
     }
 
     #[test]

@@ -7,18 +7,10 @@ use yew::prelude::*;
 use crate::format;
 use crate::state::progress::{self, Bar};
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct AttemptChartProps {
-    pub tasks: Vec<TaskView>,
-    /// The current time in milliseconds, where a running attempt's bar ends.
-    pub now: f64,
-}
-
 /// One row of bars per task, under a common axis from the first attempt's start; nothing
-/// before any attempt started.
-#[component]
-pub fn AttemptChart(props: &AttemptChartProps) -> Html {
-    let Some(chart) = progress::chart(&props.tasks, props.now) else { return Html::default() };
+/// before any attempt started. A running attempt's bar ends at `now` (ms).
+pub fn attempt_chart(tasks: &[TaskView], now: f64) -> Html {
+    let Some(chart) = progress::chart(tasks, now) else { return Html::default() };
     html! {
         <figure class="chart" id="attempt-chart" data-testid="attempt-chart">
             { for chart.rows.into_iter().map(|(name, bars)| html! {

@@ -7,18 +7,11 @@ use yew::prelude::*;
 use crate::state::outputs::AttemptOutputs;
 use crate::state::partial;
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct AttemptOutputsProps {
-    pub detail: RunDetail,
-    pub outputs: AttemptOutputs,
-}
-
 /// A closed disclosure listing each attempt that wrote text, with what became of it; shown
 /// only once there is more than the answer on screen (a second attempt, or a cut one).
-#[component]
-pub fn AttemptOutputList(props: &AttemptOutputsProps) -> Html {
-    let attempts: Vec<(u32, &str)> = props.outputs.all().collect();
-    let current = props.detail.current_attempt(TaskName::CallBedrock);
+pub fn attempt_output_list(detail: &RunDetail, outputs: &AttemptOutputs) -> Html {
+    let attempts: Vec<(u32, &str)> = outputs.all().collect();
+    let current = detail.current_attempt(TaskName::CallBedrock);
     let only_the_answer = attempts.len() == 1 && Some(attempts[0].0) == current;
     if attempts.is_empty() || only_the_answer {
         return Html::default();
@@ -31,7 +24,7 @@ pub fn AttemptOutputList(props: &AttemptOutputsProps) -> Html {
                     <li data-testid="attempt-output" data-attempt={ number.to_string() }>
                         <p class="attempt-output-head">
                             <strong>{ format!("Attempt {number}") }</strong>
-                            <span class="muted">{ format!(" · {}", partial::attempt_fate(&props.detail, number)) }</span>
+                            <span class="muted">{ format!(" · {}", partial::attempt_fate(detail, number)) }</span>
                         </p>
                         <pre class="attempt-output-text" data-testid="attempt-output-text">{ text.to_owned() }</pre>
                     </li>

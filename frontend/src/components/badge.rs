@@ -1,18 +1,9 @@
 //! A state badge: the state's name, coloured by what it means.
+//!
+//! A plain function rather than a component, like the other widgets without hooks: each
+//! component type costs the Wasm its own copy of Yew's lifecycle code (about 250 bytes gzipped).
 
 use yew::prelude::*;
-
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct StateBadgeProps {
-    /// The state's wire name (`Running`, `AwaitingRetry`, ...).
-    pub state: AttrValue,
-    /// An element id, for the one badge a page is about.
-    #[prop_or_default]
-    pub id: Option<AttrValue>,
-    /// Only on the badges the browser tests look for.
-    #[prop_or_default]
-    pub testid: Option<AttrValue>,
-}
 
 /// Words for a state name: `AwaitingRetry` reads as "Awaiting retry".
 fn label(state: &str) -> String {
@@ -28,15 +19,13 @@ fn label(state: &str) -> String {
     out
 }
 
-/// Shows a run or task state; `data-state` keeps the exact wire name for tests and styling.
-#[component]
-pub fn StateBadge(props: &StateBadgeProps) -> Html {
-    let class = format!("badge badge-{}", props.state.to_ascii_lowercase());
+/// Shows a run, task or item state by its wire name (`Running`, `AwaitingRetry`, ...);
+/// `data-state` keeps that name for tests and styling. `id` is for the one badge a page is
+/// about, `testid` only for the badges the browser tests look for.
+pub fn state_badge(state: &'static str, id: Option<&'static str>, testid: Option<&'static str>) -> Html {
+    let class = format!("badge badge-{}", state.to_ascii_lowercase());
     html! {
-        <span id={ props.id.clone() } data-testid={ props.testid.clone() } class={ class }
-              data-state={ props.state.clone() }>
-            { label(&props.state) }
-        </span>
+        <span { id } data-testid={ testid } { class } data-state={ state }>{ label(state) }</span>
     }
 }
 

@@ -4,16 +4,10 @@ use yew::prelude::*;
 
 use crate::hooks::{Connection, LiveConnection};
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct ConnectionProps {
-    /// As reported by the page's event stream hook.
-    pub connection: Connection,
-}
-
-/// A dot and a word for the WebSocket's state, announced politely when it changes.
-#[component]
-pub fn ConnectionIndicator(props: &ConnectionProps) -> Html {
-    let (state, text) = match props.connection {
+/// A dot and a word for the WebSocket's state (as the page's event stream hook reports it),
+/// announced politely when it changes.
+pub fn connection_indicator(connection: Connection) -> Html {
+    let (state, text) = match connection {
         Connection::Idle => ("idle", "Not connected".to_owned()),
         Connection::Connecting => ("connecting", "Connecting…".to_owned()),
         Connection::Open => ("open", "Live".to_owned()),
@@ -29,17 +23,11 @@ pub fn ConnectionIndicator(props: &ConnectionProps) -> Html {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct ConnectionNoticeProps {
-    pub connection: LiveConnection,
-}
-
 /// While the connection is lost: says so at the top of the page, that what is shown may be out
 /// of date and that actions wait for the server, and offers to reconnect at once.
-#[component]
-pub fn ConnectionNotice(props: &ConnectionNoticeProps) -> Html {
-    let Connection::Retrying { attempt, delay_ms } = props.connection.state else { return Html::default() };
-    let onclick = props.connection.reconnect_now.reform(|_: MouseEvent| ());
+pub fn connection_notice(connection: &LiveConnection) -> Html {
+    let Connection::Retrying { attempt, delay_ms } = connection.state else { return Html::default() };
+    let onclick = connection.reconnect_now.reform(|_: MouseEvent| ());
     html! {
         <div id="connection-notice" data-testid="connection-notice" class="connection-notice" role="alert">
             <p>

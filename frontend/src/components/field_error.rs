@@ -2,20 +2,12 @@
 
 use yew::prelude::*;
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct FieldErrorProps {
-    /// The element id the field's `aria-describedby` points at.
-    pub id: AttrValue,
-    /// The message; nothing is rendered without one.
-    pub message: Option<AttrValue>,
-}
-
-/// The message, announced when it appears; the field itself carries `aria-invalid`.
-#[component]
-pub fn FieldError(props: &FieldErrorProps) -> Html {
-    match &props.message {
+/// The message, announced when it appears, under `id` (what the field's `aria-describedby`
+/// points at); nothing without a message. The field itself carries `aria-invalid`.
+pub fn field_error(id: &'static str, message: Option<AttrValue>) -> Html {
+    match message {
         Some(message) => html! {
-            <p id={ props.id.clone() } class="field-error" data-testid="field-error" role="alert">{ message.clone() }</p>
+            <p { id } class="field-error" data-testid="field-error" role="alert">{ message }</p>
         },
         None => Html::default(),
     }

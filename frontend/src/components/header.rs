@@ -6,8 +6,7 @@ use crate::router::{Link, Route};
 use crate::state::history_query::HistoryQuery;
 
 /// The top bar, on every page.
-#[component]
-pub fn AppHeader() -> Html {
+pub fn app_header() -> Html {
     html! {
         <header class="app-header">
             <Link to={ Route::Home } classes="brand">

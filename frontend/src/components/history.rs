@@ -5,8 +5,8 @@
 use common::{RunState, RunSummary};
 use yew::prelude::*;
 
-use super::badge::StateBadge;
-use super::connection::ConnectionIndicator;
+use super::badge::state_badge;
+use super::connection::connection_indicator;
 use crate::api::{self, StreamTarget};
 use crate::browser::{self, target_value};
 use crate::format;
@@ -105,7 +105,7 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
         <section class="panel history" id="history" aria-labelledby="history-heading">
             <div class="panel-head">
                 <@{ heading } id="history-heading">{ heading_text }</@>
-                <ConnectionIndicator connection={ connection.state } />
+                { connection_indicator(connection.state) }
             </div>
             if props.full { { filter_bar(&history.query, &navigate, &health) } }
             { body }
@@ -148,7 +148,7 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
     html! {
         <tr key={ run.id.to_string() } class="history-row" data-testid="history-row"
             data-run-id={ run.id.to_string() } data-state={ run.state.as_str() }>
-            <td><StateBadge state={ run.state.as_str() } /></td>
+            <td>{ state_badge(run.state.as_str(), None, None) }</td>
             <td class="prompt-cell">
                 <Link to={ Route::Run { id: run.id.to_string() } } classes="row-link">
                     <span class="preview" data-testid="history-preview">{ preview }</span>

@@ -5,8 +5,8 @@
 use common::TaskView;
 use yew::prelude::*;
 
-use super::attempt_chart::AttemptChart;
-use super::timeline::TaskTimeline;
+use super::attempt_chart::attempt_chart;
+use super::timeline::task_timeline;
 use crate::browser;
 use crate::state::progress;
 
@@ -32,8 +32,8 @@ pub fn RunProgress(props: &ProgressProps) -> Html {
                 <span class="visually-hidden">{ "Tasks: " }</span>
                 { progress::strip(&props.tasks, props.now) }
             </summary>
-            <AttemptChart tasks={ props.tasks.clone() } now={ props.now } />
-            <TaskTimeline tasks={ props.tasks.clone() } now={ props.now } />
+            { attempt_chart(&props.tasks, props.now) }
+            { task_timeline(&props.tasks, props.now) }
         </details>
     }
 }

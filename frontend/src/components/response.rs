@@ -7,7 +7,7 @@ use gloo_timers::callback::Timeout;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use super::attempt_outputs::AttemptOutputList;
+use super::attempt_outputs::attempt_output_list;
 use crate::state::outputs::AttemptOutputs;
 use crate::state::partial;
 use crate::{browser, format, markdown};
@@ -133,7 +133,7 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
             if let Some(note) = note {
                 <p class="note partial" id="partial-note" data-testid="partial-note">{ note }</p>
             }
-            <AttemptOutputList detail={ detail.clone() } outputs={ props.outputs.clone() } />
+            { attempt_output_list(detail, &props.outputs) }
             if done && (detail.usage.is_some() || detail.stop_reason.is_some() || detail.latency_ms.is_some()) {
                 <dl class="facts" id="response-meta" data-testid="response-meta">
                     if let Some(usage) = detail.usage {

@@ -11,7 +11,7 @@ use common::RunDetail;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
-use super::field_error::FieldError;
+use super::field_error::field_error;
 use crate::browser::{self, focus, target_value};
 use crate::router::{Link, Route, use_navigate};
 use crate::state::HealthState;
@@ -128,7 +128,7 @@ pub fn SubmitForm(props: &SubmitFormProps) -> Html {
     let described = |field: Field, otherwise: Option<&'static str>| {
         error_for(field).map(|_| AttrValue::Static(field.error_id())).or(otherwise.map(AttrValue::Static))
     };
-    let error = |field: Field| html! { <FieldError id={ field.error_id() } message={ error_for(field) } /> };
+    let error = |field: Field| field_error(field.error_id(), error_for(field));
     let max_tokens_limit = health.health().map(|h| h.limits.max_tokens.to_string());
     let suggestions = models::suggestions(health.health().map(|h| h.defaults.model_id.as_str()));
 

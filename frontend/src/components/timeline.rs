@@ -4,16 +4,8 @@
 use common::{AttemptView, TaskName, TaskState, TaskView};
 use yew::prelude::*;
 
-use super::badge::StateBadge;
+use super::badge::state_badge;
 use crate::format;
-
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct TimelineProps {
-    /// The run's tasks, in execution order.
-    pub tasks: Vec<TaskView>,
-    /// The current time in milliseconds, for countdowns and running durations.
-    pub now: f64,
-}
 
 fn task_title(name: TaskName) -> &'static str {
     match name {
@@ -22,12 +14,12 @@ fn task_title(name: TaskName) -> &'static str {
     }
 }
 
-/// The tasks as an ordered timeline.
-#[component]
-pub fn TaskTimeline(props: &TimelineProps) -> Html {
+/// The run's tasks, in execution order, as a timeline; `now` (ms) for countdowns and running
+/// durations.
+pub fn task_timeline(tasks: &[TaskView], now: f64) -> Html {
     html! {
         <ol class="timeline" id="timeline" data-testid="timeline" aria-label="Tasks">
-            { for props.tasks.iter().map(|task| task_row(task, props.now)) }
+            { for tasks.iter().map(|task| task_row(task, now)) }
         </ol>
     }
 }
@@ -65,7 +57,7 @@ fn task_row(task: &TaskView, now: f64) -> Html {
             <div class="task-head">
                 <span class="task-marker" aria-hidden="true"></span>
                 <h3 class="task-name">{ task_title(task.name) }</h3>
-                <StateBadge state={ task.state.as_str() } testid="task-state" />
+                { state_badge(task.state.as_str(), None, Some("task-state")) }
                 <span class="task-attempt" data-testid="task-attempt">{ attempt_text }</span>
                 if let Some(duration) = duration {
                     <span class="task-duration" data-testid="task-duration">{ duration }</span>
@@ -104,7 +96,7 @@ fn attempt_row(attempt: &AttemptView, current: Option<&AttemptView>, now: f64) -
         <li class="attempt" data-testid="attempt" data-attempt={ attempt.number.to_string() }
             data-state={ attempt.state.as_str() }>
             <span class="attempt-number">{ format!("#{}", attempt.number) }</span>
-            <StateBadge state={ badge } />
+            { state_badge(badge, None, None) }
             if retried { <span class="attempt-fact">{ "retried" }</span> }
             if let Some(took) = took { <span class="attempt-duration">{ took }</span> }
             if !facts.is_empty() { <span class="attempt-fact">{ facts.join(" · ") }</span> }

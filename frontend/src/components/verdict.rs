@@ -5,21 +5,10 @@ use yew::prelude::*;
 
 use crate::state::verdict::{Tone, Verdict};
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct VerdictProps {
-    pub verdict: Verdict,
-    /// "Run again with more tokens", when the verdict calls for it and the limit allows it.
-    #[prop_or_default]
-    pub on_more_tokens: Option<Callback<MouseEvent>>,
-    /// Whether an action is under way (the button is disabled meanwhile).
-    #[prop_or_default]
-    pub busy: bool,
-}
-
 /// One line in plain words; a failure is announced, a cancellation or a note only shown.
-#[component]
-pub fn VerdictLine(props: &VerdictProps) -> Html {
-    let verdict = &props.verdict;
+/// `on_more_tokens` is "Run again with more tokens", when the verdict calls for it and the limit
+/// allows it; `busy` disables it while an action is under way.
+pub fn verdict_line(verdict: &Verdict, on_more_tokens: Option<Callback<MouseEvent>>, busy: bool) -> Html {
     let tone = verdict.tone.as_str();
     let role = if verdict.tone == Tone::Failure { "alert" } else { "status" };
     html! {
@@ -27,10 +16,10 @@ pub fn VerdictLine(props: &VerdictProps) -> Html {
              data-tone={ tone } role={ role }>
             <p class="verdict-summary" data-testid="verdict-summary">
                 { verdict.summary.clone() }
-                if let (true, Some(onclick)) = (verdict.more_tokens, props.on_more_tokens.clone()) {
+                if let (true, Some(onclick)) = (verdict.more_tokens, on_more_tokens) {
                     { " " }
                     <button type="button" id="rerun-more-tokens" data-testid="rerun-more-tokens" class="small"
-                            disabled={ props.busy } {onclick}>{ "Run again with more tokens" }</button>
+                            disabled={ busy } {onclick}>{ "Run again with more tokens" }</button>
                 }
             </p>
             if let Some(message) = &verdict.message {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use common::{RunDetail, RunId};
 use yew::prelude::*;
 
-use super::not_found::NotFound;
+use super::not_found::not_found;
 use crate::api;
 use crate::components::SubmitForm;
 use crate::state::{Load, LoadError};
@@ -37,14 +37,14 @@ pub fn EditPage(props: &EditPageProps) -> Html {
         });
     }
     if id.is_none() {
-        return html! { <NotFound message="That is not a run id." /> };
+        return not_found("That is not a run id.");
     }
     match &*run {
         // Mounted only once the run is here: the form takes its first state from it.
         Load::Ready(detail) => html! {
             <div class="home"><div class="home-main"><SubmitForm from={ detail.clone() } /></div></div>
         },
-        Load::Failed(LoadError::NotFound) => html! { <NotFound message="There is no run with this id." /> },
+        Load::Failed(LoadError::NotFound) => not_found("There is no run with this id."),
         Load::Failed(LoadError::Other(error)) => html! {
             <section class="panel error-state" data-testid="edit-error-state" role="alert">
                 <h1>{ "Could not load the run to edit" }</h1>

@@ -6,16 +6,11 @@ use crate::components::HistoryPanel;
 use crate::state::history::PAGE_SIZE;
 use crate::state::history_query::HistoryQuery;
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct HistoryPageProps {
-    pub query: HistoryQuery,
-}
-
-#[component]
-pub fn HistoryPage(props: &HistoryPageProps) -> Html {
+/// The whole history for `query`, keyed by it so a new filter or page starts a fresh list.
+pub fn history_page(query: &HistoryQuery) -> Html {
     html! {
         <div class="history-page">
-            <HistoryPanel query={ props.query.clone() } page_size={ PAGE_SIZE } full=true />
+            <HistoryPanel key={ query.to_search() } query={ query.clone() } page_size={ PAGE_SIZE } full=true />
         </div>
     }
 }

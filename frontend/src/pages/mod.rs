@@ -8,7 +8,7 @@ mod not_found;
 mod run;
 
 pub use edit::EditPage;
-pub use history::HistoryPage;
+pub use history::history_page;
 pub use home::HomePage;
-pub use not_found::NotFound;
-pub use run::RunPage;
+pub use not_found::{NO_SUCH_PAGE, not_found};
+pub use run::run_page;

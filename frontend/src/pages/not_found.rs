@@ -4,20 +4,16 @@ use yew::prelude::*;
 
 use crate::router::{Link, Route};
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct NotFoundProps {
-    /// What was not found, in words.
-    #[prop_or(AttrValue::Static("This page does not exist."))]
-    pub message: AttrValue,
-}
+/// What an unknown URL shows.
+pub const NO_SUCH_PAGE: &str = "This page does not exist.";
 
-/// Says what is missing and offers the way home.
-#[component]
-pub fn NotFound(props: &NotFoundProps) -> Html {
+/// Says what is missing, in words, and offers the way home. A function rather than a
+/// component: it has no state, and a component type costs the Wasm Yew's lifecycle code again.
+pub fn not_found(message: &'static str) -> Html {
     html! {
         <section class="panel empty-state" id="not-found" data-testid="not-found">
             <h1>{ "Not found" }</h1>
-            <p>{ props.message.clone() }</p>
+            <p>{ message }</p>
             <Link to={ Route::Home }>{ "Start a new run" }</Link>
         </section>
     }

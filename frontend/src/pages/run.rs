@@ -11,11 +11,11 @@ use std::str::FromStr;
 use common::{RunId, SubmitRun, TaskName, TaskState};
 use yew::prelude::*;
 
-use super::not_found::NotFound;
+use super::not_found::not_found;
 use crate::api::{self, StreamTarget};
 use crate::components::{
-    ConnectionIndicator, ConnectionNotice, FaultPanel, Lineage, LogPanel, ResponsePanel, RunProgress, StateBadge,
-    VerdictLine,
+    FaultPanel, LogPanel, ResponsePanel, RunProgress, connection_indicator, connection_notice, lineage, state_badge,
+    verdict_line,
 };
 use crate::hooks::{Connection, StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Route, use_navigate};
@@ -26,12 +26,6 @@ use crate::{browser, format};
 /// A countdown needs whole seconds that never skip; a quarter second does that.
 const COUNTDOWN_TICK_MS: u32 = 250;
 
-#[derive(Debug, Clone, PartialEq, Properties)]
-pub struct RunPageProps {
-    /// As it appears in the URL, so possibly not a run id at all.
-    pub id: AttrValue,
-}
-
 /// Where a cancel or "run again" request stands.
 #[derive(Debug, Clone, PartialEq)]
 enum Action {
@@ -40,12 +34,13 @@ enum Action {
     Failed(String),
 }
 
-/// `/runs/:id`; an id that is not a run id shows "not found" without asking the server.
-#[component]
-pub fn RunPage(props: &RunPageProps) -> Html {
-    match RunId::from_str(&props.id) {
-        Ok(id) => html! { <LiveRun id={ id } /> },
-        Err(_) => html! { <NotFound message="That is not a run id." /> },
+/// `/runs/:id`, with `id` as it appears in the URL; an id that is not a run id shows "not
+/// found" without asking the server. Keyed by id so moving between runs starts a fresh page
+/// (state, socket) for each.
+pub fn run_page(id: &str) -> Html {
+    match RunId::from_str(id) {
+        Ok(id) => html! { <LiveRun key={ id.to_string() } { id } /> },
+        Err(_) => not_found("That is not a run id."),
     }
 }
 
@@ -135,7 +130,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
 
     let detail = match &page.run {
         Load::Ready(detail) => detail.clone(),
-        Load::Failed(LoadError::NotFound) => return html! { <NotFound message="There is no run with this id." /> },
+        Load::Failed(LoadError::NotFound) => return not_found("There is no run with this id."),
         Load::Failed(LoadError::Other(error)) => {
             let onretry = Callback::from(move |_: MouseEvent| attempt.set(*attempt + 1));
             return html! {
@@ -234,16 +229,16 @@ fn LiveRun(props: &LiveRunProps) -> Html {
 
     html! {
         <div class="run-page" data-run-id={ id.to_string() }>
-            <ConnectionNotice connection={ connection.clone() } />
+            { connection_notice(&connection) }
             <section class="panel run-head" aria-labelledby="run-heading">
                 <div class="run-title">
                     <h1 id="run-heading">{ "Run " }<code title={ id.to_string() }>{ short_id.clone() }</code></h1>
                     // Not a live region: the response panel announces the end of the run once.
-                    <StateBadge state={ detail.state.as_str() } id="run-state" testid="run-state" />
-                    <ConnectionIndicator connection={ connection.state } />
+                    { state_badge(detail.state.as_str(), Some("run-state"), Some("run-state")) }
+                    { connection_indicator(connection.state) }
                 </div>
                 if let Some(verdict) = verdict {
-                    <VerdictLine { verdict } on_more_tokens={ on_more_tokens } busy={ busy || offline } />
+                    { verdict_line(&verdict, on_more_tokens, busy || offline) }
                 }
                 <div class="form-actions">
                     if live {
@@ -281,7 +276,7 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                     }
                     <pre class="prompt-text">{ detail.prompt.clone() }</pre>
                 </details>
-                <Lineage replay_of={ detail.replay_of } replays={ detail.replays.clone() } />
+                { lineage(detail.replay_of, &detail.replays) }
                 if health.is_emulator() { <FaultPanel compact=true /> }
             </section>
             <LogPanel lines={ page.visible_logs().cloned().collect::<Vec<_>>() } empty={ page.empty_logs_note().map(AttrValue::from) }

@@ -20,7 +20,8 @@ pub struct Settings {
     pub system: Option<String>,
     #[serde(default)]
     pub max_tokens: Option<u32>,
-    #[serde(default)]
+    /// Written by [`Settings::to_json`] itself, without serde_json's float code.
+    #[serde(default, skip_serializing)]
     pub temperature: Option<f32>,
 }
 
@@ -42,8 +43,7 @@ impl Settings {
 
     /// The stored form.
     pub fn to_json(&self) -> String {
-        // A struct of strings and numbers always serializes; the fallback only keeps this total.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::format::json_with_temperature(self, self.temperature)
     }
 }
 
@@ -63,6 +63,8 @@ mod tests {
         };
         let settings = Settings::of(&request);
         assert_eq!(Settings::from_json(Some(&settings.to_json())), settings);
+        let default_temperature = Settings { temperature: None, ..settings.clone() };
+        assert_eq!(Settings::from_json(Some(&default_temperature.to_json())), default_temperature);
         assert!(!settings.to_json().contains("not kept"));
         assert_eq!(Settings::from_json(Some("{not json")), Settings::default());
         assert_eq!(Settings::from_json(Some("[1,2]")), Settings::default());
