@@ -18,8 +18,8 @@ pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
 pub use id::{BatchId, RunId};
 pub use run::{
     ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
-    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunState, RunSummary,
-    StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
+    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunState, RunSummary, StopReason,
+    SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
 /// Length, in characters, of the prompt preview shown in run lists.

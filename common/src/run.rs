@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::{BatchId, RunId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use crate::{BatchId, RunId};
 
 /// A state name that is not one of the known states.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -123,7 +123,10 @@ fn json_lines(text: &str, template: bool) -> Result<Read, FileError> {
             (Value::Object(mut fields), false) => match (fields.remove("prompt"), fields.keys().next()) {
                 (Some(Value::String(prompt)), None) => prompts.push(prompt),
                 (Some(Value::String(_)), Some(extra)) => {
-                    return Err(at(n, format!("unknown field `{extra}`; without a template a line is {{\"prompt\": …}}")));
+                    return Err(at(
+                        n,
+                        format!("unknown field `{extra}`; without a template a line is {{\"prompt\": …}}"),
+                    ));
                 }
                 _ => return Err(at(n, "expected a string `prompt`")),
             },
@@ -228,7 +231,12 @@ impl Iterator for Records<'_> {
                     quoted = true;
                     was_quoted = true;
                 }
-                '"' => return Some(Err(at(self.line, "a quote inside an unquoted field; quote the field and double the quote"))),
+                '"' => {
+                    return Some(Err(at(
+                        self.line,
+                        "a quote inside an unquoted field; quote the field and double the quote",
+                    )));
+                }
                 ',' if !quoted => {
                     fields.push(std::mem::take(&mut field));
                     was_quoted = false;
@@ -248,7 +256,10 @@ impl Iterator for Records<'_> {
                     field.push(c);
                 }
                 _ if was_quoted && !quoted => {
-                    return Some(Err(at(self.line, "text after a closing quote; double a quote inside a quoted field")));
+                    return Some(Err(at(
+                        self.line,
+                        "text after a closing quote; double a quote inside a quoted field",
+                    )));
                 }
                 _ => field.push(c),
             }
@@ -294,7 +305,10 @@ mod tests {
             refused(Format::JsonLines, "{\"prompt\": \"b\", \"id\": 3}", false),
             "line 1: unknown field `id`; without a template a line is {\"prompt\": …}"
         );
-        assert_eq!(refused(Format::JsonLines, "\"a\"\n7\n", false), "line 2: expected a prompt: a JSON string or {\"prompt\": …}");
+        assert_eq!(
+            refused(Format::JsonLines, "\"a\"\n7\n", false),
+            "line 2: expected a prompt: a JSON string or {\"prompt\": …}"
+        );
     }
 
     #[test]
@@ -303,7 +317,10 @@ mod tests {
         let Items::Rows(rows) = read.items else { panic!("rows") };
         let row: Vec<(&str, &str)> = rows[0].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(row, [("doc", "A"), ("n", "5"), ("short", "true")]);
-        assert_eq!(refused(Format::JsonLines, "{\"doc\": [1]}", true), "line 1: `doc` must be a string, a number or a boolean");
+        assert_eq!(
+            refused(Format::JsonLines, "{\"doc\": [1]}", true),
+            "line 1: `doc` must be a string, a number or a boolean"
+        );
     }
 
     #[test]
@@ -321,7 +338,9 @@ mod tests {
     fn a_csv_without_a_template_is_a_prompt_column() {
         let read = read(Format::Csv, b"prompt\nfirst\n\"second, quoted\"\n", false).expect("read");
         assert_eq!(prompts(&read), ["first", "second, quoted"]);
-        assert!(refused(Format::Csv, "id,prompt\n1,a\n", false).starts_with("line 1: without a template the header is"));
+        assert!(
+            refused(Format::Csv, "id,prompt\n1,a\n", false).starts_with("line 1: without a template the header is")
+        );
     }
 
     #[test]
@@ -340,7 +359,10 @@ mod tests {
         assert_eq!(refused(Format::Text, "\n \r\n", false), "the file has no items");
         assert_eq!(refused(Format::Csv, "", true), "the file has no items");
         assert_eq!(refused(Format::Csv, "a,b\n", true), "the file has no items");
-        assert_eq!(read(Format::Text, b"ok\n\xff\n", false).expect_err("refused").to_string(), "the file is not UTF-8 text (line 2)");
+        assert_eq!(
+            read(Format::Text, b"ok\n\xff\n", false).expect_err("refused").to_string(),
+            "the file is not UTF-8 text (line 2)"
+        );
         assert_eq!(
             refused(Format::Text, "a", true),
             "line 1: a plain text file holds prompts; give a template's values as JSON Lines or CSV"

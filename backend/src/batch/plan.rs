@@ -71,7 +71,8 @@ pub fn plan(
             let placeholders = placeholders(&template)?;
             let mut items = Vec::with_capacity(rows.len());
             for (index, values) in rows.into_iter().enumerate() {
-                let prompt = fill(&template, &placeholders, &values).map_err(|e| PlanError::Invalid(format!("{}: {e}", names.row(index))))?;
+                let prompt = fill(&template, &placeholders, &values)
+                    .map_err(|e| PlanError::Invalid(format!("{}: {e}", names.row(index))))?;
                 items.push((prompt, Some(values)));
             }
             items

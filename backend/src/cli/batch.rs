@@ -233,11 +233,8 @@ impl Server {
             None => request.body(Full::new(Bytes::new())),
         }
         .context("cannot build the request")?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let response =
+            self.client.request(request).await.with_context(|| format!("cannot reach the server at {}", self.base))?;
         let status = response.status();
         let body = response.into_body().collect().await.context("the server's answer broke off")?.to_bytes();
         Ok((status, body))

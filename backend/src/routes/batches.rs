@@ -84,7 +84,8 @@ async fn create(
                 _ => ApiError::BadRequest(rejection.body_text()),
             })?;
             let FileSettings { model_id, system, max_tokens, temperature, template } = settings;
-            let settings = SubmitBatch { model_id, system, max_tokens, temperature, template, ..SubmitBatch::default() };
+            let settings =
+                SubmitBatch { model_id, system, max_tokens, temperature, template, ..SubmitBatch::default() };
             app.batches().submit_file(format, &bytes, settings, policy).await?
         }
         None => {

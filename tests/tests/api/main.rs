@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a panic
 
 mod bad_input;
+mod batch_files;
 mod batches;
 mod cancel;
 mod cli;
