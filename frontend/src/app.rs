@@ -9,16 +9,19 @@ use crate::api;
 use crate::components::{EmulatorBanner, app_header};
 use crate::pages::{EditPage, HomePage, NO_SUCH_PAGE, history_page, not_found, run_page};
 use crate::router::{Route, Router, use_route};
-use crate::state::HealthState;
+use crate::state::{HealthReload, HealthState};
 
-/// Fetches `/api/health` once and shares it (emulator banner, form defaults, limits), then
-/// renders the header, the banners and the current page.
+/// Fetches `/api/health` and shares it (emulator banner, form defaults, limits), then renders
+/// the header, the banners and the current page. A page asks for it again through
+/// [`HealthReload`] (the home page does, once the server is back after a lost connection).
 #[component]
 pub fn App() -> Html {
     let health = use_state(|| HealthState::Loading);
+    let reloads = use_state(|| 0u32);
     {
         let health = health.clone();
-        use_effect_with((), move |_| {
+        // Until the new answer arrives the last one stays shown, so nothing flickers.
+        use_effect_with(*reloads, move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 health.set(match api::health().await {
                     Ok(answer) => HealthState::Ready(Rc::new(answer)),
@@ -27,14 +30,17 @@ pub fn App() -> Html {
             });
         });
     }
+    let reload = HealthReload(Callback::from(move |()| reloads.set(*reloads + 1)));
     html! {
         <ContextProvider<HealthState> context={ (*health).clone() }>
+        <ContextProvider<HealthReload> context={ reload }>
             <Router focus_on_navigate="main">
                 <a class="skip-link" href="#main">{ "Skip to content" }</a>
                 { app_header() }
                 <EmulatorBanner />
                 <main id="main" tabindex="-1"><CurrentPage /></main>
             </Router>
+        </ContextProvider<HealthReload>>
         </ContextProvider<HealthState>>
     }
 }

@@ -22,6 +22,13 @@ pub struct FaultPanelProps {
     /// One line with the plan and a clear button, for the run page.
     #[prop_or_default]
     pub compact: bool,
+    /// The page lost its live connection: the buttons wait for the server.
+    #[prop_or_default]
+    pub offline: bool,
+    /// Counts the page's reconnections; each one reads the plan again at once, replacing an
+    /// error from the outage.
+    #[prop_or_default]
+    pub resync: u32,
 }
 
 /// What the panel knows about the emulator.
@@ -78,6 +85,14 @@ pub fn FaultPanel(props: &FaultPanelProps) -> Html {
                 Interval::new(REFRESH_MS, move || run(Box::pin(api::faults())))
             };
             move || drop(refresh)
+        });
+    }
+    {
+        let run = run.clone();
+        use_effect_with(props.resync, move |&resync| {
+            if resync > 0 {
+                run(Box::pin(api::faults()));
+            }
         });
     }
     // The controls show the plan in force whenever it changes (set here, through the API, or
@@ -160,8 +175,8 @@ pub fn FaultPanel(props: &FaultPanelProps) -> Html {
                 <input id="fault-count" data-testid="fault-count" type="number" min="1" max="100"
                        inputmode="numeric" value={ (*count).clone() } oninput={ oncount } />
                 <div class="form-actions">
-                    <button type="submit" id="fault-apply" data-testid="fault-apply" disabled={ *busy }>{ "Inject" }</button>
-                    <button type="button" id="fault-clear" data-testid="fault-clear" disabled={ *busy }
+                    <button type="submit" id="fault-apply" data-testid="fault-apply" disabled={ *busy || props.offline }>{ "Inject" }</button>
+                    <button type="button" id="fault-clear" data-testid="fault-clear" disabled={ *busy || props.offline }
                             onclick={ onclear }>{ "Clear" }</button>
                 </div>
             </form>

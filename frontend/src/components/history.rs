@@ -10,7 +10,7 @@ use super::connection::connection_indicator;
 use crate::api::{self, StreamTarget};
 use crate::browser::{self, target_value};
 use crate::format;
-use crate::hooks::{StreamMessage, use_event_stream, use_now};
+use crate::hooks::{LiveConnection, StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Navigate, Route, use_navigate};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction};
@@ -29,6 +29,10 @@ pub struct HistoryPanelProps {
     /// The history page's filters and paging, rather than the home page's short list.
     #[prop_or_default]
     pub full: bool,
+    /// Told whenever the live connection's state changes, for a page that shows a notice and
+    /// holds back actions while it is lost (the panel owns the page's only socket).
+    #[prop_or_default]
+    pub on_connection: Option<Callback<LiveConnection>>,
 }
 
 #[component]
@@ -61,6 +65,14 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
         })
     };
     let connection = use_event_stream(Some(StreamTarget::AllRuns), on_message);
+    {
+        let (on_connection, connection) = (props.on_connection.clone(), connection.clone());
+        use_effect_with(connection.state, move |_| {
+            if let Some(on_connection) = on_connection {
+                on_connection.emit(connection);
+            }
+        });
+    }
     let now = use_now(true, LIST_TICK_MS);
     let navigate = use_navigate();
     let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);

@@ -25,6 +25,12 @@ pub struct SubmitFormProps {
     /// The run whose input fills the form ("edit as a new run"); the new run links to it.
     #[prop_or_default]
     pub from: Option<Rc<RunDetail>>,
+    /// The page lost its live connection: Run waits for the server instead of failing.
+    #[prop_or_default]
+    pub offline: bool,
+    /// Counts the page's reconnections; each one clears a failure left from the outage.
+    #[prop_or_default]
+    pub resync: u32,
 }
 
 /// The prompt form; a successful submission opens the new run's page at once.
@@ -63,12 +69,22 @@ pub fn SubmitForm(props: &SubmitFormProps) -> Html {
         });
     }
 
+    {
+        let form = form.dispatcher();
+        use_effect_with(props.resync, move |&resync| {
+            if resync > 0 {
+                form.dispatch(FormAction::Reconnected);
+            }
+        });
+    }
+
     let submit = {
+        let offline = props.offline;
         let form = form.clone();
         let limits = health.health().map(|h| h.limits.clone());
         let in_flight = (*in_flight).clone();
         Callback::from(move |()| {
-            if in_flight.get() {
+            if in_flight.get() || offline {
                 return;
             }
             let body = match form.request(limits.as_ref()) {
@@ -187,7 +203,7 @@ pub fn SubmitForm(props: &SubmitFormProps) -> Html {
             }
             <div class="form-actions">
                 <button type="submit" id="submit" data-testid="submit-run" class="primary"
-                        disabled={ sending } aria-busy={ sending.to_string() }
+                        disabled={ sending || props.offline } aria-busy={ sending.to_string() }
                         aria-keyshortcuts="Control+Enter Meta+Enter">
                     { if sending { "Starting…" } else { "Run" } }
                 </button>

@@ -126,6 +126,8 @@ pub enum FormAction {
     Sent,
     /// The person opened or closed the settings section.
     SettingsOpen(bool),
+    /// The live connection came back after a drop: a failure from the outage is stale.
+    Reconnected,
 }
 
 impl Form {
@@ -258,6 +260,12 @@ impl Reducible for Form {
                 }
                 next.settings_open = open;
             }
+            FormAction::Reconnected => {
+                if next.failure.is_none() {
+                    return self;
+                }
+                next.failure = None;
+            }
         }
         Rc::new(next)
     }
@@ -347,6 +355,14 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_from_an_outage_is_cleared_once_reconnected_and_the_key_kept_for_the_retry() {
+        let failed = reduce(form("hi"), [FormAction::Sending("k1".into()), FormAction::Failed("offline".into())]);
+        let back = reduce(failed, [FormAction::Reconnected]);
+        assert_eq!(back.failure, None);
+        assert_eq!(back.key.as_deref(), Some("k1"), "a retry must not create a second run");
+    }
+
+    #[test]
     fn editing_the_field_in_error_clears_the_error() {
         let state = reduce(
             Form::default(),
@@ -398,6 +414,7 @@ mod tests {
                 temperature: Some(0.2),
                 max_attempts: 3,
                 replay_of: None,
+                batch_id: None,
             },
         };
         let run = RunDetail::from_created(&created).expect("a created event");

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use common::{BedrockBackend, Health};
+use yew::Callback;
 
 /// What the app knows about the server: which Bedrock answers, the form defaults, the limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,11 @@ pub enum HealthState {
     /// The server could not be reached, with a message for people.
     Failed(String),
 }
+
+/// Asks the app to read `/api/health` again, e.g. once the server is back after a lost
+/// connection; shared through a context beside the [`HealthState`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReload(pub Callback<()>);
 
 impl HealthState {
     /// The health answer, once it arrived.

@@ -33,5 +33,5 @@ pub mod verdict;
 #[cfg(test)]
 mod script;
 
-pub use health::HealthState;
+pub use health::{HealthReload, HealthState};
 pub use load::{Load, LoadError};

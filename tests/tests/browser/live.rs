@@ -108,3 +108,46 @@ async fn a_lost_connection_is_announced_actions_wait_for_it_and_the_run_comes_ba
     assert_eq!(site.runs().await[0].state, RunState::Crashed, "the page agrees with the server");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_home_page_announces_a_lost_connection_holds_its_actions_and_resyncs_once_reconnected() {
+    let site = spawn_site(50).await;
+    let port = site.port;
+    let browser = Browser::open(&site).await;
+    browser.open_home().await;
+    browser.wait_for_text("#connection-status", |t| t == "Live").await;
+    browser.find("#fault-apply").await;
+    let disabled = |css: &'static str| {
+        let browser = &browser;
+        async move {
+            let script = format!("return document.querySelector('{css}').disabled;");
+            browser.eval(&script, vec![]).await == serde_json::json!(true)
+        }
+    };
+
+    let dirs = site.stop().await;
+    let notice = browser.wait_for_text("#connection-notice", |t| t.contains("Lost the connection")).await;
+    assert!(notice.contains("actions wait until it is back"), "{notice}");
+    assert!(disabled("#submit").await, "Run waits for the server");
+    assert!(disabled("#fault-apply").await && disabled("#fault-clear").await, "so do the fault buttons");
+    // The fault panel's periodic read fails meanwhile: an error the reconnection makes stale.
+    browser.wait_for_text("#fault-status", |t| t.contains("Cannot reach the server")).await;
+
+    let site = tests::spawn_app_in(dirs, |args| {
+        args.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        args.static_dir = crate::harness::dist_dir();
+    })
+    .await;
+    if let Ok(button) = browser.client.find(fantoccini::Locator::Css("#reconnect-now")).await {
+        // The page may be in a reconnect attempt of its own by now; either way it reconnects.
+        let _ = button.click().await;
+    }
+    browser.wait_for_text("#connection-status", |t| t == "Live").await;
+    assert!(browser.find_all("#connection-notice").await.is_empty(), "the notice is gone once reconnected");
+    browser.wait_for_text("#fault-status", |t| !t.contains("Cannot reach") && t.contains("served")).await;
+    assert!(browser.find_all("#health-error").await.is_empty(), "the health is read again");
+    assert!(!disabled("#submit").await && !disabled("#fault-apply").await, "actions work again");
+    let id = browser.submit_prompt("Back in business").await;
+    assert_eq!(site.runs().await[0].id, id, "the run the page started is on the server");
+    browser.close().await;
+}
