@@ -4,7 +4,10 @@
 //! [`ApiError`]. All URLs are same-origin (`/api/...`), so the page works behind any host and,
 //! in development, through Trunk's proxy.
 
-use common::{EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, RunDetail, RunId, RunSummary, SubmitRun};
+use common::{
+    BatchId, BatchItem, BatchSummary, EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, ModelPace, RunDetail,
+    RunId, RunSummary, SubmitBatch, SubmitRun,
+};
 use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 
@@ -118,6 +121,58 @@ pub async fn set_faults(plan: &FaultPlan) -> Result<EmulatorStatus, ApiError> {
 /// `DELETE /api/emulator/faults`: back to healthy answers.
 pub async fn clear_faults() -> Result<EmulatorStatus, ApiError> {
     send(Request::delete("/api/emulator/faults").build()).await
+}
+
+/// `GET /api/batches`: the batches, newest first.
+pub async fn batches() -> Result<Vec<BatchSummary>, ApiError> {
+    get("/api/batches").await
+}
+
+/// `POST /api/batches` with a file's bytes as `content_type` (JSON Lines, CSV or text) and the
+/// settings and template as the query string `parameters`.
+pub async fn submit_batch_file(bytes: &[u8], content_type: &str, parameters: &str) -> Result<BatchSummary, ApiError> {
+    let body = js_sys::Uint8Array::from(bytes);
+    send(Request::post(&format!("/api/batches?{parameters}")).header(CONTENT_TYPE, content_type).body(body)).await
+}
+
+/// `POST /api/batches` with pasted prompts as a JSON [`SubmitBatch`], which carries its
+/// settings itself (the server refuses query parameters beside a JSON body).
+pub async fn submit_batch(body: &SubmitBatch) -> Result<BatchSummary, ApiError> {
+    let json = format::json_with_temperature(&SubmitBatch { temperature: None, ..body.clone() }, body.temperature);
+    send(Request::post("/api/batches").header(CONTENT_TYPE, JSON).body(json)).await
+}
+
+/// `GET /api/batches/{id}`: the summary with the model's current pace beside it. The pace is
+/// read from the same text by a second small struct: serde's `flatten` buffers every field.
+pub async fn batch(id: BatchId) -> Result<(BatchSummary, ModelPace), ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Pace {
+        pace: ModelPace,
+    }
+    let text = answer(Request::get(&format!("/api/batches/{id}")).build()).await?;
+    let summary = serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
+    let pace: Pace = serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
+    Ok((summary, pace.pace))
+}
+
+/// `GET /api/batches/{id}/items?from=&limit=`: items by position.
+pub async fn batch_items(id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, ApiError> {
+    get(&format!("/api/batches/{id}/items?from={from}&limit={limit}")).await
+}
+
+/// `POST /api/batches/{id}/cancel`: its queued items never start.
+pub async fn cancel_batch(id: BatchId) -> Result<BatchSummary, ApiError> {
+    send(Request::post(&format!("/api/batches/{id}/cancel")).build()).await
+}
+
+/// `POST /api/batches/{id}/retry`: its failed items are queued again for new runs.
+pub async fn retry_batch(id: BatchId) -> Result<BatchSummary, ApiError> {
+    send(Request::post(&format!("/api/batches/{id}/retry")).build()).await
+}
+
+/// The export link of a batch, `jsonl` or `csv`.
+pub fn batch_export_url(id: BatchId, format: &str) -> String {
+    format!("/api/batches/{id}/export?format={format}")
 }
 
 /// What a WebSocket connection follows.

@@ -162,7 +162,7 @@ fn join(pairs: &[(&str, String)]) -> String {
 }
 
 /// Percent-encodes everything but the characters URLs never need escaped.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         match byte {

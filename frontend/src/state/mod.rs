@@ -14,6 +14,7 @@
 //! - [`health`]: the server's health answer, shared with every page.
 //! - [`faults`]: the emulator's fault plan, in words.
 
+pub mod batch;
 pub mod faults;
 pub mod form;
 pub mod health;
