@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{RunState, TaskName};
+use common::{ModelPace, RunState, TaskName};
 
 use crate::bedrock::{CallError, ModelReply};
 
@@ -45,6 +45,7 @@ impl Histogram {
 struct Registry {
     counters: BTreeMap<(&'static str, String), u64>,
     gauges: BTreeMap<&'static str, i64>,
+    labelled_gauges: BTreeMap<(&'static str, String), i64>,
     histograms: BTreeMap<(&'static str, String), Histogram>,
     /// Model ids given a label of their own so far.
     models: std::collections::BTreeSet<String>,
@@ -65,7 +66,7 @@ impl Registry {
 }
 
 /// Help texts and types, in exposition order.
-const FAMILIES: [(&str, &str, &str); 14] = [
+const FAMILIES: [(&str, &str, &str); 19] = [
     ("app_runs_finished_total", "counter", "Runs that reached a terminal state, by state."),
     ("app_runs_in_flight", "gauge", "Runs executing now."),
     (
@@ -84,6 +85,11 @@ const FAMILIES: [(&str, &str, &str); 14] = [
     ("app_ws_events_resynced_total", "counter", "Events re-sent from memory to WebSocket clients that fell behind."),
     ("app_http_requests_total", "counter", "HTTP requests, by route template, method and status."),
     ("app_http_request_duration_seconds", "histogram", "HTTP request durations, by route template."),
+    ("app_batch_items_started_total", "counter", "Batch items this server started as runs."),
+    ("app_batch_items_ended_total", "counter", "Batch items whose run ended here, by state."),
+    ("app_batch_concurrency_limit", "gauge", "The adaptive limit on batch calls in flight, by model."),
+    ("app_batch_calls_in_flight", "gauge", "Batch runs in flight, by model."),
+    ("app_batch_throttles_total", "counter", "Throttled batch call attempts, by model."),
 ];
 
 #[derive(Default)]
@@ -187,6 +193,29 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every series.
+    /// Batch items started and ended since the server started, as the scheduler counts them
+    /// (read at each scrape, so they replace what was set before).
+    pub fn batch_items(&self, started: u64, ended: &BTreeMap<&'static str, u64>) {
+        self.with(|r| {
+            r.counters.insert(("app_batch_items_started_total", String::new()), started);
+            for (state, ended) in ended {
+                r.counters.insert(("app_batch_items_ended_total", format!("state=\"{state}\"")), *ended);
+            }
+        });
+    }
+
+    /// How a model's batch calls are paced now, as the scheduler reports it at each scrape.
+    pub fn batch_pace(&self, model_id: &str, pace: ModelPace) {
+        self.with(|r| {
+            let label = format!("model=\"{}\"", r.model_label(model_id));
+            let limit = i64::try_from(pace.limit).unwrap_or(i64::MAX);
+            let in_flight = i64::try_from(pace.in_flight).unwrap_or(i64::MAX);
+            r.labelled_gauges.insert(("app_batch_concurrency_limit", label.clone()), limit);
+            r.labelled_gauges.insert(("app_batch_calls_in_flight", label.clone()), in_flight);
+            r.counters.insert(("app_batch_throttles_total", label), pace.throttles);
+        });
+    }
+
     pub fn render(&self) -> String {
         let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out = String::with_capacity(4096);
@@ -194,7 +223,16 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
             match kind {
                 "gauge" => {
-                    let _ = writeln!(out, "{family} {}", registry.gauges.get(family).copied().unwrap_or(0));
+                    let mut labelled = registry.labelled_gauges.range((family, String::new())..).peekable();
+                    if labelled.peek().is_none_or(|((name, _), _)| *name != family) {
+                        let _ = writeln!(out, "{family} {}", registry.gauges.get(family).copied().unwrap_or(0));
+                    }
+                    for ((name, labels), value) in labelled {
+                        if *name != family {
+                            break;
+                        }
+                        let _ = writeln!(out, "{family}{} {value}", braces(labels));
+                    }
                 }
                 "counter" => {
                     for ((name, labels), value) in registry.counters.range((family, String::new())..) {

@@ -103,6 +103,11 @@ impl Batches {
         self.store.batch_items(id, from, limit).await
     }
 
+    /// What the scheduler has done since the server started.
+    pub fn activity(&self) -> scheduler::Activity {
+        self.scheduler.activity()
+    }
+
     /// How the batch's model is paced now.
     pub fn pace(&self, model_id: &str) -> ModelPace {
         self.scheduler.pace(model_id)

@@ -7,7 +7,7 @@
 //! the item queued; starting it again after the restart finds the run the key already made, so
 //! no item ever runs twice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +42,18 @@ struct State {
     models: HashMap<String, Adaptive>,
     /// Batch runs started by this process and not ended yet, with their model.
     in_flight: HashMap<RunId, String>,
+    /// Items started by this process, and those of them that ended, by run state.
+    started: u64,
+    ended: BTreeMap<&'static str, u64>,
+}
+
+/// What the scheduler has done since the server started, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    /// Each model that has had batch calls, with its pace.
+    pub models: Vec<(String, ModelPace)>,
+    pub started: u64,
+    pub ended: BTreeMap<&'static str, u64>,
 }
 
 impl Scheduler {
@@ -69,6 +81,20 @@ impl Scheduler {
             in_flight,
             throttles: limit.throttles(),
         })
+    }
+
+    pub fn activity(&self) -> Activity {
+        let state = self.state();
+        let mut models: Vec<(String, ModelPace)> = state
+            .models
+            .iter()
+            .map(|(model, limit)| {
+                let in_flight = state.in_flight.values().filter(|m| *m == model).count();
+                (model.clone(), ModelPace { limit: limit.limit(), in_flight, throttles: limit.throttles() })
+            })
+            .collect();
+        models.sort_by(|a, b| a.0.cmp(&b.0));
+        Activity { models, started: state.started, ended: state.ended.clone() }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -115,6 +141,7 @@ impl Scheduler {
             }
             EventKind::RunState { state: run_state, .. } if run_state.is_terminal() => {
                 state.in_flight.remove(&run);
+                *state.ended.entry(run_state.as_str()).or_default() += 1;
                 drop(state);
                 self.wake.notify_one();
             }
@@ -146,8 +173,10 @@ impl Scheduler {
             match self.start(&item).await {
                 // An item started before a crash may have finished meanwhile: nothing to follow.
                 Ok((run, ended)) => {
+                    let mut state = self.state();
+                    state.started += 1;
                     if !ended {
-                        self.state().in_flight.insert(run, item.model_id.clone());
+                        state.in_flight.insert(run, item.model_id.clone());
                     }
                 }
                 Err(error) => {

@@ -52,5 +52,10 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     app.metrics().runs_in_memory(app.runs().hub().runs_held());
+    let batches = app.batches().activity();
+    app.metrics().batch_items(batches.started, &batches.ended);
+    for (model, pace) in batches.models {
+        app.metrics().batch_pace(&model, pace);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics().render())
 }

@@ -211,6 +211,7 @@ mod tests {
             usage: None,
             error: None,
             retries: 0,
+            batch_id: None,
         }
     }
 
@@ -231,6 +232,7 @@ mod tests {
                 temperature: None,
                 max_attempts: 1,
                 replay_of: None,
+                batch_id: None,
             },
         )
     }

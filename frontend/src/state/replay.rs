@@ -44,6 +44,7 @@ mod tests {
                 temperature: Some(0.2),
                 max_attempts: 3,
                 replay_of: None,
+                batch_id: None,
             },
         };
         RunDetail::from_created(&created).unwrap_or_else(|| panic!("a created event"))

@@ -195,6 +195,7 @@ mod tests {
                 temperature: None,
                 max_attempts: 3,
                 replay_of: None,
+                batch_id: None,
             },
         )
     }

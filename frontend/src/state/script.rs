@@ -23,6 +23,7 @@ impl Script {
             temperature: None,
             max_attempts: 3,
             replay_of: None,
+            batch_id: None,
         });
         script.run(RunState::Running);
         script.task(TaskName::LoadPromptFile, 1, TaskState::Running, AttemptOutcome::default());

@@ -1,5 +1,6 @@
-use common::{FaultKind, FaultPlan, RunState};
-use tests::{metric, spawn_app};
+use common::{BatchSummary, FaultKind, FaultPlan, RunState};
+use serde_json::json;
+use tests::{eventually, metric, on_postgres, spawn_app};
 
 #[tokio::test]
 async fn metrics_count_completed_failed_and_retried_runs() {
@@ -32,4 +33,27 @@ async fn metrics_count_completed_failed_and_retried_runs() {
     }
     let posts = metric(&text, r#"app_http_requests_total{route="/api/runs",method="POST",status="202"}"#);
     assert!(posts.is_some_and(|n| n >= 3.0), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_count_batch_items_and_show_each_models_pace_and_throttles() {
+    if on_postgres() {
+        return; // The PostgreSQL store does not run batches yet (see api/batches.rs).
+    }
+    let app = spawn_app().await;
+    app.inject(FaultPlan { kind: FaultKind::Throttle, fail_first: 1, every_nth: 0 }).await;
+    let response = app.client.post(app.url("/api/batches")).json(&json!({ "prompts": ["a", "b", "c"] })).send().await;
+    let batch: BatchSummary = response.unwrap().json().await.unwrap();
+    // The scheduler counts an item once it sees its run's end, just after the store does.
+    let text = eventually("the scheduler to count the batch's three items ended", || async {
+        let text = app.metrics().await;
+        (metric(&text, r#"app_batch_items_ended_total{state="Completed"}"#) == Some(3.0)).then_some(text)
+    })
+    .await;
+    let model = format!("model=\"{}\"", batch.model_id);
+    assert_eq!(metric(&text, "app_batch_items_started_total"), Some(3.0), "{text}");
+    assert_eq!(metric(&text, &format!("app_batch_throttles_total{{{model}}}")), Some(1.0), "{text}");
+    assert_eq!(metric(&text, &format!("app_batch_calls_in_flight{{{model}}}")), Some(0.0), "{text}");
+    let limit = metric(&text, &format!("app_batch_concurrency_limit{{{model}}}"));
+    assert!(limit.is_some_and(|limit| limit >= 1.0), "{text}");
 }
