@@ -4,12 +4,14 @@
 //! [`ApiError`]. All URLs are same-origin (`/api/...`), so the page works behind any host and,
 //! in development, through Trunk's proxy.
 
+use chrono::{DateTime, Utc};
 use common::{
-    BatchId, BatchItem, BatchSummary, EmulatorStatus, ErrorBody, FaultPlan, Health, LogEntry, ModelPace, RunDetail,
-    RunId, RunSummary, SubmitBatch, SubmitRun,
+    ApiLimits, BatchCounts, BatchId, BedrockBackend, Defaults, EmulatorStatus, ErrorBody, FaultPlan, ItemState,
+    LogEntry, ModelPace, RunDetail, RunId, RunSummary, SubmitRun,
 };
 use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
 
 use crate::format;
 
@@ -77,6 +79,25 @@ async fn get<T: DeserializeOwned>(url: &str) -> Result<T, ApiError> {
     send(Request::get(url).build()).await
 }
 
+/// The part of `common::Health` the page reads. Its own type because serde writes code for
+/// every field a type names: the server's version, store and cluster peers, which the page
+/// never shows, cost the Wasm kilobytes, where the fields a type leaves out are skipped by code
+/// every type shares.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Health {
+    pub bedrock: Bedrock,
+    pub defaults: Defaults,
+    pub limits: ApiLimits,
+}
+
+/// Which Bedrock the server calls: `common::BedrockInfo` without region, API and credentials.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Bedrock {
+    pub backend: BedrockBackend,
+    /// The URL every Bedrock call goes to.
+    pub endpoint: String,
+}
+
 /// `GET /api/health`: which Bedrock, form defaults and limits.
 pub async fn health() -> Result<Health, ApiError> {
     get("/api/health").await
@@ -123,50 +144,61 @@ pub async fn clear_faults() -> Result<EmulatorStatus, ApiError> {
     send(Request::delete("/api/emulator/faults").build()).await
 }
 
+/// A batch as the pages show it: `common::BatchSummary` without the settings they do not show,
+/// for the same reason as [`Health`], and with the model's pace, which only `GET
+/// /api/batches/{id}` sends (beside the summary's fields, so one type reads both answers).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Batch {
+    pub id: BatchId,
+    pub created_at: DateTime<Utc>,
+    pub model_id: String,
+    pub total: u64,
+    pub counts: BatchCounts,
+    pub cancelled: bool,
+    #[serde(default)]
+    pub pace: ModelPace,
+}
+
+/// An item as the batch page lists it: `common::BatchItem` without the template's values.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Item {
+    pub index: u32,
+    pub prompt: String,
+    pub state: ItemState,
+    #[serde(default)]
+    pub run_id: Option<RunId>,
+}
+
 /// `GET /api/batches`: the batches, newest first.
-pub async fn batches() -> Result<Vec<BatchSummary>, ApiError> {
+pub async fn batches() -> Result<Vec<Batch>, ApiError> {
     get("/api/batches").await
 }
 
-/// `POST /api/batches` with a file's bytes as `content_type` (JSON Lines, CSV or text) and the
-/// settings and template as the query string `parameters`.
-pub async fn submit_batch_file(bytes: &[u8], content_type: &str, parameters: &str) -> Result<BatchSummary, ApiError> {
-    let body = js_sys::Uint8Array::from(bytes);
+/// `POST /api/batches` with a file (or pasted text) as `content_type` (JSON Lines, CSV or text)
+/// and the settings and template as the query string `parameters`. `body` is a `File`, which
+/// the browser sends without the page reading it into memory, or a string. Pasted text goes
+/// this way too, as a text file, so the server's errors name the lines the person sees.
+pub async fn submit_batch_file(body: JsValue, content_type: &str, parameters: &str) -> Result<Batch, ApiError> {
     send(Request::post(&format!("/api/batches?{parameters}")).header(CONTENT_TYPE, content_type).body(body)).await
 }
 
-/// `POST /api/batches` with pasted prompts as a JSON [`SubmitBatch`], which carries its
-/// settings itself (the server refuses query parameters beside a JSON body).
-pub async fn submit_batch(body: &SubmitBatch) -> Result<BatchSummary, ApiError> {
-    let json = format::json_with_temperature(&SubmitBatch { temperature: None, ..body.clone() }, body.temperature);
-    send(Request::post("/api/batches").header(CONTENT_TYPE, JSON).body(json)).await
-}
-
-/// `GET /api/batches/{id}`: the summary with the model's current pace beside it. The pace is
-/// read from the same text by a second small struct: serde's `flatten` buffers every field.
-pub async fn batch(id: BatchId) -> Result<(BatchSummary, ModelPace), ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Pace {
-        pace: ModelPace,
-    }
-    let text = answer(Request::get(&format!("/api/batches/{id}")).build()).await?;
-    let summary = serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
-    let pace: Pace = serde_json::from_str(&text).map_err(|e| ApiError::Decode(e.to_string()))?;
-    Ok((summary, pace.pace))
+/// `GET /api/batches/{id}`: the batch with its model's current pace.
+pub async fn batch(id: BatchId) -> Result<Batch, ApiError> {
+    get(&format!("/api/batches/{id}")).await
 }
 
 /// `GET /api/batches/{id}/items?from=&limit=`: items by position.
-pub async fn batch_items(id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, ApiError> {
+pub async fn batch_items(id: BatchId, from: u32, limit: u32) -> Result<Vec<Item>, ApiError> {
     get(&format!("/api/batches/{id}/items?from={from}&limit={limit}")).await
 }
 
 /// `POST /api/batches/{id}/cancel`: its queued items never start.
-pub async fn cancel_batch(id: BatchId) -> Result<BatchSummary, ApiError> {
+pub async fn cancel_batch(id: BatchId) -> Result<Batch, ApiError> {
     send(Request::post(&format!("/api/batches/{id}/cancel")).build()).await
 }
 
 /// `POST /api/batches/{id}/retry`: its failed items are queued again for new runs.
-pub async fn retry_batch(id: BatchId) -> Result<BatchSummary, ApiError> {
+pub async fn retry_batch(id: BatchId) -> Result<Batch, ApiError> {
     send(Request::post(&format!("/api/batches/{id}/retry")).build()).await
 }
 

@@ -6,9 +6,9 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use crate::api;
-use crate::components::{EmulatorBanner, app_header};
-use crate::pages::{EditPage, HomePage, NO_SUCH_PAGE, history_page, not_found, run_page};
-use crate::router::{Route, Router, use_route};
+use crate::components::{app_header, emulator_banner};
+use crate::pages::{BatchesPage, EditPage, HomePage, NO_SUCH_PAGE, batch_page, history_page, not_found, run_page};
+use crate::router::{Route, Router};
 use crate::state::{HealthReload, HealthState};
 
 /// Fetches `/api/health` and shares it (emulator banner, form defaults, limits), then renders
@@ -31,32 +31,35 @@ pub fn App() -> Html {
         });
     }
     let reload = HealthReload(Callback::from(move |()| reloads.set(*reloads + 1)));
+    let banner = emulator_banner(&health);
+    let render = Callback::from(move |route: Route| {
+        html! {
+            <>
+                <a class="skip-link" href="#main">{ "Skip to content" }</a>
+                { app_header() }
+                { banner.clone() }
+                <main id="main" tabindex="-1">{ switch(&route) }</main>
+            </>
+        }
+    });
     html! {
         <ContextProvider<HealthState> context={ (*health).clone() }>
         <ContextProvider<HealthReload> context={ reload }>
-            <Router focus_on_navigate="main">
-                <a class="skip-link" href="#main">{ "Skip to content" }</a>
-                { app_header() }
-                <EmulatorBanner />
-                <main id="main" tabindex="-1"><CurrentPage /></main>
-            </Router>
+            <Router focus_on_navigate="main" { render } />
         </ContextProvider<HealthReload>>
         </ContextProvider<HealthState>>
     }
 }
 
-/// The page for the [`Router`]'s current route; re-rendered whenever the route changes.
-#[component]
-fn CurrentPage() -> Html {
-    switch(&use_route())
-}
-
+/// The page for a route.
 fn switch(route: &Route) -> Html {
     match route {
         Route::Home => html! { <HomePage /> },
         Route::History { query } => history_page(query),
         Route::Run { id } => run_page(id),
         Route::Edit { id } => html! { <EditPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
+        Route::Batches => html! { <BatchesPage /> },
+        Route::Batch { id } => batch_page(id),
         Route::NotFound => not_found(NO_SUCH_PAGE),
     }
 }

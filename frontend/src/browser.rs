@@ -1,5 +1,5 @@
 //! The few browser APIs the app needs (clock, local time, randomness, location, clipboard,
-//! downloads, local storage, form values, focus), kept here so every other non-component module stays pure and testable
+//! downloads, local storage, form values and files, focus), kept here so every other non-component module stays pure and testable
 //! natively.
 
 use chrono::{DateTime, Utc};
@@ -87,7 +87,34 @@ pub async fn copy_text(text: &str) -> Result<(), String> {
 
 /// The current value of the input, textarea or select an event came from (empty otherwise).
 pub fn target_value(event: &web_sys::Event) -> String {
-    let Some(target) = event.target() else { return String::new() };
+    event.target().map(|target| value(&target)).unwrap_or_default()
+}
+
+/// The current value of the input, textarea or select with this id (empty when there is none),
+/// for a form that reads its fields once, on submit, rather than on every keystroke.
+pub fn field_value(id: &str) -> String {
+    element(id).map(|element| value(&element)).unwrap_or_default()
+}
+
+fn element(id: &str) -> Option<web_sys::Element> {
+    web_sys::window()?.document()?.get_element_by_id(id)
+}
+
+/// The first file chosen in (or dropped onto) the file input with this id.
+pub fn chosen_file(id: &str) -> Option<web_sys::File> {
+    element(id)?.dyn_into::<HtmlInputElement>().ok()?.files()?.get(0)
+}
+
+/// Puts the files of a drop into the file input with this id, as if they were picked there, so
+/// picking and dropping reach the same place.
+pub fn drop_files(event: &web_sys::DragEvent, id: &str) {
+    let files = event.data_transfer().and_then(|transfer| transfer.files()).filter(|files| files.length() > 0);
+    if let (Some(files), Some(input)) = (files, element(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok())) {
+        input.set_files(Some(&files));
+    }
+}
+
+fn value(target: &JsValue) -> String {
     if let Some(input) = target.dyn_ref::<HtmlInputElement>() {
         input.value()
     } else if let Some(area) = target.dyn_ref::<HtmlTextAreaElement>() {
@@ -101,11 +128,7 @@ pub fn target_value(event: &web_sys::Event) -> String {
 
 /// Moves keyboard focus to the element with this id, if it exists.
 pub fn focus(id: &str) {
-    if let Some(element) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(id))
-        .and_then(|e| e.dyn_into::<HtmlElement>().ok())
-    {
+    if let Some(element) = element(id).and_then(|e| e.dyn_into::<HtmlElement>().ok()) {
         // Focus can fail on hidden elements; there is nothing better to do then.
         let _ = element.focus();
     }

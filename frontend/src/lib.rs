@@ -14,7 +14,7 @@
 //! - [`format`](mod@format) formats durations, countdowns, counts and temperatures; [`browser`] wraps the few
 //!   browser APIs (clock, locale, randomness, clipboard, form values, focus) so everything else
 //!   tests natively.
-//! - [`router`] maps `/`, `/runs/{id}` and `/runs/{id}/edit` to [`router::Route`]s with a tiny router of its own
+//! - [`router`] maps `/`, `/history`, `/runs/{id}`, `/runs/{id}/edit`, `/batches` and `/batches/{id}` to [`router::Route`]s with a tiny router of its own
 //!   and shares the current one through a context; it knows no page.
 //! - [`components`] are the widgets, one per file; [`pages`] are the routed pages built from them.
 //! - [`app`] is the shell: it fetches `/api/health` once and shares it through a context

@@ -1,5 +1,5 @@
-//! The app's URLs and a small router: `/`, `/history?…`, `/runs/{id}`, `/runs/{id}/edit`, and
-//! "not found".
+//! The app's URLs and a small router: `/`, `/history?…`, `/runs/{id}`, `/runs/{id}/edit`,
+//! `/batches`, `/batches/{id}`, and "not found".
 //!
 //! A handful of routes do not need yew-router (with its history, query and matching crates it added
 //! ~25 KB to the Wasm). [`Route::from_path`] and [`Route::path`] are pure; [`Router`] keeps the
@@ -34,6 +34,13 @@ pub enum Route {
         /// As it appears in the URL, like [`Route::Run`]'s.
         id: String,
     },
+    /// `/batches`: the batches, and the form that submits one.
+    Batches,
+    /// `/batches/{id}`: one batch, live.
+    Batch {
+        /// As it appears in the URL, like [`Route::Run`]'s.
+        id: String,
+    },
     /// Anything else.
     NotFound,
 }
@@ -56,6 +63,16 @@ impl Route {
         if trimmed == "/history" {
             return Route::History { query: HistoryQuery::default() };
         }
+        if trimmed == "/batches" {
+            return Route::Batches;
+        }
+        if let Some(id) = trimmed.strip_prefix("/batches/") {
+            return if id.is_empty() || id.contains('/') {
+                Route::NotFound
+            } else {
+                Route::Batch { id: id.to_owned() }
+            };
+        }
         let Some(rest) = trimmed.strip_prefix("/runs/") else { return Route::NotFound };
         match rest.split_once('/') {
             None if !rest.is_empty() => Route::Run { id: rest.to_owned() },
@@ -71,6 +88,8 @@ impl Route {
             Route::History { .. } => "History · Prompt Runner".to_owned(),
             Route::Run { id } => format!("Run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::Edit { id } => format!("Edit run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
+            Route::Batches => "Batches · Prompt Runner".to_owned(),
+            Route::Batch { id } => format!("Batch {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::NotFound => "Not found · Prompt Runner".to_owned(),
         }
     }
@@ -86,6 +105,8 @@ impl Route {
             },
             Route::Run { id } => format!("/runs/{id}"),
             Route::Edit { id } => format!("/runs/{id}/edit"),
+            Route::Batches => "/batches".to_owned(),
+            Route::Batch { id } => format!("/batches/{id}"),
             Route::NotFound => "/404".to_owned(),
         }
     }
@@ -124,12 +145,13 @@ pub struct RouterProps {
     /// landmark), so screen readers start the new page at its content.
     #[prop_or_default]
     pub focus_on_navigate: Option<AttrValue>,
-    /// Everything that reads the route: header, banners and the page switch.
-    #[prop_or_default]
-    pub children: Html,
+    /// Renders everything inside the router (header, banners, the page) for the current route:
+    /// a callback rather than children, so the page switch needs no component of its own to
+    /// read the route (each component type costs the Wasm its own lifecycle code).
+    pub render: Callback<Route, Html>,
 }
 
-/// Owns the current route and shares it (and a way to change it) with its children.
+/// Owns the current route, renders it, and shares it (and a way to change it) with what it renders.
 #[component]
 pub fn Router(props: &RouterProps) -> Html {
     let route = use_state(current_route);
@@ -166,7 +188,7 @@ pub fn Router(props: &RouterProps) -> Html {
     };
     let context = RouterContext { route: (*route).clone(), navigate };
     html! {
-        <ContextProvider<RouterContext> { context }>{ props.children.clone() }</ContextProvider<RouterContext>>
+        <ContextProvider<RouterContext> { context }>{ props.render.emit((*route).clone()) }</ContextProvider<RouterContext>>
     }
 }
 
@@ -223,6 +245,17 @@ mod tests {
         assert_eq!(Route::from_path("/elsewhere"), Route::NotFound);
         assert_eq!(Route::Run { id: "x".into() }.path(), "/runs/x");
         assert_eq!(Route::from_path(&Route::Home.path()), Route::Home);
+    }
+
+    #[test]
+    fn batch_paths_map_to_routes_and_back() {
+        assert_eq!(Route::from_path("/batches"), Route::Batches);
+        assert_eq!(Route::from_path("/batches/"), Route::Batches);
+        assert_eq!(Route::from_path("/batches/b1"), Route::Batch { id: "b1".into() });
+        assert_eq!(Route::from_path("/batches/b1/"), Route::Batch { id: "b1".into() });
+        assert_eq!(Route::from_path("/batches/b1/items"), Route::NotFound);
+        assert_eq!(Route::from_path(&Route::Batches.path()), Route::Batches);
+        assert_eq!(Route::Batch { id: "b1".into() }.path(), "/batches/b1");
     }
 
     #[test]

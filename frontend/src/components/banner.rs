@@ -6,11 +6,10 @@ use yew::prelude::*;
 
 use crate::state::HealthState;
 
-/// Shows which Bedrock answers, when it is not AWS, and a server-unreachable warning.
-#[component]
-pub fn EmulatorBanner() -> Html {
-    let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
-    match &health {
+/// Shows which Bedrock answers, when it is not AWS, and a server-unreachable warning. A plain
+/// function of the health the app holds: a component type costs the Wasm its own lifecycle code.
+pub fn emulator_banner(health: &HealthState) -> Html {
+    match health {
         HealthState::Loading => html! {},
         HealthState::Failed(error) => html! {
             <div class="banner banner-error" id="health-error" data-testid="health-error" role="alert">

@@ -15,6 +15,7 @@ pub fn app_header() -> Html {
             <nav aria-label="Main">
                 <Link to={ Route::Home }>{ "New run" }</Link>
                 <Link to={ Route::History { query: HistoryQuery::default() } }>{ "History" }</Link>
+                <Link to={ Route::Batches }>{ "Batches" }</Link>
             </nav>
         </header>
     }

@@ -146,7 +146,7 @@ fn empty_text(query: &HistoryQuery) -> String {
     }
 }
 
-/// One row: state, prompt (the link to the run) with why it failed, model, retries, age, time
+/// One row: state, prompt (the link to the run) with why it failed and its batch, model, retries, age, time
 /// taken, tokens.
 fn history_row(run: &RunSummary, now: f64) -> Html {
     let duration = run.started_at.and_then(|start| format::elapsed(start, run.finished_at, now));
@@ -167,6 +167,9 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
                 </Link>
                 if let Some(reason) = reason {
                     <span class="reason" data-testid="history-reason" title={ run.error.clone() }>{ reason }</span>
+                }
+                if let Some(batch) = run.batch_id {
+                    <Link to={ Route::Batch { id: batch.to_string() } } classes="batch-link">{ "batch" }</Link>
                 }
             </td>
             <td class="model" title={ run.model_id.clone() } data-label="Model">{ short_model(&run.model_id) }</td>

@@ -1,12 +1,16 @@
 //! The routed pages, one per [`Route`](crate::router::Route) variant; `app.rs` picks which one
 //! shows. A page composes widgets from `components/` and holds the page-wide state they share.
 
+mod batch;
+mod batches;
 mod edit;
 mod history;
 mod home;
 mod not_found;
 mod run;
 
+pub use batch::batch_page;
+pub use batches::BatchesPage;
 pub use edit::EditPage;
 pub use history::history_page;
 pub use home::HomePage;

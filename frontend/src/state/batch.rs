@@ -1,9 +1,11 @@
 //! The batch pages' pure logic: reading pasted prompts, naming an uploaded file's type, the
-//! settings as query parameters, and the rate and ETA a batch page computes from what it sees.
+//! settings as query parameters, where a batch stands in a word, when its page fetches it again,
+//! and the rate and ETA a batch page computes from what it sees.
 
-use common::{BatchCounts, SubmitBatch};
+use common::{BatchCounts, ItemState};
 
 use super::history_query::encode;
+use crate::api::Batch;
 
 /// The prompts in pasted text: one per line, trimmed, blank lines skipped.
 pub fn pasted_prompts(text: &str) -> Vec<String> {
@@ -23,9 +25,21 @@ pub fn file_content_type(name: &str) -> &'static str {
     }
 }
 
+/// A batch's run settings and template, as the form gives them: `common::SubmitBatch` less its
+/// prompts and rows, which never travel beside a file (and whose maps would bring B-tree code
+/// into the Wasm only to be dropped).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchSettings {
+    pub model_id: Option<String>,
+    pub system: Option<String>,
+    pub template: Option<String>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
 /// The query string that carries a file batch's settings and template (a file has no room for
 /// them): the non-empty ones of `settings`, temperature written without float formatting code.
-pub fn file_parameters(settings: &SubmitBatch) -> String {
+pub fn file_parameters(settings: &BatchSettings) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     let mut text = |key, value: &Option<String>| {
         if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -42,6 +56,56 @@ pub fn file_parameters(settings: &SubmitBatch) -> String {
         pairs.push(("temperature", crate::format::temperature(t)));
     }
     pairs.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join("&")
+}
+
+/// How many of the items are in `state`.
+pub fn count(counts: &BatchCounts, state: ItemState) -> u64 {
+    match state {
+        ItemState::Queued => counts.queued,
+        ItemState::Pending => counts.pending,
+        ItemState::Running => counts.running,
+        ItemState::Completed => counts.completed,
+        ItemState::Failed => counts.failed,
+        ItemState::Cancelled => counts.cancelled,
+        ItemState::Crashed => counts.crashed,
+    }
+}
+
+/// Items that ended without an answer, which "Retry failed" queues again.
+pub fn retryable(counts: &BatchCounts) -> u64 {
+    counts.failed + counts.crashed
+}
+
+/// Whether nothing more will happen to any item (until someone retries the failed ones).
+pub fn is_done(batch: &Batch) -> bool {
+    batch.counts.finished() >= batch.total
+}
+
+/// Where a batch stands, in a word or two, for the list.
+pub fn status(batch: &Batch) -> &'static str {
+    let counts = &batch.counts;
+    match (is_done(batch), batch.cancelled) {
+        (true, true) => "Cancelled",
+        (true, false) if retryable(counts) > 0 => "Done, some failed",
+        (true, false) => "Done",
+        (false, true) => "Cancelling",
+        (false, false) if counts.queued == batch.total => "Queued",
+        (false, false) => "Running",
+    }
+}
+
+/// How often a batch page looks whether it should fetch the batch again: at most this often,
+/// however many of its runs' events arrive (a large batch sends hundreds a second).
+pub const REFRESH_CHECK_MS: u32 = 500;
+/// How long a page showing an unfinished batch waits without events before it fetches anyway:
+/// items queued behind a quota change nothing the socket reports, and the items past the first
+/// page have runs the page does not follow.
+pub const FALLBACK_POLL_MS: f64 = 5_000.0;
+
+/// Whether a batch page fetches again now: an event about its runs arrived (`dirty`), or the
+/// batch is unfinished and the page has not fetched for [`FALLBACK_POLL_MS`].
+pub fn refresh_due(dirty: bool, since_fetch_ms: f64, done: bool) -> bool {
+    dirty || (!done && since_fetch_ms >= FALLBACK_POLL_MS)
 }
 
 /// How many completions per second a batch page has seen, and when the rest should be done,
@@ -114,19 +178,64 @@ mod tests {
 
     #[test]
     fn a_files_settings_travel_in_the_query_string_encoded() {
-        let settings = SubmitBatch {
+        let settings = BatchSettings {
             model_id: Some("m:1".into()),
             system: Some("be brief & kind".into()),
             template: Some("Hi {{name}}".into()),
             max_tokens: Some(64),
             temperature: Some(0.25),
-            ..SubmitBatch::default()
         };
         assert_eq!(
             file_parameters(&settings),
             "model_id=m:1&system=be%20brief%20%26%20kind&template=Hi%20%7B%7Bname%7D%7D&max_tokens=64&temperature=0.25"
         );
-        assert_eq!(file_parameters(&SubmitBatch { system: Some(String::new()), ..SubmitBatch::default() }), "");
+        assert_eq!(file_parameters(&BatchSettings { system: Some(String::new()), ..BatchSettings::default() }), "");
+    }
+
+    fn batch(total: u64, counts: BatchCounts, cancelled: bool) -> Batch {
+        Batch {
+            id: common::BatchId(uuid::Uuid::nil()),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            model_id: "m".into(),
+            total,
+            counts,
+            cancelled,
+            pace: common::ModelPace::default(),
+        }
+    }
+
+    #[test]
+    fn counts_are_read_by_state() {
+        let counts =
+            BatchCounts { queued: 1, pending: 2, running: 3, completed: 4, failed: 5, cancelled: 6, crashed: 7 };
+        let read: Vec<u64> = ItemState::ALL.iter().map(|state| count(&counts, *state)).collect();
+        assert_eq!(read, [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(retryable(&counts), 12, "failed and crashed items are retried");
+    }
+
+    #[test]
+    fn a_batch_reads_as_queued_running_done_or_cancelled() {
+        let queued = BatchCounts { queued: 3, ..BatchCounts::default() };
+        assert_eq!(status(&batch(3, queued, false)), "Queued");
+        let running = BatchCounts { queued: 1, running: 1, completed: 1, ..BatchCounts::default() };
+        assert_eq!(status(&batch(3, running.clone(), false)), "Running");
+        assert_eq!(status(&batch(3, running, true)), "Cancelling", "in-flight items still end");
+        assert_eq!(status(&batch(3, finished(3), false)), "Done");
+        let failed = BatchCounts { completed: 2, crashed: 1, ..BatchCounts::default() };
+        assert_eq!(status(&batch(3, failed, false)), "Done, some failed");
+        let cancelled = BatchCounts { completed: 1, cancelled: 2, ..BatchCounts::default() };
+        assert_eq!(status(&batch(3, cancelled, true)), "Cancelled");
+        assert!(is_done(&batch(3, finished(3), false)));
+        assert!(!is_done(&batch(3, finished(2), false)));
+    }
+
+    #[test]
+    fn a_batch_page_fetches_on_its_runs_events_or_after_a_quiet_spell_while_unfinished() {
+        assert!(refresh_due(true, 0.0, false), "an event about one of its runs");
+        assert!(refresh_due(true, 0.0, true), "a retry can wake a finished batch");
+        assert!(!refresh_due(false, 4_999.0, false));
+        assert!(refresh_due(false, FALLBACK_POLL_MS, false), "the fallback poll");
+        assert!(!refresh_due(false, 60_000.0, true), "a finished batch is not polled");
     }
 
     #[test]

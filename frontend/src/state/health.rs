@@ -3,8 +3,10 @@
 
 use std::rc::Rc;
 
-use common::{BedrockBackend, Health};
+use common::BedrockBackend;
 use yew::Callback;
+
+use crate::api::Health;
 
 /// What the app knows about the server: which Bedrock answers, the form defaults, the limits.
 #[derive(Debug, Clone, PartialEq)]

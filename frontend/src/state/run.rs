@@ -320,7 +320,7 @@ mod tests {
     fn an_empty_log_list_says_which_filter_left_it_empty() {
         let loading = reduce(RunView::default(), [RunAction::Loaded(loaded_at(1))]);
         assert_eq!(loading.empty_logs_note().as_deref(), Some("Loading log lines…"));
-        let none = reduce(loading.clone(), [RunAction::LogsLoaded(vec![])]);
+        let none = reduce(loading, [RunAction::LogsLoaded(vec![])]);
         assert_eq!(none.empty_logs_note().as_deref(), Some("No log lines yet."));
         let quiet = reduce(none, [RunAction::Event(log(2, LogLevel::Info)), RunAction::SetMinLevel(LogLevel::Warn)]);
         assert_eq!(quiet.empty_logs_note().as_deref(), Some("No WARN lines."));

@@ -13,6 +13,7 @@ mod harness;
 mod cluster_support;
 
 mod answers;
+mod batches;
 mod contrast;
 mod faults;
 mod form;
