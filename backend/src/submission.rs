@@ -186,6 +186,7 @@ impl Submissions {
             system: run.system,
             max_tokens: run.max_tokens,
             temperature: run.temperature,
+            batch_id: batch,
         };
         self.runs.runner().start(spec, slot);
         Ok(detail)

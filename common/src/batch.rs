@@ -172,4 +172,7 @@ pub struct ModelPace {
     pub in_flight: usize,
     /// Throttled attempts seen since the server started.
     pub throttles: u64,
+    /// Call attempts a minute may start, learnt from the first throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u64>,
 }

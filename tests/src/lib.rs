@@ -176,7 +176,16 @@ pub async fn spawn_app_in(dirs: TestDirs, configure: impl FnOnce(&mut ServeArgs)
 }
 
 /// Polls `check` until it returns `Some`, failing the test with `what` after [`DEADLINE`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    eventually_within(DEADLINE, what, check).await
+}
+
+/// [`eventually`] for what takes longer by design (a quota's minute to slide on).
+pub async fn eventually_within<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -186,7 +195,7 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < DEADLINE, "timed out after {DEADLINE:?} waiting for {what}");
+        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(POLL).await;
     }
 }

@@ -2,7 +2,16 @@
 //! succeed, multiplicative decrease when Bedrock throttles (the idea of TCP's congestion
 //! window and of the AWS SDK's adaptive retry mode). Near the account's quota the limit
 //! saw-tooths just below it: few throttled calls, and none of the waste of one-at-a-time.
+//!
+//! Bedrock's quotas count calls per minute, and a minute's calls can all come in a burst: no
+//! throttle says the quota is near until a whole minute's worth was sent, and from then on
+//! the calls a minute earlier decide what gets in. So the first throttle also sets a budget of
+//! call attempts per minute, the calls that got in over the minute before it (lowered by each
+//! throttle of the calls already on their way); attempts beyond it wait for the minute to slide
+//! on. The budget grows by one per budget's worth of successes, and a throttle a minute or more
+//! after the budget last changed cuts it by 5 %.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -14,6 +23,17 @@ pub const INITIAL_LIMIT: f64 = 4.0;
 pub const COOLDOWN: Duration = Duration::from_secs(2);
 /// What a cut keeps of the limit.
 const DECREASE: f64 = 0.5;
+/// The span Bedrock's quotas count over.
+pub const MINUTE: Duration = Duration::from_secs(60);
+/// What a cut keeps of the per-minute budget.
+const BUDGET_DECREASE: f64 = 0.95;
+/// How much longer than Bedrock's minute an attempt is counted: it is counted from when it was
+/// allowed, a little before Bedrock sees it, so without this margin the budget would free a
+/// slot just before the quota does.
+const MARGIN: Duration = Duration::from_secs(1);
+/// Rounds of calls (of the limit at the time) the last minute must have seen for a throttle to
+/// say where the quota is: a throttle after a handful of calls is a passing one.
+const ROUNDS_TO_LEARN: f64 = 2.0;
 
 #[derive(Debug, Clone)]
 pub struct Adaptive {
@@ -21,13 +41,59 @@ pub struct Adaptive {
     max: f64,
     last_cut: Option<Instant>,
     throttles: u64,
+    /// Call attempts started within the last minute, and those of them throttled.
+    attempts: VecDeque<Instant>,
+    throttled: VecDeque<Instant>,
+    /// Attempts a minute may start, once a throttle showed where the quota is.
+    budget: Option<Budget>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    per_minute: f64,
+    /// When the first throttle set it, and when a throttle last cut it.
+    learnt: Instant,
+    cut: Instant,
 }
 
 impl Adaptive {
     /// A limit that never exceeds `max` calls in flight.
     pub fn new(max: usize) -> Adaptive {
         let max = max.max(1) as f64;
-        Adaptive { limit: INITIAL_LIMIT.min(max), max, last_cut: None, throttles: 0 }
+        Adaptive {
+            limit: INITIAL_LIMIT.min(max),
+            max,
+            last_cut: None,
+            throttles: 0,
+            attempts: VecDeque::new(),
+            throttled: VecDeque::new(),
+            budget: None,
+        }
+    }
+
+    /// A call attempt (a first one or a retry) started at `now`.
+    pub fn attempt_started(&mut self, now: Instant) {
+        self.slide(now);
+        self.attempts.push_back(now);
+    }
+
+    /// Whether another attempt may start at `now` within the per-minute budget.
+    pub fn within_budget(&mut self, now: Instant) -> bool {
+        self.slide(now);
+        self.budget.is_none_or(|budget| (self.attempts.len() as f64) < budget.per_minute.floor().max(1.0))
+    }
+
+    /// The attempts a minute may start, once known.
+    pub fn budget(&self) -> Option<u64> {
+        self.budget.map(|budget| budget.per_minute.floor().max(1.0) as u64)
+    }
+
+    fn slide(&mut self, now: Instant) {
+        for window in [&mut self.attempts, &mut self.throttled] {
+            while window.front().is_some_and(|at| now.duration_since(*at) >= MINUTE + MARGIN) {
+                window.pop_front();
+            }
+        }
     }
 
     /// Calls that may be in flight now: at least one, so a throttled model is still probed.
@@ -44,11 +110,31 @@ impl Adaptive {
     /// successes grows the limit by one.
     pub fn succeeded(&mut self) {
         self.limit = (self.limit + 1.0 / self.limit.max(1.0)).min(self.max);
+        if let Some(budget) = &mut self.budget {
+            budget.per_minute += 1.0 / budget.per_minute.max(1.0);
+        }
     }
 
     /// A call was throttled at `now`.
     pub fn throttled(&mut self, now: Instant) {
         self.throttles += 1;
+        self.slide(now);
+        self.throttled.push_back(now);
+        let admitted = (self.attempts.len().saturating_sub(self.throttled.len()) as f64).max(1.0);
+        match &mut self.budget {
+            None if (self.attempts.len() as f64) < ROUNDS_TO_LEARN * self.limit => {}
+            None => self.budget = Some(Budget { per_minute: admitted, learnt: now, cut: now }),
+            // Within a minute of the first throttle, another one answers an attempt sent before
+            // the budget: one more that did not get in.
+            Some(budget) if now.duration_since(budget.learnt) < MINUTE => {
+                budget.per_minute = budget.per_minute.min(admitted);
+            }
+            Some(budget) if now.duration_since(budget.cut) >= MINUTE => {
+                budget.per_minute = (budget.per_minute * BUDGET_DECREASE).max(1.0);
+                budget.cut = now;
+            }
+            Some(_) => {}
+        }
         if self.last_cut.is_some_and(|cut| now.duration_since(cut) < COOLDOWN) {
             return;
         }
@@ -90,6 +176,53 @@ mod tests {
         assert_eq!(limit.throttles(), 8);
         limit.throttled(now + COOLDOWN);
         assert_eq!(limit.limit(), 2, "a throttle after the cooldown cuts again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_throttle_sets_a_budget_of_the_attempts_that_got_in_over_the_last_minute() {
+        let mut limit = Adaptive::new(100);
+        let start = Instant::now();
+        for n in 0..30 {
+            limit.attempt_started(start + Duration::from_secs(n));
+        }
+        assert!(limit.within_budget(start), "no budget before a throttle");
+        let mut early = Adaptive::new(100);
+        early.attempt_started(start);
+        early.throttled(start);
+        assert_eq!(early.budget(), None, "one call is not two rounds of the limit of 4: a passing throttle");
+        // The 31st attempt is throttled: 30 got in within the minute.
+        let now = start + Duration::from_secs(30);
+        limit.attempt_started(now);
+        limit.throttled(now);
+        assert_eq!(limit.budget(), Some(30));
+        assert!(!limit.within_budget(now), "31 attempts in the last minute");
+        // Counted for 61 s (a second's margin): at 61 s the attempt of 0 s has gone, 30
+        // remain and still none may start; at 62 s the one of 1 s has gone too.
+        assert!(!limit.within_budget(start + MINUTE + MARGIN));
+        assert!(limit.within_budget(start + MINUTE + MARGIN + Duration::from_secs(1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_learns_from_the_first_minute_then_grows_with_successes_and_shrinks_at_most_once_a_minute() {
+        let mut limit = Adaptive::new(100);
+        let start = Instant::now();
+        for _ in 0..20 {
+            limit.attempt_started(start);
+        }
+        limit.throttled(start);
+        assert_eq!(limit.budget(), Some(19), "20 attempts, one of them throttled");
+        limit.throttled(start);
+        assert_eq!(limit.budget(), Some(18), "another attempt already on its way did not get in");
+        for _ in 0..20 {
+            limit.succeeded();
+        }
+        assert_eq!(limit.budget(), Some(19), "18 + 20 × about 1/18.5");
+        limit.throttled(start + MINUTE);
+        assert_eq!(limit.budget(), Some(18), "19.0x × 0.95, a minute after the budget was set");
+        limit.throttled(start + MINUTE + Duration::from_secs(59));
+        assert_eq!(limit.budget(), Some(18), "at most one cut a minute");
+        limit.throttled(start + MINUTE * 2);
+        assert_eq!(limit.budget(), Some(17), "18.1 × 0.95");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,12 +6,16 @@
 //! `batch:{batch}:{index}`, and only then is it marked started. A crash between the two leaves
 //! the item queued; starting it again after the restart finds the run the key already made, so
 //! no item ever runs twice.
+//!
+//! A run that failed because its last attempt was throttled did not fail for anything in its
+//! item: the scheduler queues the item again for a new run (up to [`MAX_ROUNDS`] times), so a
+//! batch that meets its quota ends with its items answered, not failed for lack of retries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{EventKind, ModelPace, RunId, SubmitRun, TaskName, TaskState};
+use common::{EventKind, ModelPace, RunId, RunState, SubmitRun, TaskName, TaskState};
 use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
@@ -19,13 +23,27 @@ use tokio_util::sync::CancellationToken;
 
 use super::limiter::Adaptive;
 use crate::events::Hub;
+use crate::flow::RetryPacer;
 use crate::runs::Runs;
-use crate::store::{QueuedItem, Store};
+use crate::store::{BatchItemRef, QueuedItem, Store};
 use crate::submission::{Submissions, SubmitError};
 
 /// How often the queue is looked at when nothing else wakes the scheduler (a batch stored by
 /// another process, a failed attempt to start an item).
 const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Runs an item may have in all before a throttled failure stays a failure: a quota that lets
+/// nothing in must not make the scheduler start runs forever.
+pub const MAX_ROUNDS: u32 = 4;
+/// How often a retry held for its model's quota looks again, on average.
+const RETRY_POLL: Duration = Duration::from_millis(250);
+
+/// A batch run this process started and follows.
+struct InFlight {
+    model: String,
+    item: BatchItemRef,
+    /// Whether its latest `call_bedrock` attempt was throttled.
+    throttled: bool,
+}
 
 pub struct Scheduler {
     store: Arc<dyn Store>,
@@ -41,10 +59,24 @@ pub struct Scheduler {
 struct State {
     models: HashMap<String, Adaptive>,
     /// Batch runs started by this process and not ended yet, with their model.
-    in_flight: HashMap<RunId, String>,
+    in_flight: HashMap<RunId, InFlight>,
+    /// Items whose run failed on a throttle, to queue again.
+    requeue: Vec<(BatchItemRef, RunId)>,
     /// Items started by this process, and those of them that ended, by run state.
     started: u64,
     ended: BTreeMap<&'static str, u64>,
+}
+
+impl State {
+    fn pace(&self, model_id: &str) -> ModelPace {
+        let in_flight = self.in_flight.values().filter(|run| run.model == model_id).count();
+        match self.models.get(model_id) {
+            Some(limit) => {
+                ModelPace { limit: limit.limit(), in_flight, throttles: limit.throttles(), per_minute: limit.budget() }
+            }
+            None => ModelPace { in_flight, ..ModelPace::default() },
+        }
+    }
 }
 
 /// What the scheduler has done since the server started, for the metrics.
@@ -74,25 +106,13 @@ impl Scheduler {
 
     /// The pace of each model that has had batch calls.
     pub fn pace(&self, model_id: &str) -> ModelPace {
-        let state = self.state();
-        let in_flight = state.in_flight.values().filter(|model| *model == model_id).count();
-        state.models.get(model_id).map_or(ModelPace { in_flight, ..ModelPace::default() }, |limit| ModelPace {
-            limit: limit.limit(),
-            in_flight,
-            throttles: limit.throttles(),
-        })
+        self.state().pace(model_id)
     }
 
     pub fn activity(&self) -> Activity {
         let state = self.state();
-        let mut models: Vec<(String, ModelPace)> = state
-            .models
-            .iter()
-            .map(|(model, limit)| {
-                let in_flight = state.in_flight.values().filter(|m| *m == model).count();
-                (model.clone(), ModelPace { limit: limit.limit(), in_flight, throttles: limit.throttles() })
-            })
-            .collect();
+        let mut models: Vec<(String, ModelPace)> =
+            state.models.keys().map(|model| (model.clone(), state.pace(model))).collect();
         models.sort_by(|a, b| a.0.cmp(&b.0));
         Activity { models, started: state.started, ended: state.ended.clone() }
     }
@@ -126,23 +146,30 @@ impl Scheduler {
     }
 
     fn learn(&self, kind: &EventKind, run: RunId) {
-        let mut state = self.state();
-        let Some(model) = state.in_flight.get(&run).cloned() else { return };
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let Some(followed) = state.in_flight.get_mut(&run) else { return };
         match kind {
             EventKind::TaskState { task: TaskName::CallBedrock, state: attempt, outcome, .. } => {
-                let limit = state.models.entry(model).or_insert_with(|| Adaptive::new(self.max_total));
+                let limit = state.models.entry(followed.model.clone()).or_insert_with(|| Adaptive::new(self.max_total));
+                let now = Instant::now();
+                followed.throttled = false;
                 match attempt {
                     TaskState::Completed => limit.succeeded(),
                     TaskState::AwaitingRetry | TaskState::Failed if outcome.http_status == Some(429) => {
-                        limit.throttled(Instant::now());
+                        limit.throttled(now);
+                        followed.throttled = true;
                     }
                     _ => {}
                 }
             }
             EventKind::RunState { state: run_state, .. } if run_state.is_terminal() => {
-                state.in_flight.remove(&run);
+                let Some(ended) = state.in_flight.remove(&run) else { return };
+                if *run_state == RunState::Failed && ended.throttled && ended.item.round + 1 < MAX_ROUNDS {
+                    state.requeue.push((ended.item, run));
+                }
                 *state.ended.entry(run_state.as_str()).or_default() += 1;
-                drop(state);
+                drop(guard);
                 self.wake.notify_one();
             }
             _ => {}
@@ -151,6 +178,13 @@ impl Scheduler {
 
     /// Starts queued items while their models and the total have room.
     async fn fill(&self, closing: &CancellationToken) {
+        let requeue = std::mem::take(&mut self.state().requeue);
+        for (item, run) in requeue {
+            if let Err(error) = self.store.requeue_item(item, run).await {
+                tracing::warn!(batch = %item.batch, item = item.index, error = %crate::causes::chain(&error),
+                    "a batch item whose run was throttled out could not be queued again; it stays failed");
+            }
+        }
         let room = self.max_total.saturating_sub(self.state().in_flight.len());
         if room == 0 {
             return;
@@ -167,7 +201,7 @@ impl Scheduler {
             if closing.is_cancelled() {
                 return;
             }
-            if !self.has_room(&item.model_id) {
+            if !self.take_room(&item.model_id) {
                 continue;
             }
             match self.start(&item).await {
@@ -176,7 +210,9 @@ impl Scheduler {
                     let mut state = self.state();
                     state.started += 1;
                     if !ended {
-                        state.in_flight.insert(run, item.model_id.clone());
+                        state
+                            .in_flight
+                            .insert(run, InFlight { model: item.model_id.clone(), item: item.item, throttled: false });
                     }
                 }
                 Err(error) => {
@@ -189,14 +225,22 @@ impl Scheduler {
         }
     }
 
-    fn has_room(&self, model_id: &str) -> bool {
+    fn take_room(&self, model_id: &str) -> bool {
         let mut state = self.state();
         if state.in_flight.len() >= self.max_total {
             return false;
         }
-        let in_flight = state.in_flight.values().filter(|model| *model == model_id).count();
+        let in_flight = state.in_flight.values().filter(|run| run.model == model_id).count();
         let max_total = self.max_total;
-        in_flight < state.models.entry(model_id.to_owned()).or_insert_with(|| Adaptive::new(max_total)).limit()
+        let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| Adaptive::new(max_total));
+        let now = Instant::now();
+        // The room is taken as it is found: the first attempt counts against the minute now,
+        // not when its run reports it.
+        let room = in_flight < limit.limit() && limit.within_budget(now);
+        if room {
+            limit.attempt_started(now);
+        }
+        room
     }
 
     /// Starts the item's run (or finds the one a crash left unrecorded); with whether it ended.
@@ -224,4 +268,23 @@ enum StartError {
     Submit(#[from] SubmitError),
     #[error("the item could not be marked started")]
     Store(#[from] crate::store::StoreError),
+}
+
+#[async_trait::async_trait]
+impl RetryPacer for Scheduler {
+    async fn ready(&self, model_id: &str) {
+        loop {
+            {
+                let mut state = self.state();
+                let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| Adaptive::new(self.max_total));
+                let now = Instant::now();
+                if limit.within_budget(now) {
+                    limit.attempt_started(now);
+                    return;
+                }
+            }
+            // Jittered, so retries waiting together do not all look at the same moment.
+            tokio::time::sleep(RETRY_POLL.mul_f64(0.5 + fastrand::f64())).await;
+        }
+    }
 }

@@ -217,6 +217,7 @@ impl Cluster {
                 system: detail.system,
                 max_tokens: detail.max_tokens,
                 temperature: detail.temperature,
+                batch_id: detail.batch_id,
             };
             self.runner.start_at(spec, at, ());
         }

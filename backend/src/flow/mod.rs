@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{AttemptOutcome, EventKind, RunId, RunState, TaskName, TaskState};
+use common::{AttemptOutcome, BatchId, EventKind, RunId, RunState, TaskName, TaskState};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -69,6 +69,16 @@ pub struct RunSpec {
     pub system: Option<String>,
     pub max_tokens: u32,
     pub temperature: Option<f32>,
+    /// The batch the run is an item of: its `call_bedrock` retries wait for the [`RetryPacer`].
+    pub batch_id: Option<BatchId>,
+}
+
+/// Holds a batch run's `call_bedrock` retries until its model's quota has room. The batch
+/// scheduler learns the quota; without this, a run throttled as the quota filled would spend
+/// its retries within a minute that has no room left, and fail.
+#[async_trait::async_trait]
+pub trait RetryPacer: Send + Sync {
+    async fn ready(&self, model_id: &str);
 }
 
 /// Where a run starts executing: from the beginning, or, for a run taken over from a replica
@@ -130,6 +140,8 @@ pub struct Runner {
     call_slots: Arc<tokio::sync::Semaphore>,
     /// Set at shutdown, so runs cut short end `Crashed` ("interrupted") rather than `Cancelled`.
     shutting_down: AtomicBool,
+    /// Set once the batch scheduler exists, which is built after the runner it submits to.
+    pacer: std::sync::OnceLock<Arc<dyn RetryPacer>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -157,7 +169,13 @@ impl Runner {
             tracker: TaskTracker::new(),
             call_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_calls.max(1))),
             shutting_down: AtomicBool::new(false),
+            pacer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Paces the `call_bedrock` retries of batch runs with `pacer` from now on.
+    pub fn pace_batch_retries(&self, pacer: Arc<dyn RetryPacer>) {
+        let _ = self.pacer.set(pacer);
     }
 
     pub fn settings(&self) -> &FlowSettings {
@@ -306,8 +324,13 @@ impl Runner {
             }
         };
         let request = tasks::model_request(spec, prompt);
-        self.run_task(spec.id, TaskName::CallBedrock, (call_from, not_before), cancel, |attempt| {
-            self.call_bedrock(spec.id, &request, attempt)
+        let request = &request;
+        let pacer = self.pacer.get().filter(|_| spec.batch_id.is_some());
+        self.run_task(spec.id, TaskName::CallBedrock, (call_from, not_before), cancel, |attempt| async move {
+            if let Some(pacer) = pacer.filter(|_| attempt > 1) {
+                pacer.ready(&spec.model_id).await;
+            }
+            self.call_bedrock(spec.id, request, attempt).await
         })
         .await
     }

@@ -126,8 +126,15 @@ impl Harness {
             .await
             .expect("memory store");
         self.hub.register(created);
-        let mut spec =
-            RunSpec { id, journal, model_id: "scripted".into(), system: None, max_tokens: 16, temperature: None };
+        let mut spec = RunSpec {
+            id,
+            journal,
+            model_id: "scripted".into(),
+            system: None,
+            max_tokens: 16,
+            temperature: None,
+            batch_id: None,
+        };
         alter(&mut spec);
         self.runner.start(spec, ());
         id

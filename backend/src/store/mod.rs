@@ -204,6 +204,12 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("batches"))
     }
 
+    /// Queues an item again for a new run after `run`, its run, failed on a throttle; does
+    /// nothing if the item has moved on to another run (or was cancelled).
+    async fn requeue_item(&self, _item: BatchItemRef, _run: RunId) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("batches"))
+    }
+
     /// Batches, newest first.
     async fn list_batches(&self, _limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
         Err(StoreError::Unsupported("batches"))

@@ -292,6 +292,10 @@ impl Store for SqliteStore {
         self.batch_write(BatchWrite::Cancel(batch)).await.map(Some)
     }
 
+    async fn requeue_item(&self, item: BatchItemRef, run: RunId) -> Result<(), StoreError> {
+        self.batch_write(BatchWrite::Requeue { item, run }).await.map(drop)
+    }
+
     async fn retry_failed_items(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
         if !self.batch_exists(batch).await? {
             return Ok(None);
@@ -468,6 +472,7 @@ enum BatchWrite {
     Start { batch: BatchId, index: u32, run: RunId },
     Cancel(BatchId),
     RetryFailed(BatchId),
+    Requeue { item: BatchItemRef, run: RunId },
 }
 
 async fn write_batch_change(conn: &mut SqliteConnection, write: &BatchWrite) -> Result<u64, sqlx::Error> {
@@ -538,6 +543,17 @@ async fn write_batch_change(conn: &mut SqliteConnection, write: &BatchWrite) -> 
             .await?
             .rows_affected())
         }
+        BatchWrite::Requeue { item, run } => Ok(sqlx::query(concat!(
+            "UPDATE batch_items SET state = 'Queued', run_id = NULL, round = round + 1",
+            " WHERE batch_seq = (SELECT seq FROM batches WHERE id = ?1 AND cancelled = 0)",
+            "   AND idx = ?2 AND run_id = ?3 AND state = 'Started'"
+        ))
+        .bind(item.batch.to_string())
+        .bind(i64::from(item.index))
+        .bind(run.to_string())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()),
         BatchWrite::RetryFailed(batch) => {
             let requeued = sqlx::query(concat!(
                 "UPDATE batch_items SET state = 'Queued', run_id = NULL, round = round + 1",

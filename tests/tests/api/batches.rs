@@ -6,7 +6,9 @@ use backend::emulator::reply_for;
 use common::{BatchCounts, BatchItem, BatchSummary, ItemState, RunState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{TestApp, error_of, eventually, on_postgres, spawn_app_in, spawn_app_with};
+use std::time::Duration;
+
+use tests::{TestApp, error_of, eventually, eventually_within, on_postgres, spawn_app_in, spawn_app_with};
 
 /// Whether this store runs batches. The PostgreSQL store does not yet: there a batch is
 /// refused with 501 and a message saying so, which is what the test checks instead.
@@ -244,4 +246,40 @@ async fn a_single_run_submitted_during_a_batch_starts_at_once() {
     app.wait_for(single.id, "the single run to start", |run| run.state != RunState::Pending).await;
     let counts = batch(&app, &submitted).await.counts;
     assert!(counts.queued >= 2, "the batch is still waiting: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_batch_over_its_quota_learns_the_quota_waits_for_the_minute_and_fails_no_item() {
+    const QUOTA: u64 = 30;
+    const ITEMS: usize = 40;
+    let app = spawn_app_with(|args| args.app.emulator_quota_rpm = QUOTA as u32).await;
+    if !runs_batches(&app).await {
+        return;
+    }
+    let prompts: Vec<String> = (0..ITEMS).map(|n| format!("Item {n} of a batch over its quota")).collect();
+    let submitted = submit_batch(&app, &json!({ "prompts": prompts })).await;
+
+    // The first 30 calls of the minute get in; the other 10 items wait for it to slide on.
+    let counts = eventually_within(Duration::from_secs(180), "every item of the batch to finish", || async {
+        let counts = batch(&app, &submitted).await.counts;
+        (counts.finished() == submitted.total).then_some(counts)
+    })
+    .await;
+    assert_eq!(counts, BatchCounts { completed: ITEMS as u64, ..BatchCounts::default() }, "no item failed");
+    let detail: Value =
+        app.client.get(app.url(&format!("/api/batches/{}", submitted.id))).send().await.unwrap().json().await.unwrap();
+    let per_minute = detail["pace"]["per_minute"].as_u64().expect("a budget learnt from the first throttle");
+    assert!((QUOTA - 2..=QUOTA + 2).contains(&per_minute), "the budget {per_minute} is the quota of {QUOTA}");
+    let status: common::EmulatorStatus =
+        app.client.get(app.url("/api/emulator/faults")).send().await.unwrap().json().await.unwrap();
+    let attempts = status.calls;
+    println!(
+        "quota {QUOTA}/min, {ITEMS} items: budget {per_minute}, {} of {attempts} attempts throttled",
+        status.throttled
+    );
+    // Only the items that did not fit the first minute meet the quota, once each as they were
+    // sent (twice at worst, if the minute slides on a little later than the budget counts).
+    let over = ITEMS as u64 - QUOTA;
+    assert!(status.throttled >= 1, "the quota was met");
+    assert!(status.throttled <= 2 * over, "{} throttled attempts for {over} items over the quota", status.throttled);
 }
