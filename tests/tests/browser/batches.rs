@@ -57,5 +57,12 @@ async fn a_csv_picked_in_the_file_input_becomes_a_batch_whose_page_follows_it_to
     browser.goto("/batches").await;
     let row = format!("[data-testid=batch-row][data-batch-id='{id}']");
     browser.wait_for_text(&row, |text| text.contains("3/3") && text.contains("Done")).await;
+
+    // In the history, each of its runs leads back to it.
+    browser.goto("/history").await;
+    browser.find("[data-testid=history-row] .batch-link").await;
+    let script = "return [...document.querySelectorAll('[data-testid=history-row] .batch-link')].map(a => a.pathname);";
+    let back: Vec<String> = serde_json::from_value(browser.eval(script, vec![]).await).unwrap();
+    assert_eq!(back, vec![format!("/batches/{id}"); 3]);
     browser.close().await;
 }
