@@ -48,6 +48,12 @@ pub struct Scale {
     pub fan_out_clients: usize,
     /// Runs stored for the history query.
     pub history_runs: usize,
+    /// Items of the batch run at a quota.
+    pub batch_items: usize,
+    /// How long items are run one at a time, for the comparison.
+    pub one_at_a_time: Duration,
+    /// Items of the large batch.
+    pub large_batch: usize,
 }
 
 /// Flags of a server on the built-in emulator with zero latency and an unpaced reply.

@@ -3,6 +3,7 @@
 //!
 //! Nothing here asserts: a missed target is reported in the table, with what limits it.
 
+mod batches;
 mod cluster;
 mod feed;
 mod figures;
@@ -58,7 +59,16 @@ async fn main() -> ExitCode {
         }
     };
     let scale = if options.quick {
-        Scale { sequential_runs: 100, throughput_secs: 5, in_flight: 1000, fan_out_clients: 200, history_runs: 10_000 }
+        Scale {
+            sequential_runs: 100,
+            throughput_secs: 5,
+            in_flight: 1000,
+            fan_out_clients: 200,
+            history_runs: 10_000,
+            batch_items: 700,
+            one_at_a_time: std::time::Duration::from_secs(10),
+            large_batch: 2_000,
+        }
     } else {
         Scale {
             sequential_runs: 500,
@@ -66,6 +76,9 @@ async fn main() -> ExitCode {
             in_flight: 5000,
             fan_out_clients: 1000,
             history_runs: 100_000,
+            batch_items: 2_000,
+            one_at_a_time: std::time::Duration::from_secs(60),
+            large_batch: 20_000,
         }
     };
     let wanted = |name: &str| options.only.as_deref().is_none_or(|only| name.contains(only));
@@ -102,6 +115,8 @@ async fn main() -> ExitCode {
     }
     measure!("page weight", figures::page_weight(&options.dist));
     measure!("history", figures::history(binary, scale).await);
+    measure!("batch at a quota", batches::quota(binary, scale.batch_items, scale.one_at_a_time).await);
+    measure!("large batch", batches::large(binary, scale.large_batch).await);
     measure!("orchestration postgres", cluster::orchestration_postgres(binary, scale).await);
     measure!("replicas scaling", cluster::scaling(binary, scale).await);
     if wanted("replicas failover") || wanted("cross-replica") {
