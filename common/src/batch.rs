@@ -134,6 +134,7 @@ impl BatchCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchSummary {
     pub id: BatchId,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub created_at: DateTime<Utc>,
     pub model_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,7 @@ pub struct Event {
     pub run_id: RunId,
     /// Position in the run's event sequence: from 1, no gaps.
     pub seq: u64,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub ts: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: EventKind,
@@ -152,7 +153,7 @@ pub struct AttemptOutcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay_ms: Option<u64>,
     /// When the next attempt starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::time::deserialize_option")]
     pub retry_at: Option<DateTime<Utc>>,
 }
 
@@ -164,6 +165,7 @@ pub struct AttemptOutcome {
 struct WireEvent {
     run_id: RunId,
     seq: u64,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     ts: DateTime<Utc>,
     #[serde(rename = "type")]
     kind: KindName,
@@ -186,6 +188,7 @@ struct WireEvent {
     first_byte_ms: Option<u64>,
     total_ms: Option<u64>,
     retry_delay_ms: Option<u64>,
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     retry_at: Option<DateTime<Utc>>,
     level: Option<LogLevel>,
     message: Option<String>,

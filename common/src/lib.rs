@@ -11,6 +11,7 @@ mod batch;
 mod event;
 mod id;
 mod run;
+pub mod time;
 mod view;
 
 pub use batch::{BatchCounts, BatchItem, BatchSummary, ItemState, ModelPace, SubmitBatch};

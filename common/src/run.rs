@@ -198,10 +198,13 @@ pub struct RunSummary {
     pub id: RunId,
     pub state: RunState,
     /// When the run was accepted.
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub created_at: DateTime<Utc>,
     /// When its first task started.
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub model_id: String,
     /// The prompt on one line, cut to [`crate::PROMPT_PREVIEW_CHARS`] characters.
@@ -225,7 +228,9 @@ pub struct AttemptView {
     pub number: u32,
     /// `Running`, `AwaitingRetry` (failed, will be retried), `Completed`, `Failed` or `Cancelled`.
     pub state: TaskState,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub started_at: DateTime<Utc>,
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub finished_at: Option<DateTime<Utc>>,
     /// The error it failed with.
     pub error: Option<String>,
@@ -242,6 +247,7 @@ pub struct AttemptView {
     /// Milliseconds chosen to wait before the next attempt.
     pub retry_delay_ms: Option<u64>,
     /// When the next attempt starts, while waiting.
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub retry_at: Option<DateTime<Utc>>,
 }
 
@@ -285,10 +291,13 @@ pub struct RunDetail {
     pub id: RunId,
     pub state: RunState,
     /// When the run was accepted.
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub created_at: DateTime<Utc>,
     /// When its first task started.
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
+    #[serde(default, deserialize_with = "crate::time::deserialize_option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub prompt: String,
     pub model_id: String,
@@ -597,6 +606,7 @@ impl Quota {
 pub struct LogEntry {
     /// The event sequence number of the line.
     pub seq: u64,
+    #[serde(deserialize_with = "crate::time::deserialize")]
     pub ts: DateTime<Utc>,
     pub level: crate::LogLevel,
     /// The task it came from, if any.

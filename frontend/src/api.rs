@@ -150,6 +150,7 @@ pub async fn clear_faults() -> Result<EmulatorStatus, ApiError> {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Batch {
     pub id: BatchId,
+    #[serde(deserialize_with = "common::time::deserialize")]
     pub created_at: DateTime<Utc>,
     pub model_id: String,
     pub total: u64,
