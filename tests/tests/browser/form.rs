@@ -70,7 +70,7 @@ async fn a_refused_max_tokens_is_fixed_in_place_with_the_settings_open_and_focus
 
 #[tokio::test]
 async fn a_request_that_cannot_reach_the_server_is_a_form_message_and_marks_no_field() {
-    let mut site = spawn_site(0).await;
+    let site = spawn_site(0).await;
     let browser = Browser::open(&site).await;
     browser.open_home().await;
     let model = browser.find("#model-id").await;
@@ -83,7 +83,9 @@ async fn a_request_that_cannot_reach_the_server_is_a_form_message_and_marks_no_f
     assert!(offered.contains(&json!("us.anthropic.claude-sonnet-4-5-20250929-v1:0")), "{offered:?}");
     assert!(offered.contains(&json!("anthropic.claude-3-5-haiku-20241022-v1:0")), "{offered:?}");
 
-    site.stop_in_place().await;
+    // Requests fail as they do when the network drops, while the page's WebSocket stays up:
+    // with it down, the page would hold Run back (see live.rs) rather than try.
+    browser.eval("window.fetch = () => Promise.reject(new TypeError('Failed to fetch'));", vec![]).await;
     browser.find("#prompt").await.send_keys("Nobody is listening").await.unwrap();
     browser.click("#submit").await;
     let failure = browser.wait_for_text("#form-error", |t| !t.is_empty()).await;
