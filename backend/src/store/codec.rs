@@ -3,14 +3,44 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use common::{BatchId, Event, EventKind, RunId, RunSummary, TaskName, Usage};
+use common::{BatchCounts, BatchId, BatchItem, BatchSummary, Event, EventKind, RunId, RunSummary, TaskName, Usage};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{RunQuery, StoreError};
+use super::{BatchItemRef, QueuedItem, RunQuery, StoreError};
 
 /// The columns of a run's history row, as both stores read them.
 pub(super) const SUMMARY_COLUMNS: &str = "id, state, created_at, started_at, finished_at, model_id, prompt_preview, input_tokens, output_tokens, error, \
      load_attempts, call_attempts, batch_id";
+
+/// The columns of a batch's row, as [`batch_from_row`] reads them.
+pub(super) const BATCH_COLUMNS: &str =
+    "seq, id, created_at, model_id, system, max_tokens, temperature, total, cancelled";
+
+/// An item's state in a query over `batch_items i LEFT JOIN runs r`: a started item's is its
+/// run's.
+macro_rules! item_state {
+    () => {
+        "CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END"
+    };
+}
+
+/// A batch's items counted by state (`s`, `n`); the caller adds the batch and `GROUP BY s`.
+pub(super) const ITEM_COUNTS: &str =
+    concat!("SELECT ", item_state!(), " AS s, count(*) AS n FROM batch_items i LEFT JOIN runs r ON r.id = i.run_id");
+
+/// A batch's items, as [`item_from_row`] reads them; the caller adds the batch and the page.
+pub(super) const ITEMS: &str = concat!(
+    "SELECT i.idx, i.prompt, i.variables, i.run_id, ",
+    item_state!(),
+    " AS s FROM batch_items i JOIN batches b ON b.seq = i.batch_seq LEFT JOIN runs r ON r.id = i.run_id"
+);
+
+/// The scheduler's queue, as [`queued_item_from_row`] reads it: oldest batch, first item first.
+pub(super) const QUEUED_ITEMS: &str = concat!(
+    "SELECT b.id, i.idx, i.round, i.prompt, b.model_id, b.system, b.max_tokens, b.temperature",
+    " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq",
+    " WHERE i.state = 'Queued' AND b.cancelled = 0 ORDER BY i.batch_seq, i.idx"
+);
 
 /// A history page's statement over `runs`: the query's filters and cursor, newest first (or,
 /// for an `after` cursor, oldest first: the caller reverses it). The filters' values are all
@@ -174,4 +204,92 @@ impl SummaryRow<'_> {
             batch_id: self.batch_id.map(parse_batch_id).transpose()?,
         })
     }
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn small(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn item_state(text: &str) -> Result<common::ItemState, StoreError> {
+    text.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))
+}
+
+/// A batch from its row ([`BATCH_COLUMNS`]) and its counts ([`ITEM_COUNTS`]).
+pub(super) fn batch_from_row<'r, R>(row: &'r R, counted: &'r [R]) -> Result<BatchSummary, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let mut counts = BatchCounts::default();
+    for row in counted {
+        counts.add(item_state(row.try_get("s")?)?, count(row.try_get("n")?));
+    }
+    Ok(BatchSummary {
+        id: parse_batch_id(row.try_get("id")?)?,
+        created_at: parse_time(row.try_get("created_at")?)?,
+        model_id: row.try_get("model_id")?,
+        system: row.try_get("system")?,
+        max_tokens: small(row.try_get("max_tokens")?),
+        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
+        total: count(row.try_get("total")?),
+        counts,
+        cancelled: row.try_get::<i64, _>("cancelled")? != 0,
+    })
+}
+
+/// An item from its row ([`ITEMS`]).
+pub(super) fn item_from_row<'r, R>(row: &'r R) -> Result<BatchItem, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<&'r str>: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let variables: Option<&str> = row.try_get("variables")?;
+    Ok(BatchItem {
+        index: small(row.try_get("idx")?),
+        prompt: row.try_get("prompt")?,
+        variables: variables
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Malformed(format!("batch item variables: {e}")))?,
+        state: item_state(row.try_get("s")?)?,
+        run_id: row.try_get::<Option<&str>, _>("run_id")?.map(parse_id).transpose()?,
+    })
+}
+
+/// A queued item from its row ([`QUEUED_ITEMS`]).
+pub(super) fn queued_item_from_row<'r, R>(row: &'r R) -> Result<QueuedItem, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<f64>: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(QueuedItem {
+        item: BatchItemRef {
+            batch: parse_batch_id(row.try_get("id")?)?,
+            index: small(row.try_get("idx")?),
+            round: small(row.try_get("round")?),
+        },
+        prompt: row.try_get("prompt")?,
+        model_id: row.try_get("model_id")?,
+        system: row.try_get("system")?,
+        max_tokens: small(row.try_get("max_tokens")?),
+        temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
+    })
 }

@@ -23,14 +23,15 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Event, EventKind, LogEntry, RunId, RunSummary};
+use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::codec::{
-    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_event, parse_id, summary_from_row, timestamp,
+    BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row, event_kind_name,
+    history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row, timestamp,
 };
-use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
+use super::{BatchItemRef, Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
 use crate::journal::RecordRef;
 use crate::wire::Published;
 
@@ -564,6 +565,162 @@ impl Store for PgStore {
     /// and are then taken over ([`PgStore::claim_orphans`]), not marked crashed at start.
     async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>, StoreError> {
         Ok(Vec::new())
+    }
+
+    async fn create_batch(&self, batch: NewBatch) -> Result<(), StoreError> {
+        let summary = &batch.summary;
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query_scalar(concat!(
+            "INSERT INTO batches (id, created_at, model_id, system, max_tokens, temperature, total)",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq"
+        ))
+        .bind(summary.id.to_string())
+        .bind(timestamp(summary.created_at))
+        .bind(&summary.model_id)
+        .bind(summary.system.as_deref())
+        .bind(i64::from(summary.max_tokens))
+        .bind(summary.temperature.map(f64::from))
+        .bind(batch.items.len() as i64)
+        .fetch_one(&mut *tx)
+        .await?;
+        // One statement per chunk of items: a 20,000-item batch is a few round trips.
+        for (chunk, items) in batch.items.chunks(5_000).enumerate() {
+            let first = (chunk * 5_000) as i64;
+            let indexes: Vec<i64> = (first..first + items.len() as i64).collect();
+            let prompts: Vec<&str> = items.iter().map(|(prompt, _)| prompt.as_str()).collect();
+            let variables: Vec<Option<String>> =
+                items.iter().map(|(_, values)| values.as_ref().and_then(|v| serde_json::to_string(v).ok())).collect();
+            sqlx::query(concat!(
+                "INSERT INTO batch_items (batch_seq, idx, prompt, variables)",
+                " SELECT $1, * FROM UNNEST($2::int8[], $3::text[], $4::text[])"
+            ))
+            .bind(seq)
+            .bind(&indexes)
+            .bind(&prompts)
+            .bind(&variables)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn queued_items(&self, limit: u32) -> Result<Vec<QueuedItem>, StoreError> {
+        let rows =
+            sqlx::query(&format!("{QUEUED_ITEMS} LIMIT $1")).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(queued_item_from_row).collect()
+    }
+
+    async fn start_item(&self, batch: BatchId, index: u32, run: RunId) -> Result<bool, StoreError> {
+        // Another replica may have started the item with the same run (the idempotency key
+        // gave both that run): started either way. Not started only if cancelled meanwhile;
+        // the run is linked anyway, so the caller's cancel finds it.
+        let started: Option<bool> = sqlx::query_scalar(concat!(
+            "UPDATE batch_items SET state = CASE WHEN state = 'Queued' THEN 'Started' ELSE state END,",
+            " run_id = COALESCE(run_id, $1)",
+            " WHERE batch_seq = (SELECT seq FROM batches WHERE id = $2) AND idx = $3",
+            "   AND (run_id IS NULL OR run_id = $1)",
+            " RETURNING state = 'Started'"
+        ))
+        .bind(run.to_string())
+        .bind(batch.to_string())
+        .bind(i64::from(index))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(started.unwrap_or(false))
+    }
+
+    async fn cancel_batch(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let seq: Option<i64> = sqlx::query_scalar("UPDATE batches SET cancelled = 1 WHERE id = $1 RETURNING seq")
+            .bind(batch.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(seq) = seq else { return Ok(None) };
+        let cancelled =
+            sqlx::query("UPDATE batch_items SET state = 'Cancelled' WHERE batch_seq = $1 AND state = 'Queued'")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(Some(cancelled))
+    }
+
+    async fn requeue_item(&self, item: BatchItemRef, run: RunId) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "UPDATE batch_items SET state = 'Queued', run_id = NULL, round = round + 1",
+            " WHERE batch_seq = (SELECT seq FROM batches WHERE id = $1 AND cancelled = 0)",
+            "   AND idx = $2 AND run_id = $3 AND state = 'Started'"
+        ))
+        .bind(item.batch.to_string())
+        .bind(i64::from(item.index))
+        .bind(run.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn retry_failed_items(&self, batch: BatchId) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM batches WHERE id = $1 FOR UPDATE")
+            .bind(batch.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(seq) = seq else { return Ok(None) };
+        let requeued = sqlx::query(concat!(
+            "UPDATE batch_items SET state = 'Queued', run_id = NULL, round = round + 1",
+            " WHERE batch_seq = $1 AND state = 'Started'",
+            "   AND run_id IN (SELECT id FROM runs WHERE state IN ('Failed', 'Crashed'))"
+        ))
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if requeued > 0 {
+            sqlx::query("UPDATE batches SET cancelled = 0 WHERE seq = $1").bind(seq).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(requeued))
+    }
+
+    async fn list_batches(&self, limit: u32) -> Result<Vec<BatchSummary>, StoreError> {
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches ORDER BY seq DESC LIMIT $1");
+        let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let mut batches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            batches.push(self.batch_summary(row).await?);
+        }
+        Ok(batches)
+    }
+
+    async fn batch(&self, id: BatchId) -> Result<Option<BatchSummary>, StoreError> {
+        let sql = format!("SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1");
+        match sqlx::query(&sql).bind(id.to_string()).fetch_optional(&self.pool).await? {
+            Some(row) => Ok(Some(self.batch_summary(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn batch_items(&self, id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, StoreError> {
+        let rows = sqlx::query(&format!("{ITEMS} WHERE b.id = $1 AND i.idx >= $2 ORDER BY i.idx LIMIT $3"))
+            .bind(id.to_string())
+            .bind(i64::from(from))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+}
+
+impl PgStore {
+    /// A batch's summary from its row ([`BATCH_COLUMNS`]), with its items counted by state.
+    async fn batch_summary(&self, row: &PgRow) -> Result<BatchSummary, StoreError> {
+        let counted = sqlx::query(&format!("{ITEM_COUNTS} WHERE i.batch_seq = $1 GROUP BY s"))
+            .bind(row.try_get::<i64, _>("seq")?)
+            .fetch_all(&self.pool)
+            .await?;
+        batch_from_row(row, &counted)
     }
 }
 

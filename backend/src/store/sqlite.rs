@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{BatchCounts, BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
+use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -25,21 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::wire::{Published, Stamped};
 
 use super::codec::{
-    SUMMARY_COLUMNS, attempts_column, event_kind_name, history_page, parse_batch_id, parse_event, parse_id, parse_time,
-    summary_from_row, timestamp,
+    BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row, event_kind_name,
+    history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row, timestamp,
 };
 use super::{BatchItemRef, Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
-
-/// The columns of a batch's row, as [`SqliteStore::batch_summary`] reads them.
-const BATCH_COLUMNS: &str = "seq, id, created_at, model_id, system, max_tokens, temperature, total, cancelled";
-
-/// An item's state in a query over `batch_items i LEFT JOIN runs r`: a started item's is its
-/// run's.
-macro_rules! item_state {
-    () => {
-        "CASE WHEN i.state = 'Started' THEN COALESCE(r.state, 'Pending') ELSE i.state END"
-    };
-}
 
 /// Most queued writes folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -122,32 +111,11 @@ impl SqliteStore {
 
     /// A batch's summary from its row ([`BATCH_COLUMNS`]), with its items counted by state.
     async fn batch_summary(&self, row: &SqliteRow) -> Result<BatchSummary, StoreError> {
-        let counted = sqlx::query(concat!(
-            "SELECT ",
-            item_state!(),
-            " AS s, count(*) AS n FROM batch_items i LEFT JOIN runs r ON r.id = i.run_id",
-            " WHERE i.batch_seq = ?1 GROUP BY s"
-        ))
-        .bind(row.try_get::<i64, _>("seq")?)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut counts = BatchCounts::default();
-        for count in &counted {
-            let state: &str = count.try_get("s")?;
-            let state = state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?;
-            counts.add(state, u64::try_from(count.try_get::<i64, _>("n")?).unwrap_or(0));
-        }
-        Ok(BatchSummary {
-            id: parse_batch_id(row.try_get("id")?)?,
-            created_at: parse_time(row.try_get("created_at")?)?,
-            model_id: row.try_get("model_id")?,
-            system: row.try_get("system")?,
-            max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
-            temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
-            total: u64::try_from(row.try_get::<i64, _>("total")?).unwrap_or(0),
-            counts,
-            cancelled: row.try_get::<i64, _>("cancelled")? != 0,
-        })
+        let counted = sqlx::query(&format!("{ITEM_COUNTS} WHERE i.batch_seq = ?1 GROUP BY s"))
+            .bind(row.try_get::<i64, _>("seq")?)
+            .fetch_all(&self.readers)
+            .await?;
+        batch_from_row(row, &counted)
     }
 
     async fn batch_write(&self, write: BatchWrite) -> Result<u64, StoreError> {
@@ -255,30 +223,9 @@ impl Store for SqliteStore {
     }
 
     async fn queued_items(&self, limit: u32) -> Result<Vec<QueuedItem>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT b.id, i.idx, i.round, i.prompt, b.model_id, b.system, b.max_tokens, b.temperature",
-            " FROM batch_items i JOIN batches b ON b.seq = i.batch_seq",
-            " WHERE i.state = 'Queued' AND b.cancelled = 0 ORDER BY i.batch_seq, i.idx LIMIT ?1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QueuedItem {
-                    item: BatchItemRef {
-                        batch: parse_batch_id(row.try_get("id")?)?,
-                        index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
-                        round: u32::try_from(row.try_get::<i64, _>("round")?).unwrap_or(u32::MAX),
-                    },
-                    prompt: row.try_get("prompt")?,
-                    model_id: row.try_get("model_id")?,
-                    system: row.try_get("system")?,
-                    max_tokens: u32::try_from(row.try_get::<i64, _>("max_tokens")?).unwrap_or(u32::MAX),
-                    temperature: row.try_get::<Option<f64>, _>("temperature")?.map(|t| t as f32),
-                })
-            })
-            .collect()
+        let rows =
+            sqlx::query(&format!("{QUEUED_ITEMS} LIMIT ?1")).bind(i64::from(limit)).fetch_all(&self.readers).await?;
+        rows.iter().map(queued_item_from_row).collect()
     }
 
     async fn start_item(&self, batch: BatchId, index: u32, run: RunId) -> Result<bool, StoreError> {
@@ -322,33 +269,13 @@ impl Store for SqliteStore {
     }
 
     async fn batch_items(&self, id: BatchId, from: u32, limit: u32) -> Result<Vec<BatchItem>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT i.idx, i.prompt, i.variables, i.run_id, ",
-            item_state!(),
-            " AS s FROM batch_items i JOIN batches b ON b.seq = i.batch_seq LEFT JOIN runs r ON r.id = i.run_id",
-            " WHERE b.id = ?1 AND i.idx >= ?2 ORDER BY i.idx LIMIT ?3"
-        ))
-        .bind(id.to_string())
-        .bind(i64::from(from))
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let state: &str = row.try_get("s")?;
-                let variables: Option<&str> = row.try_get("variables")?;
-                Ok(BatchItem {
-                    index: u32::try_from(row.try_get::<i64, _>("idx")?).unwrap_or(u32::MAX),
-                    prompt: row.try_get("prompt")?,
-                    variables: variables
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|e| StoreError::Malformed(format!("batch item variables: {e}")))?,
-                    state: state.parse().map_err(|e| StoreError::Malformed(format!("batch item: {e}")))?,
-                    run_id: row.try_get::<Option<&str>, _>("run_id")?.map(parse_id).transpose()?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&format!("{ITEMS} WHERE b.id = ?1 AND i.idx >= ?2 ORDER BY i.idx LIMIT ?3"))
+            .bind(id.to_string())
+            .bind(i64::from(from))
+            .bind(i64::from(limit))
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter().map(item_from_row).collect()
     }
 }
 

@@ -7,7 +7,7 @@ use backend::emulator::reply_for;
 use common::{BatchCounts, BatchItem, BatchSummary, RunSummary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{TestApp, TestDirs, backend_command, error_of, eventually, on_postgres, run_backend, spawn_app_with};
+use tests::{TestApp, TestDirs, backend_command, error_of, eventually, run_backend, spawn_app_with};
 
 async fn upload(app: &TestApp, content_type: &str, query: &str, body: &str) -> reqwest::Response {
     let url = app.url(&format!("/api/batches{query}"));
@@ -38,22 +38,9 @@ async fn items(app: &TestApp, batch: &BatchSummary) -> Vec<BatchItem> {
     get(app, &format!("/api/batches/{}/items", batch.id)).await
 }
 
-/// The PostgreSQL store does not run batches yet; there the upload is refused with 501.
-async fn runs_batches(app: &TestApp) -> bool {
-    if !on_postgres() {
-        return true;
-    }
-    let (status, _) = error_of(upload(app, "text/plain", "", "a\n").await).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    false
-}
-
 #[tokio::test]
 async fn a_file_of_each_format_becomes_a_batch_with_the_settings_of_its_query() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let text = uploaded(&app, "text/plain", "?max_tokens=77", "First ticket\r\n\nSecond ticket\n").await;
     let jsonl =
         uploaded(&app, "application/x-ndjson", "", "\"Plain string\"\n{\"prompt\": \"From an object\"}\n").await;
@@ -87,9 +74,6 @@ async fn a_file_of_each_format_becomes_a_batch_with_the_settings_of_its_query() 
 #[tokio::test]
 async fn the_history_lists_the_runs_of_one_batch_and_marks_each_with_it() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let single = app.submit("not part of any batch").await.id;
     let batch = uploaded(&app, "text/plain", "", "one\ntwo\nthree\n").await;
     until_finished(&app, &batch).await;
@@ -108,9 +92,6 @@ async fn the_history_lists_the_runs_of_one_batch_and_marks_each_with_it() {
 #[tokio::test]
 async fn malformed_files_are_refused_naming_the_line_and_nothing_runs() {
     let app = spawn_app_with(|args| args.app.max_batch_bytes = 4_096).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let csv_template = "?template=%7B%7Ba%7D%7D%20%7B%7Bb%7D%7D";
     let cases: [(&str, &str, String, StatusCode, &str); 6] = [
         (
@@ -168,9 +149,6 @@ async fn malformed_files_are_refused_naming_the_line_and_nothing_runs() {
 #[tokio::test]
 async fn retrying_a_batch_runs_only_its_failed_items_again_as_new_runs() {
     let app = spawn_app_with(|args| args.app.max_batch_concurrency = 1).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     // A validation error is not retried by the flow: the first two calls fail their items.
     let plan = json!({ "kind": "validation", "fail_first": 2 });
     let response = app.client.put(app.url("/api/emulator/faults")).json(&plan).send().await.unwrap();
@@ -198,12 +176,10 @@ async fn retrying_a_batch_runs_only_its_failed_items_again_as_new_runs() {
     assert_eq!(response.json::<Value>().await.unwrap()["retried"], 0, "nothing left to retry");
 }
 
-#[tokio::test]
+// Two worker threads: while the test waits for the child, the app it talks to keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_batch_submits_a_file_follows_it_and_writes_the_results() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let dirs = TestDirs::new();
     let input = dirs.data_dir.with_file_name("tickets.jsonl");
     std::fs::write(&input, "{\"ticket\": \"printer on fire\"}\n{\"ticket\": \"coffee machine sad\"}\n").unwrap();

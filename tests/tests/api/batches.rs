@@ -8,19 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use tests::{TestApp, error_of, eventually, eventually_within, on_postgres, spawn_app_in, spawn_app_with};
-
-/// Whether this store runs batches. The PostgreSQL store does not yet: there a batch is
-/// refused with 501 and a message saying so, which is what the test checks instead.
-async fn runs_batches(app: &TestApp) -> bool {
-    if !on_postgres() {
-        return true;
-    }
-    let (status, message) = error_of(post_batch(app, &json!({ "prompts": ["a"] })).await).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert!(message.contains("not available with the PostgreSQL store"), "{message}");
-    false
-}
+use tests::{TestApp, error_of, eventually, eventually_within, spawn_app_in, spawn_app_with};
 
 async fn post_batch(app: &TestApp, body: &Value) -> reqwest::Response {
     app.client.post(app.url("/api/batches")).json(body).send().await.unwrap()
@@ -62,9 +50,6 @@ async fn until_finished(app: &TestApp, submitted: &BatchSummary) -> BatchCounts 
 #[tokio::test]
 async fn every_item_of_a_batch_runs_as_an_ordinary_run_with_the_batch_settings() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let prompts = ["Summarise the first ticket", "Classify the second ticket", "Translate the third"];
     let submitted = submit_batch(&app, &json!({ "prompts": prompts, "max_tokens": 300 })).await;
     assert_eq!(submitted.total, 3);
@@ -86,9 +71,6 @@ async fn every_item_of_a_batch_runs_as_an_ordinary_run_with_the_batch_settings()
 #[tokio::test]
 async fn a_template_batch_fills_each_row_and_exports_the_values_with_the_response() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let body = json!({
         "template": "Write a haiku about {{topic}} in {{language}}",
         "rows": [{ "topic": "rain", "language": "French" }, { "topic": "tea", "language": "Welsh" }],
@@ -126,9 +108,6 @@ async fn a_template_batch_fills_each_row_and_exports_the_values_with_the_respons
 #[tokio::test]
 async fn bad_batches_are_refused_naming_the_item_or_row_before_anything_runs() {
     let app = spawn_app_with(|_| {}).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     for (body, status, names) in [
         (json!({ "prompts": ["fine", " "] }), StatusCode::UNPROCESSABLE_ENTITY, "item 1: prompt must not be empty"),
         (
@@ -161,9 +140,6 @@ async fn bad_batches_are_refused_naming_the_item_or_row_before_anything_runs() {
 #[tokio::test]
 async fn too_many_items_are_refused_with_the_configured_limit() {
     let app = spawn_app_with(|args| args.app.max_batch_items = 2).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let (status, message) = error_of(post_batch(&app, &json!({ "prompts": ["a", "b", "c"] })).await).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(message.contains("the limit is 2"), "{message}");
@@ -179,9 +155,6 @@ fn one_slow_item_at_a_time(args: &mut ServeArgs) {
 #[tokio::test]
 async fn a_cancelled_batch_never_starts_its_queued_items_and_cancels_the_one_in_flight() {
     let app = spawn_app_with(one_slow_item_at_a_time).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let submitted = submit_batch(&app, &json!({ "prompts": ["one", "two", "three", "four", "five"] })).await;
     let response = app.client.post(app.url(&format!("/api/batches/{}/cancel", submitted.id))).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
@@ -202,9 +175,6 @@ async fn a_cancelled_batch_never_starts_its_queued_items_and_cancels_the_one_in_
 #[tokio::test]
 async fn a_batch_survives_a_restart_and_no_item_runs_twice() {
     let app = spawn_app_with(|args| args.app.max_batch_concurrency = 1).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let prompts = ["first", "second", "third", "fourth"];
     let submitted = submit_batch(&app, &json!({ "prompts": prompts })).await;
     eventually("one item to complete", || async {
@@ -231,9 +201,6 @@ async fn a_batch_survives_a_restart_and_no_item_runs_twice() {
 #[tokio::test]
 async fn a_single_run_submitted_during_a_batch_starts_at_once() {
     let app = spawn_app_with(one_slow_item_at_a_time).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let submitted = submit_batch(&app, &json!({ "prompts": ["one", "two", "three", "four"] })).await;
     eventually("a batch item in flight", || async {
         let counts = batch(&app, &submitted).await.counts;
@@ -253,9 +220,6 @@ async fn a_batch_over_its_quota_learns_the_quota_waits_for_the_minute_and_fails_
     const QUOTA: u64 = 30;
     const ITEMS: usize = 40;
     let app = spawn_app_with(|args| args.app.emulator_quota_rpm = QUOTA as u32).await;
-    if !runs_batches(&app).await {
-        return;
-    }
     let prompts: Vec<String> = (0..ITEMS).map(|n| format!("Item {n} of a batch over its quota")).collect();
     let submitted = submit_batch(&app, &json!({ "prompts": prompts })).await;
 

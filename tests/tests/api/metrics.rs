@@ -1,6 +1,6 @@
 use common::{BatchSummary, FaultKind, FaultPlan, RunState};
 use serde_json::json;
-use tests::{eventually, metric, on_postgres, spawn_app};
+use tests::{eventually, metric, spawn_app};
 
 #[tokio::test]
 async fn metrics_count_completed_failed_and_retried_runs() {
@@ -37,9 +37,6 @@ async fn metrics_count_completed_failed_and_retried_runs() {
 
 #[tokio::test]
 async fn metrics_count_batch_items_and_show_each_models_pace_and_throttles() {
-    if on_postgres() {
-        return; // The PostgreSQL store does not run batches yet (see api/batches.rs).
-    }
     let app = spawn_app().await;
     app.inject(FaultPlan { kind: FaultKind::Throttle, fail_first: 1, every_nth: 0 }).await;
     let response = app.client.post(app.url("/api/batches")).json(&json!({ "prompts": ["a", "b", "c"] })).send().await;
