@@ -130,17 +130,26 @@ impl Scheduler {
                 return;
             }
             self.fill(&closing).await;
-            tokio::select! {
-                () = closing.cancelled() => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(IDLE_POLL) => {}
-                received = live.recv() => match received {
-                    Ok(published) => self.learn(&published.event.kind, published.event.run_id),
-                    // Missed events may have ended runs: forget those whose end was missed
-                    // once the hub no longer holds them.
-                    Err(RecvError::Lagged(_)) => self.state().in_flight.retain(|id, _| hub.holds(*id)),
-                    Err(RecvError::Closed) => return,
-                },
+            // Events only teach the limits: the queue is read again when woken (a batch stored,
+            // a followed run ended) or idle, not once per event of every run.
+            let idle = tokio::time::sleep(IDLE_POLL);
+            tokio::pin!(idle);
+            loop {
+                tokio::select! {
+                    () = closing.cancelled() => return,
+                    () = self.wake.notified() => break,
+                    () = &mut idle => break,
+                    received = live.recv() => match received {
+                        Ok(published) => self.learn(&published.event.kind, published.event.run_id),
+                        // Missed events may have ended runs: forget those whose end was missed
+                        // once the hub no longer holds them.
+                        Err(RecvError::Lagged(_)) => {
+                            self.state().in_flight.retain(|id, _| hub.holds(*id));
+                            break;
+                        }
+                        Err(RecvError::Closed) => return,
+                    },
+                }
             }
         }
     }
