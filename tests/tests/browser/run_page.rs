@@ -166,8 +166,11 @@ async fn a_level_with_no_lines_says_so_the_search_narrows_the_lines_and_the_down
     let file = downloads.path().join(format!("run-{}-logs.txt", &id.to_string()[..8]));
     let started = Instant::now();
     let text = loop {
-        // Chromium writes to a `.crdownload` name and renames once the file is whole.
-        if let Ok(text) = std::fs::read_to_string(&file) {
+        // Chromium writes to a `.crdownload` name and renames once the file is whole, but the
+        // final name can also appear empty first: wait for content.
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && !text.is_empty()
+        {
             break text;
         }
         assert!(started.elapsed() < DEADLINE, "no {} downloaded", file.display());
