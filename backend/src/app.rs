@@ -125,7 +125,8 @@ impl App {
         // Batches leave room for single runs: those are never queued behind a batch.
         let batch_room = args.max_batch_concurrency.min(args.max_concurrent_runs.saturating_sub(1)).max(1);
         let scheduler = Scheduler::new(Arc::clone(&store), Arc::clone(&submissions), Arc::clone(&runs), batch_room);
-        runs.runner().pace_batch_retries(Arc::clone(&scheduler) as Arc<dyn crate::flow::RetryPacer>);
+        let pacer: std::sync::Weak<dyn crate::flow::RetryPacer> = Arc::downgrade(&scheduler) as _;
+        runs.runner().pace_batch_retries(pacer);
         let scheduling = tokio::spawn(Arc::clone(&scheduler).run(Arc::clone(&hub), closing.clone()));
         let batches = Batches::new(
             Arc::clone(&store),

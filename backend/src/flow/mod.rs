@@ -141,7 +141,8 @@ pub struct Runner {
     /// Set at shutdown, so runs cut short end `Crashed` ("interrupted") rather than `Cancelled`.
     shutting_down: AtomicBool,
     /// Set once the batch scheduler exists, which is built after the runner it submits to.
-    pacer: std::sync::OnceLock<Arc<dyn RetryPacer>>,
+    /// Weak: the scheduler holds the runner, through the runs it submits.
+    pacer: std::sync::OnceLock<std::sync::Weak<dyn RetryPacer>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -174,7 +175,7 @@ impl Runner {
     }
 
     /// Paces the `call_bedrock` retries of batch runs with `pacer` from now on.
-    pub fn pace_batch_retries(&self, pacer: Arc<dyn RetryPacer>) {
+    pub fn pace_batch_retries(&self, pacer: std::sync::Weak<dyn RetryPacer>) {
         let _ = self.pacer.set(pacer);
     }
 
@@ -325,7 +326,8 @@ impl Runner {
         };
         let request = tasks::model_request(spec, prompt);
         let request = &request;
-        let pacer = self.pacer.get().filter(|_| spec.batch_id.is_some());
+        let pacer = self.pacer.get().filter(|_| spec.batch_id.is_some()).and_then(std::sync::Weak::upgrade);
+        let pacer = pacer.as_deref();
         self.run_task(spec.id, TaskName::CallBedrock, (call_from, not_before), cancel, |attempt| async move {
             if let Some(pacer) = pacer.filter(|_| attempt > 1) {
                 pacer.ready(&spec.model_id).await;
