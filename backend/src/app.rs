@@ -47,6 +47,8 @@ pub enum StartupError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot use the model catalog")]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// The server's parts, wired.
@@ -97,7 +99,8 @@ impl App {
         };
         recover_interrupted(store.as_ref()).await?;
         let hub = Hub::new(Arc::clone(&store));
-        let metrics = Arc::new(Metrics::default());
+        let catalog = Arc::new(crate::catalog::load(args.model_catalog.as_deref())?);
+        let metrics = Arc::new(Metrics::priced(Arc::clone(&catalog)));
         let stopped = CancellationToken::new();
         let connected = bedrock::connect(&args.bedrock_settings(), &stopped).await?;
         let runner = Runner::new(
@@ -107,7 +110,7 @@ impl App {
             args.flow_settings(),
             Arc::clone(&metrics),
         );
-        let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner)));
+        let runs = Arc::new(Runs::new(Arc::clone(&store), Arc::clone(&hub), Arc::clone(&runner), Arc::clone(&catalog)));
         let policy = Policy {
             defaults: Defaults {
                 model_id: args.model_id.clone(),
@@ -118,6 +121,7 @@ impl App {
             limits,
             max_concurrent_runs: args.max_concurrent_runs.max(1),
             max_per_minute: args.max_submissions_per_minute,
+            catalog,
         };
         let allowance = shared.clone().map(|pg| pg as Arc<dyn SharedAllowance>);
         let submissions = Arc::new(Submissions::new(journal.clone(), Arc::clone(&runs), policy, allowance));

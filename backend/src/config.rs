@@ -112,6 +112,10 @@ pub struct AppArgs {
     /// Default model id or inference profile for runs that do not name one.
     #[arg(long, env = "BEDROCK_MODEL_ID", default_value = DEFAULT_MODEL_ID)]
     pub model_id: String,
+    /// A model catalog file to use instead of the built-in one (see the README's "Model
+    /// catalog"): its lifecycle dates refuse end-of-life models and its prices cost the runs.
+    #[arg(long, env = "APP_MODEL_CATALOG")]
+    pub model_catalog: Option<PathBuf>,
     /// ConverseStream (streaming) or InvokeModel (Anthropic Messages body, no streaming).
     #[arg(long, env = "BEDROCK_API", value_enum, default_value_t)]
     pub bedrock_api: BedrockApi,

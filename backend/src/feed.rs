@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use common::RunId;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -23,11 +24,16 @@ use crate::wire::Published;
 /// feed opened).
 const DONE: u64 = crate::events::ENDED;
 
-/// Newest runs looked at, after a lag, for runs an all-runs feed never heard of.
-const NEW_RUNS_AFTER_LAG: u32 = 1000;
+/// Runs read per page, after a lag, while looking for runs an all-runs feed never heard of.
+const NEW_RUNS_PAGE: u32 = 1000;
 
-/// Runs remembered by an all-runs feed before it forgets those that left memory.
+/// Runs remembered by an all-runs feed before it first forgets those that left memory.
 const FORGET_ABOVE: usize = 4096;
+
+/// How long after its creation a run may still be unheard of by a feed that is not lagging: its
+/// first event may still be on its way (in a cluster, from another replica's poll). A feed
+/// remembers the runs created this recently, so a later lag neither misses nor resends them.
+const HEARD_WITHIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 /// Why a feed could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +60,14 @@ pub struct Feed {
     pending: VecDeque<Published>,
     /// Runs whose missed events must be read from the store: they left memory meanwhile.
     backfill: Vec<RunId>,
-    /// For an all-runs feed: an id below every run created after the feed opened (ids are
-    /// UUIDv7, ordered by creation time), to find runs it never heard of after a lag.
-    opened: RunId,
-    /// After a lag, look in the store for runs created since `opened` that left memory.
+    /// For an all-runs feed: every run created before this instant that it must follow is in
+    /// `last_seen` or was forgotten after its end, so after a lag only runs created since are
+    /// looked for in the store.
+    heard_all_before: DateTime<Utc>,
+    /// After a lag, look in the store for runs created since `heard_all_before` that left memory.
     find_new_runs: bool,
+    /// `last_seen` is pruned once it grows past this; doubling it keeps pruning amortised.
+    forget_above: usize,
 }
 
 impl Feed {
@@ -92,8 +101,9 @@ impl Feed {
             only: run.map(|(id, _)| id),
             last_seen,
             backfill: Vec::new(),
-            opened: RunId(uuid::Uuid::now_v7()),
+            heard_all_before: Utc::now(),
             find_new_runs: false,
+            forget_above: FORGET_ABOVE,
             pending: VecDeque::new(),
             subscription,
         };
@@ -133,12 +143,7 @@ impl Feed {
     pub async fn next(&mut self) -> Result<Option<Published>, StoreError> {
         loop {
             if self.find_new_runs {
-                let query = RunQuery { limit: NEW_RUNS_AFTER_LAG, ..RunQuery::default() };
-                let listed = self.runs.list(&query).await?;
-                let (hub, seen) = (&self.hub, &self.last_seen);
-                let unheard = listed.iter().map(|r| r.id).filter(|id| *id > self.opened && !seen.contains_key(id));
-                let gone: Vec<RunId> = unheard.filter(|id| !hub.holds(*id)).collect();
-                self.backfill.extend(gone);
+                self.find_unheard_runs().await?;
                 self.find_new_runs = false;
             }
             while let Some(&id) = self.backfill.last() {
@@ -165,13 +170,39 @@ impl Feed {
         }
     }
 
-    /// Runs gone from memory after their backfill get no new events: forget them so the map
-    /// stays small.
-    fn forget_finished(&mut self) {
-        if self.only.is_none() && self.last_seen.len() > FORGET_ABOVE {
-            let hub = &self.hub;
-            self.last_seen.retain(|id, _| hub.holds(*id));
+    /// Runs that came and left memory while this feed lagged, unheard of: every one created
+    /// since `heard_all_before`, page by page, however many there are.
+    async fn find_unheard_runs(&mut self) -> Result<(), StoreError> {
+        let mut query = RunQuery { limit: NEW_RUNS_PAGE, since: Some(self.heard_all_before), ..RunQuery::default() };
+        loop {
+            let page = self.runs.list(&query).await?;
+            let (hub, seen) = (&self.hub, &self.last_seen);
+            let gone = page.iter().map(|r| r.id).filter(|id| !seen.contains_key(id) && !hub.holds(*id));
+            self.backfill.extend(gone);
+            match page.last() {
+                Some(oldest) if page.len() == NEW_RUNS_PAGE as usize && query.before != Some(oldest.id) => {
+                    query.before = Some(oldest.id);
+                }
+                _ => return Ok(()),
+            }
         }
+    }
+
+    /// Runs gone from memory after their backfill get no new events: forget them so the map
+    /// stays small — but not those created too recently to be sure every run of that moment
+    /// was heard of, or a later lag would take them for new and send them again.
+    fn forget_finished(&mut self) {
+        let caught_up = !self.find_new_runs && self.backfill.is_empty() && self.pending.is_empty();
+        if self.only.is_some() || self.last_seen.len() <= self.forget_above || !caught_up {
+            return;
+        }
+        self.heard_all_before = self.heard_all_before.max(Utc::now() - HEARD_WITHIN);
+        let (hub, horizon) = (&self.hub, self.heard_all_before);
+        // An id holds its creation time to the millisecond: a run of the horizon's own
+        // millisecond may be newer than it, and is kept.
+        let newer = |at: DateTime<Utc>| at + chrono::TimeDelta::milliseconds(1) > horizon;
+        self.last_seen.retain(|id, _| hub.holds(*id) || created_at(*id).is_none_or(newer));
+        self.forget_above = FORGET_ABOVE.max(2 * self.last_seen.len());
     }
 
     fn resync(&mut self, missed: u64) {
@@ -193,6 +224,12 @@ impl Feed {
             .count();
         self.metrics.ws_lagged(missed, resent as u64);
     }
+}
+
+/// When a run was created, from its id (a UUIDv7 carries its creation time in milliseconds).
+fn created_at(id: RunId) -> Option<DateTime<Utc>> {
+    let (secs, nanos) = id.0.get_timestamp()?.to_unix();
+    DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
 }
 
 #[cfg(test)]
@@ -289,5 +326,76 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(60), read_all).await.expect("every run reaches its end");
         assert_eq!(followed_seqs, [2, 3], "the log line and the terminal event, from the store");
         assert_eq!(ended.len(), 301, "the followed run and the 300 that came and went while it lagged");
+    }
+
+    /// Makes the follower lag: more events than the broadcast holds, on a run it then sees end.
+    async fn overflow(world: &World) -> RunId {
+        let noisy = world.new_run().await;
+        for n in 0..9000 {
+            world.log(noisy, n);
+        }
+        world.finish(noisy);
+        world.hub.flush().await;
+        noisy
+    }
+
+    /// Reads the feed until `runs` distinct runs have ended; counts the terminal events of each.
+    async fn read_ends(feed: &mut Feed, runs: usize) -> HashMap<RunId, usize> {
+        let mut ends = HashMap::new();
+        let read = async {
+            while ends.len() < runs {
+                let event = feed.next().await.expect("store").expect("hub alive");
+                if event.event.kind.ends_run() {
+                    *ends.entry(event.event.run_id).or_default() += 1;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read).await.expect("every run reaches its end");
+        ends
+    }
+
+    #[tokio::test]
+    async fn a_lagging_follower_gets_every_run_that_came_and_went_however_many() {
+        let world = World::new();
+        let mut feed = world.all_runs().await;
+        // Far more than the hub keeps once finished, and more than one page of the store.
+        for _ in 0..2500 {
+            let run = world.new_run().await;
+            world.finish(run);
+        }
+        overflow(&world).await;
+
+        let ends = read_ends(&mut feed, 2501).await;
+        assert_eq!(ends.len(), 2501, "the 2500 runs and the noisy one");
+        assert!(ends.values().all(|n| *n == 1), "each run ended once");
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_pruned_finished_runs_is_not_sent_them_again_after_a_lag() {
+        let world = World::new();
+        let mut feed = world.all_runs().await;
+        // Heard of while keeping up: enough that the feed prunes what it remembers.
+        for _ in 0..(FORGET_ABOVE + 500) {
+            let run = world.new_run().await;
+            world.finish(run);
+            world.hub.flush().await;
+        }
+        let mut ends = read_ends(&mut feed, FORGET_ABOVE + 500).await;
+        let noisy = overflow(&world).await;
+        let mut after_lag = read_ends(&mut feed, 1).await;
+        // A run that starts once the follower caught up: anything resent comes before its end.
+        let last = world.new_run().await;
+        world.finish(last);
+        while !after_lag.contains_key(&last) {
+            for (run, n) in read_ends(&mut feed, 1).await {
+                *after_lag.entry(run).or_default() += n;
+            }
+        }
+
+        let mut ended_after_lag: Vec<_> = after_lag.keys().copied().collect();
+        ended_after_lag.sort();
+        assert_eq!(ended_after_lag, [noisy, last], "only the runs that ended after the pruning");
+        ends.extend(after_lag);
+        assert!(ends.values().all(|n| *n == 1), "each run ended once");
     }
 }

@@ -23,6 +23,7 @@
 pub mod app;
 pub mod batch;
 pub mod bedrock;
+pub mod catalog;
 pub mod causes;
 pub mod cluster;
 pub mod config;

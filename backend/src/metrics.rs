@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ModelPace, RunState, TaskName};
+use common::{Catalog, ModelPace, RunState, TaskName};
 
 use crate::bedrock::{CallError, ModelReply};
 
@@ -49,6 +49,8 @@ struct Registry {
     histograms: BTreeMap<(&'static str, String), Histogram>,
     /// Model ids given a label of their own so far.
     models: std::collections::BTreeSet<String>,
+    /// [`COST`] by model label.
+    costs: BTreeMap<String, f64>,
 }
 
 impl Registry {
@@ -65,8 +67,11 @@ impl Registry {
     }
 }
 
+/// The one counter of dollars, not of events: a float.
+const COST: &str = "app_cost_usd_total";
+
 /// Help texts and types, in exposition order.
-const FAMILIES: [(&str, &str, &str); 19] = [
+const FAMILIES: [(&str, &str, &str); 20] = [
     ("app_runs_finished_total", "counter", "Runs that reached a terminal state, by state."),
     ("app_runs_in_flight", "gauge", "Runs executing now."),
     (
@@ -80,6 +85,7 @@ const FAMILIES: [(&str, &str, &str); 19] = [
     ("app_bedrock_call_seconds", "histogram", "Duration of Bedrock calls, successful or not."),
     ("app_bedrock_errors_total", "counter", "Failed Bedrock calls, by error kind."),
     ("app_tokens_total", "counter", "Tokens reported by Bedrock, by model and direction."),
+    (COST, "counter", "Estimated cost of Bedrock calls in US dollars at the model catalog's prices, by model."),
     ("app_ws_clients", "gauge", "WebSocket clients connected."),
     ("app_ws_events_lagged_total", "counter", "Broadcast events skipped by WebSocket clients that fell behind."),
     ("app_ws_events_resynced_total", "counter", "Events re-sent from memory to WebSocket clients that fell behind."),
@@ -95,6 +101,8 @@ const FAMILIES: [(&str, &str, &str); 19] = [
 #[derive(Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Prices calls for [`COST`]; without one, no cost is counted.
+    catalog: Option<Arc<Catalog>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +112,11 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
+    /// Metrics that count the cost of calls at `catalog`'s prices.
+    pub fn priced(catalog: Arc<Catalog>) -> Metrics {
+        Metrics { catalog: Some(catalog), ..Metrics::default() }
+    }
+
     fn with(&self, update: impl FnOnce(&mut Registry)) {
         let mut registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         update(&mut registry);
@@ -149,8 +162,12 @@ impl Metrics {
             self.observe("app_bedrock_call_seconds", String::new(), Duration::from_millis(ms));
         }
         if let Some(usage) = reply.usage {
+            let cost = self.catalog.as_ref().and_then(|catalog| catalog.cost(model_id, usage));
             self.with(|r| {
                 let model = r.model_label(model_id);
+                if let Some(cost) = cost {
+                    *r.costs.entry(format!("model=\"{model}\"")).or_default() += cost;
+                }
                 for (direction, tokens) in [("input", usage.input_tokens), ("output", usage.output_tokens)] {
                     let labels = format!("model=\"{model}\",direction=\"{direction}\"");
                     *r.counters.entry(("app_tokens_total", labels)).or_default() += u64::from(tokens);
@@ -221,6 +238,12 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         for (family, kind, help) in FAMILIES {
             let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+            if family == COST {
+                for (labels, usd) in &registry.costs {
+                    let _ = writeln!(out, "{family}{} {usd}", braces(labels));
+                }
+                continue;
+            }
             match kind {
                 "gauge" => {
                     let mut labelled = registry.labelled_gauges.range((family, String::new())..).peekable();
@@ -293,6 +316,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("app_http_request_duration_seconds_count{route=\"/api/runs\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn the_cost_of_calls_is_counted_per_model_at_the_catalogs_prices() {
+        let catalog: Catalog = serde_json::from_value(serde_json::json!({
+            "read_on": "2026-12-02",
+            "sources": [],
+            "models": [{
+                "id": "anthropic.m", "name": "M", "context_window": null, "max_output_tokens": null,
+                "price": { "input_per_million_usd": 3.0, "output_per_million_usd": 15.0 },
+                "lifecycle": { "status": "Active", "legacy_since": null, "end_of_life": null, "replacement": null }
+            }]
+        }))
+        .expect("catalog");
+        let metrics = Metrics::priced(Arc::new(catalog));
+        let reply = ModelReply {
+            text: String::new(),
+            usage: Some(common::Usage { input_tokens: 1_000_000, output_tokens: 200_000 }),
+            stop_reason: None,
+            latency_ms: None,
+            trace: crate::bedrock::CallTrace::default(),
+        };
+        metrics.model_answered("us.anthropic.m", &reply);
+        metrics.model_answered("us.anthropic.m", &reply);
+        metrics.model_answered("anthropic.unpriced", &reply);
+        let text = metrics.render();
+        // Each call: 1 M input tokens at $3/M plus 0.2 M output tokens at $15/M = $6.
+        assert!(text.contains("app_cost_usd_total{model=\"us.anthropic.m\"} 12\n"), "{text}");
+        assert!(!text.contains("app_cost_usd_total{model=\"anthropic.unpriced\"}"), "{text}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use common::{LogEntry, RunDetail, RunId, RunState, RunSummary};
+use common::{Catalog, LogEntry, RunDetail, RunId, RunState, RunSummary, RunTotals};
 
 use crate::events::Hub;
 use crate::flow::{CancelOutcome, Runner};
@@ -35,11 +35,18 @@ pub struct Runs {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     runner: Arc<Runner>,
+    /// Prices the runs read: a cost is worked out when read, from the catalog in force, so
+    /// replacing the catalog file reprices the history.
+    catalog: Arc<Catalog>,
 }
 
 impl Runs {
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, runner: Arc<Runner>) -> Runs {
-        Runs { store, hub, runner }
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, runner: Arc<Runner>, catalog: Arc<Catalog>) -> Runs {
+        Runs { store, hub, runner, catalog }
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
@@ -78,6 +85,7 @@ impl Runs {
         let Some(events) = self.events_after(id, 0).await? else { return Ok(None) };
         let Some(mut detail) = RunDetail::fold(events.iter().map(|p| p.event.as_ref())) else { return Ok(None) };
         detail.replays = self.store.replays(id).await?;
+        detail.cost_usd = detail.usage.and_then(|usage| self.catalog.cost(&detail.model_id, usage));
         Ok(Some(detail))
     }
 
@@ -97,7 +105,33 @@ impl Runs {
     /// moves with its events in the same transaction, so memory knows nothing the store does
     /// not, and a state filter and the rows it returns always agree.
     pub async fn list(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        self.store.list_runs(query).await
+        let mut runs = self.store.list_runs(query).await?;
+        for run in &mut runs {
+            run.cost_usd = run.usage.and_then(|usage| self.catalog.cost(&run.model_id, usage));
+        }
+        Ok(runs)
+    }
+
+    /// What the runs the query's filters select used and cost, over all of them (its limit
+    /// and cursors are ignored).
+    pub async fn totals(&self, query: &RunQuery) -> Result<RunTotals, StoreError> {
+        let mut totals = RunTotals::default();
+        for model in self.store.usage_by_model(query).await? {
+            totals.runs += model.runs;
+            totals.input_tokens += model.input_tokens;
+            totals.output_tokens += model.output_tokens;
+            let price = self.catalog.find(&model.model_id).and_then(|m| m.price);
+            match price {
+                // Summed per model, then priced: the same as pricing each run, as cost is linear.
+                Some(price) => {
+                    let input = model.input_tokens as f64 * price.input_per_million_usd;
+                    let output = model.output_tokens as f64 * price.output_per_million_usd;
+                    totals.cost_usd += (input + output) / 1_000_000.0;
+                }
+                None => totals.unpriced_runs += model.with_usage,
+            }
+        }
+        Ok(totals)
     }
 
     /// Asks an in-flight run to stop, wherever it executes; it ends `Cancelled` as soon as its

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ApiLimits, BatchId, Defaults, Event, EventKind, RunDetail, RunId, SubmitRun, prompt_preview};
+use common::{
+    ApiLimits, BatchId, Catalog, Defaults, Event, EventKind, ReplayRun, RunDetail, RunId, SubmitRun, prompt_preview,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
@@ -50,6 +52,8 @@ pub struct Policy {
     pub max_concurrent_runs: usize,
     /// Most submissions accepted per minute; 0 for no limit.
     pub max_per_minute: u32,
+    /// Models past their end of life are refused before anything is stored or called.
+    pub catalog: Arc<Catalog>,
 }
 
 /// A per-minute allowance of submissions shared by every replica of a cluster.
@@ -114,6 +118,21 @@ impl Submissions {
     /// returns the run it created the first time, without journaling or running anything.
     pub async fn submit(&self, request: SubmitRun, idempotency_key: Option<String>) -> Result<RunDetail, SubmitError> {
         self.accept(request, idempotency_key, None).await
+    }
+
+    /// Runs the prompt of run `original` again, with `changes` to its settings, as a new run
+    /// linked to it; `None` if there is no such run.
+    pub async fn replay(&self, original: RunId, changes: ReplayRun) -> Result<Option<RunDetail>, SubmitError> {
+        let Some(run) = self.runs.detail(original).await? else { return Ok(None) };
+        let request = SubmitRun {
+            prompt: run.prompt,
+            model_id: Some(changes.model_id.unwrap_or(run.model_id)),
+            system: changes.system.or(run.system),
+            max_tokens: Some(changes.max_tokens.unwrap_or(run.max_tokens)),
+            temperature: changes.temperature.or(run.temperature),
+            replay_of: Some(original),
+        };
+        self.submit(request, None).await.map(Some)
     }
 
     /// Starts an item of a batch as a run linked to it: like [`Submissions::submit`], but
@@ -267,6 +286,10 @@ pub(crate) fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated,
             id
         }
     };
+    policy
+        .catalog
+        .check(&model_id, crate::catalog::today())
+        .map_err(|refusal| SubmitError::Invalid(refusal.to_string()))?;
     let system = request.system.filter(|s| !s.trim().is_empty());
     if system.as_ref().is_some_and(|s| s.len() > limits.max_prompt_bytes) {
         return Err(SubmitError::TooLarge(format!("system prompt is longer than {} bytes", limits.max_prompt_bytes)));
@@ -363,6 +386,7 @@ mod tests {
             limits: ApiLimits { max_body_bytes: 1 << 20, max_prompt_bytes: 16, max_tokens: 4096 },
             max_concurrent_runs: 10,
             max_per_minute: 0,
+            catalog: Arc::default(),
         }
     }
 

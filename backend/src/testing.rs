@@ -61,7 +61,8 @@ impl World {
         let settings = FlowSettings { load: retry, bedrock: retry, max_concurrent_calls: 100 };
         let model = Arc::new(NeverAnswers);
         let runner = Runner::new(Arc::clone(&hub), journal.clone(), model, settings, Arc::new(Metrics::default()));
-        let runs = Arc::new(Runs::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&hub), runner));
+        let catalog = Arc::new(crate::catalog::load(None).expect("built-in catalog"));
+        let runs = Arc::new(Runs::new(Arc::clone(&store) as Arc<dyn Store>, Arc::clone(&hub), runner, catalog));
         World { store, hub, journal, runs }
     }
 

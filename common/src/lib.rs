@@ -8,6 +8,7 @@
 //! so the two can never disagree about what an event means.
 
 mod batch;
+mod catalog;
 mod event;
 mod id;
 mod run;
@@ -15,12 +16,13 @@ pub mod time;
 mod view;
 
 pub use batch::{BatchCounts, BatchItem, BatchSummary, ItemState, ModelPace, SubmitBatch};
+pub use catalog::{Catalog, CatalogModel, CatalogSource, Lifecycle, LifecycleDates, PROFILE_PREFIXES, Price, Refusal};
 pub use event::{AttemptOutcome, Event, EventKind, LogLevel};
 pub use id::{BatchId, RunId};
 pub use run::{
     ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
-    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, RunDetail, RunState, RunSummary, StopReason,
-    SubmitRun, TaskName, TaskState, TaskView, Usage,
+    FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, ReplayRun, RunDetail, RunState, RunSummary,
+    RunTotals, StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
 /// Length, in characters, of the prompt preview shown in run lists.

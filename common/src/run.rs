@@ -192,6 +192,33 @@ pub struct SubmitRun {
     pub replay_of: Option<RunId>,
 }
 
+/// `GET /api/runs/totals`: what the runs a history filter selects used and cost.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunTotals {
+    pub runs: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Estimated cost in US dollars at the model catalog's prices, of the priced runs.
+    pub cost_usd: f64,
+    /// Runs with usage whose model the catalog does not price: not in `cost_usd`.
+    pub unpriced_runs: u64,
+}
+
+/// `POST /api/runs/{id}/replay`: the settings to change from the original run; those absent
+/// are the original's. An empty `system` removes the original's system prompt.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRun {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
 /// One run in a list (`GET /api/runs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -219,6 +246,10 @@ pub struct RunSummary {
     /// The batch the run is an item of, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
+    /// Estimated cost in US dollars: the usage at the model catalog's prices; absent until
+    /// usage is known, or for a model the catalog does not price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// One attempt of a task, with what a person debugging it needs.
@@ -328,6 +359,10 @@ pub struct RunDetail {
     /// The batch the run is an item of, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<BatchId>,
+    /// Estimated cost in US dollars: the usage at the model catalog's prices; absent until
+    /// usage is known, or for a model the catalog does not price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Which Bedrock the server talks to.

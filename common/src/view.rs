@@ -53,6 +53,7 @@ impl RunDetail {
             replay_of: *replay_of,
             replays: Vec::new(),
             batch_id: *batch_id,
+            cost_usd: None,
         })
     }
 
@@ -126,6 +127,7 @@ impl RunDetail {
             error: self.error.clone(),
             retries: self.retries(),
             batch_id: self.batch_id,
+            cost_usd: self.cost_usd,
         }
     }
 

@@ -103,6 +103,11 @@ pub async fn health() -> Result<Health, ApiError> {
     get("/api/health").await
 }
 
+/// `GET /api/models`: the model catalog, each model's lifecycle as it stands today.
+pub async fn models() -> Result<common::Catalog, ApiError> {
+    get("/api/models").await
+}
+
 /// `POST /api/runs`: starts a run; retrying with the same `key` never creates a second one.
 pub async fn submit(body: &SubmitRun, key: &str) -> Result<RunDetail, ApiError> {
     let json = format::json_with_temperature(&SubmitRun { temperature: None, ..body.clone() }, body.temperature);
@@ -112,6 +117,11 @@ pub async fn submit(body: &SubmitRun, key: &str) -> Result<RunDetail, ApiError> 
 /// `GET /api/runs?{parameters}`: a page of the history, newest first.
 pub async fn runs(parameters: &str) -> Result<Vec<RunSummary>, ApiError> {
     get(&format!("/api/runs?{parameters}")).await
+}
+
+/// `GET /api/runs/totals?{parameters}`: the usage and cost of every run the filters select.
+pub async fn run_totals(parameters: &str) -> Result<common::RunTotals, ApiError> {
+    get(&format!("/api/runs/totals?{parameters}")).await
 }
 
 /// `GET /api/runs/{id}`: one run in full.

@@ -9,6 +9,7 @@ use crate::api;
 use crate::components::{app_header, emulator_banner};
 use crate::pages::{BatchesPage, EditPage, HomePage, NO_SUCH_PAGE, batch_page, history_page, not_found, run_page};
 use crate::router::{Route, Router};
+use crate::state::models::CatalogState;
 use crate::state::{HealthReload, HealthState};
 
 /// Fetches `/api/health` and shares it (emulator banner, form defaults, limits), then renders
@@ -30,6 +31,18 @@ pub fn App() -> Html {
             });
         });
     }
+    let catalog = use_state(CatalogState::default);
+    {
+        let catalog = catalog.clone();
+        // Read once: it changes only when the operator replaces the file and restarts.
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(answer) = api::models().await {
+                    catalog.set(CatalogState(Some(Rc::new(answer))));
+                }
+            });
+        });
+    }
     let reload = HealthReload(Callback::from(move |()| reloads.set(*reloads + 1)));
     let banner = emulator_banner(&health);
     let render = Callback::from(move |route: Route| {
@@ -45,7 +58,9 @@ pub fn App() -> Html {
     html! {
         <ContextProvider<HealthState> context={ (*health).clone() }>
         <ContextProvider<HealthReload> context={ reload }>
+        <ContextProvider<CatalogState> context={ (*catalog).clone() }>
             <Router focus_on_navigate="main" { render } />
+        </ContextProvider<CatalogState>>
         </ContextProvider<HealthReload>>
         </ContextProvider<HealthState>>
     }

@@ -73,6 +73,27 @@ pub fn usage(usage: &Usage) -> String {
     format!("{} in · {} out", usage.input_tokens, usage.output_tokens)
 }
 
+/// An estimated cost in US dollars: cents and up to two decimals, smaller sums to four
+/// significant-enough decimals, so a single cheap run does not read as $0.00.
+pub fn dollars(usd: f64) -> String {
+    if usd >= 0.01 || usd == 0.0 { format!("${usd:.2}") } else { format!("${usd:.4}") }
+}
+
+/// The totals of a filtered history in one line.
+pub fn totals(totals: &common::RunTotals) -> String {
+    let runs = if totals.runs == 1 { "1 run".to_owned() } else { format!("{} runs", totals.runs) };
+    let mut line = format!(
+        "{runs} · {} tokens in · {} out · est. {}",
+        totals.input_tokens,
+        totals.output_tokens,
+        dollars(totals.cost_usd)
+    );
+    if totals.unpriced_runs > 0 {
+        line.push_str(&format!(" ({} not priced: model not in the catalog)", totals.unpriced_runs));
+    }
+    line
+}
+
 /// A stop reason in words.
 pub fn stop_reason(reason: &StopReason) -> String {
     match reason {

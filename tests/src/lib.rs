@@ -231,6 +231,12 @@ pub fn unique_prompt(what: &str) -> String {
     format!("{what} ({})", uuid::Uuid::new_v4())
 }
 
+/// A run's detail as its events alone fold into: the cost is not an event, the server works it
+/// out from the usage and the model catalog as it answers.
+pub fn unpriced(detail: RunDetail) -> RunDetail {
+    RunDetail { cost_usd: None, ..detail }
+}
+
 impl TestApp {
     /// The full URL of `path`.
     pub fn url(&self, path: &str) -> String {

@@ -179,6 +179,7 @@ mod tests {
             limits: ApiLimits { max_body_bytes: 1 << 20, max_prompt_bytes: 100, max_tokens: 4_096 },
             max_concurrent_runs: 10,
             max_per_minute: 0,
+            catalog: std::sync::Arc::default(),
         }
     }
 

@@ -9,6 +9,7 @@ mod emulator;
 mod extract;
 mod guard;
 mod health;
+mod models;
 mod params;
 mod runs;
 mod static_files;
@@ -38,6 +39,7 @@ pub fn router(app: Arc<App>, guard: Guard, static_dir: &Path, max_body_bytes: us
         .merge(batches::router(max_batch_bytes))
         .merge(ws::router())
         .merge(health::router())
+        .merge(models::router())
         .merge(emulator::router())
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
-use common::{LogEntry, RunDetail, RunId, RunState, RunSummary, SubmitRun};
+use common::{LogEntry, ReplayRun, RunDetail, RunId, RunState, RunSummary, RunTotals, SubmitRun};
 use serde::Deserialize;
 
 use super::extract::{Json, Object, Path, Query};
@@ -28,9 +28,11 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/api/runs", post(create).get(list))
+        .route("/api/runs/totals", get(totals))
         .route("/api/runs/{id}", get(detail))
         .route("/api/runs/{id}/logs", get(logs))
         .route("/api/runs/{id}/cancel", post(cancel))
+        .route("/api/runs/{id}/replay", post(replay))
 }
 
 /// Parses a run id from a path or query, with an error that says what was wrong.
@@ -79,6 +81,16 @@ async fn list(
     State(app): State<Arc<App>>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
+    Ok(Json(app.runs().list(&run_query(params)?).await?))
+}
+
+/// The usage and cost of all the runs a history filter selects: the same parameters as
+/// `GET /api/runs`, whose `limit` and cursors it ignores.
+async fn totals(State(app): State<Arc<App>>, Query(params): Query<ListParams>) -> Result<Json<RunTotals>, ApiError> {
+    Ok(Json(app.runs().totals(&run_query(params)?).await?))
+}
+
+fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
     let limit = page_limit(params.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let state = params
         .state
@@ -103,8 +115,7 @@ async fn list(
         return Err(ApiError::BadRequest("give before or after, not both".to_owned()));
     }
     let batch = params.batch.as_deref().map(|text| parse_id(text, "batch")).transpose()?;
-    let query = RunQuery { limit, state, model, since, until, batch, before, after };
-    Ok(Json(app.runs().list(&query).await?))
+    Ok(RunQuery { limit, state, model, since, until, batch, before, after })
 }
 
 /// Which end of a day a bare date in a time filter stands for.
@@ -140,6 +151,17 @@ async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<J
 async fn logs(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let id = parse_run_id(&id)?;
     app.runs().logs(id).await?.map(Json).ok_or_else(|| not_found(id))
+}
+
+/// A new run of the same prompt, linked to the original, with any settings changed.
+async fn replay(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Json(Object(changes)): Json<Object<ReplayRun>>,
+) -> Result<Response, ApiError> {
+    let id = parse_run_id(&id)?;
+    let run = app.submissions().replay(id, changes).await?.ok_or_else(|| not_found(id))?;
+    Ok(accepted(&run, &format!("/api/runs/{}", run.id)))
 }
 
 async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {

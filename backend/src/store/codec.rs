@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use common::{BatchCounts, BatchId, BatchItem, BatchSummary, Event, EventKind, RunId, RunSummary, TaskName, Usage};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::{BatchItemRef, QueuedItem, RunQuery, StoreError};
+use super::{BatchItemRef, ModelUsage, QueuedItem, RunQuery, StoreError};
 
 /// The columns of a run's history row, as both stores read them.
 pub(super) const SUMMARY_COLUMNS: &str = "id, state, created_at, started_at, finished_at, model_id, prompt_preview, input_tokens, output_tokens, error, \
@@ -53,9 +53,31 @@ pub(super) struct HistoryPage {
 }
 
 pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) -> HistoryPage {
+    let (mut sql, binds) = filtered(&format!("SELECT {SUMMARY_COLUMNS} FROM runs"), query, param);
+    let ascending = query.after.is_some() && query.before.is_none();
+    sql.push_str(if ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
+    sql.push_str(&format!(" LIMIT {}", query.limit));
+    HistoryPage { sql, binds, ascending }
+}
+
+/// The token totals of the runs a query's filters select (its limit and cursors aside), by
+/// model: columns `model_id`, `runs`, `with_usage`, `input_tokens`, `output_tokens`.
+pub(super) fn usage_by_model(query: &RunQuery, param: impl Fn(usize) -> String) -> (String, Vec<String>) {
+    let unpaged = RunQuery { before: None, after: None, ..query.clone() };
+    let select = "SELECT model_id, COUNT(*) AS runs, COUNT(input_tokens) AS with_usage, \
+                  CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+                  CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens FROM runs";
+    let (mut sql, binds) = filtered(select, &unpaged, param);
+    sql.push_str(" GROUP BY model_id");
+    (sql, binds)
+}
+
+/// `select` over `runs` with the query's filters and cursors as a `WHERE` clause, and their
+/// values in placeholder order.
+fn filtered(select: &str, query: &RunQuery, param: impl Fn(usize) -> String) -> (String, Vec<String>) {
     // Only the filters in use are written: `(?1 IS NULL OR state = ?1)` would hide the
     // `runs_by_state` index from SQLite's planner and scan the whole history.
-    let mut sql = format!("SELECT {SUMMARY_COLUMNS} FROM runs WHERE true");
+    let mut sql = format!("{select} WHERE true");
     let mut binds = Vec::new();
     let mut filter = |condition: &str, value: String| {
         binds.push(value);
@@ -83,10 +105,27 @@ pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) ->
     if let Some(after) = query.after {
         filter(" AND seq > (SELECT seq FROM runs WHERE id = #)", after.to_string());
     }
-    let ascending = query.after.is_some() && query.before.is_none();
-    sql.push_str(if ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
-    sql.push_str(&format!(" LIMIT {}", query.limit));
-    HistoryPage { sql, binds, ascending }
+    (sql, binds)
+}
+
+/// Decodes a row of [`usage_by_model`].
+pub(super) fn model_usage_from_row<'r, R>(row: &'r R) -> Result<ModelUsage, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let count = |column: &'static str| -> Result<u64, StoreError> {
+        Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+    };
+    Ok(ModelUsage {
+        model_id: row.try_get("model_id")?,
+        runs: count("runs")?,
+        with_usage: count("with_usage")?,
+        input_tokens: count("input_tokens")?,
+        output_tokens: count("output_tokens")?,
+    })
 }
 
 pub(super) fn event_kind_name(kind: &EventKind) -> &'static str {
@@ -202,6 +241,7 @@ impl SummaryRow<'_> {
                 .map(|attempts| u32::try_from(attempts - 1).unwrap_or(0))
                 .sum(),
             batch_id: self.batch_id.map(parse_batch_id).transpose()?,
+            cost_usd: None,
         })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use common::{Event, LogEntry, RunDetail, RunId, RunSummary};
 
-use super::{Created, InterruptedRun, NewRun, RunQuery, Store, StoreError, Stored};
+use super::{Created, InterruptedRun, ModelUsage, NewRun, RunQuery, Store, StoreError, Stored};
 use crate::wire::Published;
 
 #[derive(Default)]
@@ -69,8 +69,41 @@ impl Store for MemoryStore {
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
         let mut ids: Vec<RunId> = self.events().iter().filter(|p| p.event.seq == 1).map(|p| p.event.run_id).collect();
         ids.reverse();
-        let runs = ids.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)).map(|d| d.summary()));
-        Ok(runs.filter(|run| query.matches(run)).take(query.limit as usize).collect())
+        // Newest first; a cursor keeps the runs older (`before`) or newer (`after`) than itself.
+        let position = |cursor: RunId| ids.iter().position(|id| *id == cursor).unwrap_or(ids.len());
+        let window = match (query.before, query.after) {
+            (Some(before), _) => ids[(position(before) + 1).min(ids.len())..].to_vec(),
+            (None, Some(after)) => ids[..position(after)].to_vec(),
+            (None, None) => ids.clone(),
+        };
+        let runs = window.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)).map(|d| d.summary()));
+        let matching: Vec<RunSummary> = runs.filter(|run| query.matches(run)).collect();
+        let limit = query.limit as usize;
+        Ok(match (query.before, query.after) {
+            (None, Some(_)) => matching[matching.len().saturating_sub(limit)..].to_vec(),
+            _ => matching.into_iter().take(limit).collect(),
+        })
+    }
+
+    async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
+        let all = RunQuery { limit: u32::MAX, before: None, after: None, ..query.clone() };
+        let mut by_model: std::collections::BTreeMap<String, ModelUsage> = std::collections::BTreeMap::new();
+        for run in self.list_runs(&all).await? {
+            let entry = by_model.entry(run.model_id.clone()).or_insert_with(|| ModelUsage {
+                model_id: run.model_id.clone(),
+                runs: 0,
+                with_usage: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+            });
+            entry.runs += 1;
+            if let Some(usage) = run.usage {
+                entry.with_usage += 1;
+                entry.input_tokens += u64::from(usage.input_tokens);
+                entry.output_tokens += u64::from(usage.output_tokens);
+            }
+        }
+        Ok(by_model.into_values().collect())
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {

@@ -92,6 +92,17 @@ pub enum Created {
     Existing(RunId),
 }
 
+/// The runs of one model a filter selects, with their reported token usage summed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelUsage {
+    pub model_id: String,
+    pub runs: u64,
+    /// Runs whose usage is known (Bedrock answered).
+    pub with_usage: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
 /// A filter for run history, and the page of it wanted: the newest `limit` runs, or those next
 /// to a cursor run.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +170,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs matching the query, newest first.
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError>;
+
+    /// The token usage of the runs the query's filters select, by model (its limit and
+    /// cursors are ignored).
+    async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError>;
 
     /// The run's summary, if it exists.
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError>;

@@ -28,10 +28,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::codec::{
-    BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row, event_kind_name,
-    history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row, timestamp,
+    self, BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
+    event_kind_name, history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row,
+    timestamp,
 };
-use super::{BatchItemRef, Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
+use super::{
+    BatchItemRef, Created, InterruptedRun, ModelUsage, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError,
+    Stored,
+};
 use crate::journal::RecordRef;
 use crate::wire::Published;
 
@@ -519,6 +523,16 @@ impl Store for PgStore {
             runs.reverse();
         }
         Ok(runs)
+    }
+
+    async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
+        let (sql, binds) = codec::usage_by_model(query, |n| format!("${n}"));
+        let mut statement = sqlx::query(&sql);
+        for value in &binds {
+            statement = statement.bind(value);
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        rows.iter().map(codec::model_usage_from_row).collect()
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {

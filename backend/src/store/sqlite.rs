@@ -25,10 +25,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::wire::{Published, Stamped};
 
 use super::codec::{
-    BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row, event_kind_name,
-    history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row, timestamp,
+    self, BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
+    event_kind_name, history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row,
+    timestamp,
 };
-use super::{BatchItemRef, Created, InterruptedRun, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError, Stored};
+use super::{
+    BatchItemRef, Created, InterruptedRun, ModelUsage, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError,
+    Stored,
+};
 
 /// Most queued writes folded into one transaction.
 const MAX_BATCH: usize = 4096;
@@ -165,6 +169,16 @@ impl Store for SqliteStore {
             runs.reverse();
         }
         Ok(runs)
+    }
+
+    async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
+        let (sql, binds) = codec::usage_by_model(query, |n| format!("?{n}"));
+        let mut statement = sqlx::query(&sql);
+        for value in &binds {
+            statement = statement.bind(value);
+        }
+        let rows = statement.fetch_all(&self.readers).await?;
+        rows.iter().map(codec::model_usage_from_row).collect()
     }
 
     async fn run_summary(&self, id: RunId) -> Result<Option<RunSummary>, StoreError> {

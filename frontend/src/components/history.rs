@@ -2,7 +2,7 @@
 //! events. In full (the history page) with its filters and paging, which live in the URL; short
 //! (the home page) as the latest few runs.
 
-use common::{RunState, RunSummary};
+use common::{RunState, RunSummary, RunTotals};
 use yew::prelude::*;
 
 use super::badge::state_badge;
@@ -15,6 +15,7 @@ use crate::router::{Link, Navigate, Route, use_navigate};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction};
 use crate::state::history_query::{Cursor, HistoryFilter, HistoryQuery, day_text, parse_day};
+use crate::state::models::CatalogState;
 use crate::state::{HealthState, models};
 
 /// Running rows show a growing duration, and ages move on; a second is precise enough.
@@ -55,6 +56,25 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
         });
     }
 
+    // What the whole filtered history used and cost, read again whenever the page is, and as
+    // runs end (their usage is known then).
+    let totals = use_state(|| None::<RunTotals>);
+    {
+        let totals = totals.clone();
+        let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
+        let ended = match &history.listing {
+            Load::Ready(listing) => listing.runs.iter().filter(|r| r.state.is_terminal()).count(),
+            _ => 0,
+        };
+        use_effect_with((props.full, history.generation, ended), move |&(full, _, _)| {
+            if full {
+                wasm_bindgen_futures::spawn_local(async move {
+                    totals.set(api::run_totals(&parameters).await.ok());
+                });
+            }
+        });
+    }
+
     let on_message = {
         let dispatcher = history.dispatcher();
         Callback::from(move |message: StreamMessage| match message {
@@ -76,6 +96,7 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
     let now = use_now(true, LIST_TICK_MS);
     let navigate = use_navigate();
     let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
+    let catalog = use_context::<CatalogState>().unwrap_or_default();
     let onretry = {
         let dispatcher = history.dispatcher();
         Callback::from(move |_: MouseEvent| dispatcher.dispatch(HistoryAction::Refresh))
@@ -119,7 +140,10 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
                 <@{ heading } id="history-heading">{ heading_text }</@>
                 { connection_indicator(connection.state) }
             </div>
-            if props.full { { filter_bar(&history.query, &navigate, &health) } }
+            if props.full { { filter_bar(&history.query, &navigate, &health, &catalog) } }
+            if let (true, Some(totals)) = (props.full, totals.as_ref()) {
+                <p class="history-totals" id="history-totals" data-testid="history-totals">{ format::totals(totals) }</p>
+            }
             { body }
             if props.full {
                 { pager(history.newer(), history.older()) }
@@ -199,7 +223,7 @@ fn short_model(id: &str) -> String {
 /// The history's filters; each change is a new URL (so "back" undoes it) at the newest page.
 /// Plain functions rather than components, here and for the pager: each component type costs
 /// the Wasm its own copy of Yew's lifecycle code.
-fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState) -> Html {
+fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState, catalog: &CatalogState) -> Html {
     let filter = query.filter.clone();
     let set = |change: fn(&mut HistoryFilter, &str)| {
         let (navigate, filter) = (navigate.clone(), filter.clone());
@@ -235,7 +259,7 @@ fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState) -
                        placeholder="any model" value={ filter.model.clone().unwrap_or_default() } onchange={ onmodel } />
             </label>
             <datalist id="history-models">
-                { for models::suggestions(health.health().map(|h| h.defaults.model_id.as_str())).into_iter().map(|id| html! {
+                { for models::suggestions(health.health().map(|h| h.defaults.model_id.as_str()), catalog).into_iter().map(|id| html! {
                     <option value={ id } />
                 }) }
             </datalist>

@@ -8,6 +8,7 @@ use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use super::attempt_outputs::attempt_output_list;
+use crate::state::models::{CatalogState, Notice};
 use crate::state::outputs::AttemptOutputs;
 use crate::state::partial;
 use crate::{browser, format, markdown};
@@ -40,6 +41,7 @@ enum Copy {
 /// Shows the answer while it streams and the model's facts once it is done.
 #[component]
 pub fn ResponsePanel(props: &ResponseProps) -> Html {
+    let catalog = use_context::<CatalogState>().unwrap_or_default();
     let text = props.detail.response.clone().unwrap_or_default();
     // Re-parsing only when the text changed keeps timer re-renders cheap.
     let rendered = use_memo(text.clone(), |text| markdown::to_html(text));
@@ -112,6 +114,11 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
                     { match &*copy { Copy::Copied => "Response copied.".to_owned(), Copy::Failed(e) => e.clone(), Copy::Idle => String::new() } }
                 </span>
             </div>
+            if let Some(notice) = Notice::for_model(&catalog, &detail.model_id).filter(|n| *n != Notice::Unknown) {
+                <p class="note model-notice" id="run-model-notice" data-testid="run-model-notice" role="note">
+                    { notice.text() }
+                </p>
+            }
             if let Copy::Failed(error) = &*copy {
                 <p class="form-error" data-testid="copy-error">{ error.clone() }</p>
             }
@@ -138,6 +145,9 @@ pub fn ResponsePanel(props: &ResponseProps) -> Html {
                 <dl class="facts" id="response-meta" data-testid="response-meta">
                     if let Some(usage) = detail.usage {
                         <dt>{ "Tokens" }</dt><dd data-testid="usage">{ format::usage(&usage) }</dd>
+                    }
+                    if let Some(cost) = detail.usage.and_then(|usage| catalog.cost(&detail.model_id, usage)) {
+                        <dt>{ "Est. cost" }</dt><dd id="run-cost" data-testid="run-cost">{ format::dollars(cost) }</dd>
                     }
                     if let Some(ms) = detail.latency_ms {
                         <dt>{ "Latency" }</dt><dd data-testid="latency">{ format::duration_ms(ms) }</dd>

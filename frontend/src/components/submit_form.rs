@@ -16,7 +16,7 @@ use crate::browser::{self, focus, target_value};
 use crate::router::{Link, Route, use_navigate};
 use crate::state::HealthState;
 use crate::state::form::{Field, Form, FormAction, Status};
-use crate::state::models;
+use crate::state::models::{self, CatalogState, Notice};
 use crate::state::settings::{self, Settings};
 use crate::{api, format};
 
@@ -37,6 +37,7 @@ pub struct SubmitFormProps {
 #[component]
 pub fn SubmitForm(props: &SubmitFormProps) -> Html {
     let health = use_context::<HealthState>().unwrap_or(HealthState::Loading);
+    let catalog = use_context::<CatalogState>().unwrap_or_default();
     let form = {
         let from = props.from.clone();
         use_reducer(move || match from {
@@ -146,7 +147,8 @@ pub fn SubmitForm(props: &SubmitFormProps) -> Html {
     };
     let error = |field: Field| field_error(field.error_id(), error_for(field));
     let max_tokens_limit = health.health().map(|h| h.limits.max_tokens.to_string());
-    let suggestions = models::suggestions(health.health().map(|h| h.defaults.model_id.as_str()));
+    let suggestions = models::suggestions(health.health().map(|h| h.defaults.model_id.as_str()), &catalog);
+    let notice = Notice::for_model(&catalog, &form.model_id).map(|notice| notice.text());
 
     html! {
         <form class="panel submit-form" id="submit-form" aria-labelledby="submit-heading" novalidate=true
@@ -175,6 +177,9 @@ pub fn SubmitForm(props: &SubmitFormProps) -> Html {
                            autocomplete="off" value={ form.model_id.clone() } oninput={ edit(Field::Model) }
                            aria-invalid={ invalid(Field::Model) } aria-describedby={ described(Field::Model, None) } />
                     { error(Field::Model) }
+                    if let Some(notice) = notice {
+                        <p class="hint model-notice" id="model-notice" data-testid="model-notice">{ notice }</p>
+                    }
                     <datalist id="model-ids">
                         { for suggestions.into_iter().map(|id| html! { <option value={ id } /> }) }
                     </datalist>

@@ -212,6 +212,7 @@ mod tests {
             error: None,
             retries: 0,
             batch_id: None,
+            cost_usd: None,
         }
     }
 

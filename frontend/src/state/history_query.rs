@@ -294,6 +294,7 @@ mod tests {
             error: None,
             retries: 0,
             batch_id: None,
+            cost_usd: None,
         };
         assert!(HistoryQuery::default().takes_new(&run));
         assert!(!HistoryQuery::default().at(Cursor::Before(id(1))).takes_new(&run));

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tests::{TestApp, error_of, spawn_app};
 
-const OTHER_MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+const OTHER_MODEL: &str = "anthropic.claude-haiku-4-5-20251001-v1:0";
 
 async fn listed(app: &TestApp, query: &str) -> Vec<RunId> {
     summaries(app, query).await.iter().map(|run| run.id).collect()

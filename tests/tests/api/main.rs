@@ -7,6 +7,7 @@ mod bad_input;
 mod batch_files;
 mod batches;
 mod cancel;
+mod catalog;
 mod cli;
 mod concurrency;
 mod crash;

@@ -51,7 +51,7 @@ async fn a_websocket_client_sees_the_full_ordered_event_sequence_of_a_run() {
     assert_eq!(rest.last_seq, events.last().unwrap().seq);
     assert_eq!(rest.response.as_deref(), Some(reply_for(&prompt).as_str()), "REST has the emulator's reply");
     assert_eq!(rest.usage, Some(usage_for(&prompt)), "REST has the emulator's token counts");
-    assert_eq!(RunDetail::fold(&events).unwrap(), rest, "the events fold into the REST detail");
+    assert_eq!(RunDetail::fold(&events).unwrap(), tests::unpriced(rest), "the events fold into the REST detail");
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn reconnecting_mid_run_with_after_seq_yields_exactly_the_events_after_it(
     assert_ends_completed(&tail);
     assert_answers(&all, &prompt);
     assert!(reply_for(&prompt).starts_with(midway.response.as_deref().unwrap()), "midway: a prefix of the reply");
-    assert_eq!(RunDetail::fold(&all).unwrap(), app.run(run.id).await);
+    assert_eq!(RunDetail::fold(&all).unwrap(), tests::unpriced(app.run(run.id).await));
     // A page that rebuilds from REST plus the resumed tail gets the same, known answer.
     let mut rebuilt = midway.clone();
     for event in &tail {
@@ -110,7 +110,7 @@ async fn the_all_runs_feed_sees_the_events_of_a_run_submitted_after_connecting()
     assert!(matches!(events[0].kind, EventKind::RunCreated { .. }));
     assert_ends_completed(&events);
     assert_answers(&events, &prompt);
-    assert_eq!(RunDetail::fold(&events).unwrap(), app.run(run.id).await);
+    assert_eq!(RunDetail::fold(&events).unwrap(), tests::unpriced(app.run(run.id).await));
 }
 
 #[tokio::test]

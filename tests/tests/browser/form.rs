@@ -75,13 +75,21 @@ async fn a_request_that_cannot_reach_the_server_is_a_form_message_and_marks_no_f
     browser.open_home().await;
     let model = browser.find("#model-id").await;
     assert_eq!(model.attr("list").await.unwrap().as_deref(), Some("model-ids"));
+    // The catalog arrived once this shows. The original system's default is Legacy: the form says so, with the replacement.
+    let notice = browser.wait_for_text("#model-notice", |t| !t.is_empty()).await;
+    assert!(notice.starts_with("Claude 3 Sonnet is a Legacy model on Bedrock"), "{notice:?}");
+    assert!(notice.contains("Recommended replacement: anthropic.claude-sonnet-4-6."), "{notice:?}");
     let offered =
         browser.eval("return [...document.querySelectorAll('#model-ids option')].map(o => o.value);", vec![]).await;
     let default = site.health().await["defaults"]["model_id"].clone();
     assert_eq!(offered[0], default, "the server's default model comes first: {offered}");
     let offered = offered.as_array().unwrap();
     assert!(offered.contains(&json!("us.anthropic.claude-sonnet-4-5-20250929-v1:0")), "{offered:?}");
-    assert!(offered.contains(&json!("anthropic.claude-3-5-haiku-20241022-v1:0")), "{offered:?}");
+    assert!(
+        offered.contains(&json!("us.anthropic.claude-haiku-4-5-20251001-v1:0")),
+        "a profile-only model by its profile"
+    );
+    assert!(!offered.contains(&json!("anthropic.claude-3-5-haiku-20241022-v1:0")), "past its end of life: not offered");
 
     // Requests fail as they do when the network drops, while the page's WebSocket stays up:
     // with it down, the page would hold Run back (see live.rs) rather than try.

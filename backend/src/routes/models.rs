@@ -1,0 +1,20 @@
+//! `/api/models`: the model catalog, each model's lifecycle status as it stands today.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use common::Catalog;
+
+use super::extract::Json;
+use crate::app::App;
+use crate::catalog;
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new().route("/api/models", get(models))
+}
+
+async fn models(State(app): State<Arc<App>>) -> Json<Catalog> {
+    Json(catalog::as_of(app.runs().catalog(), catalog::today()))
+}
