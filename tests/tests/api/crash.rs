@@ -79,7 +79,7 @@ async fn a_process_killed_mid_run_leaves_a_crashed_run_and_an_intact_journal() {
     assert!(kept.starts_with(&partial), "every delta a client had is kept: {kept:?} vs {partial:?}");
     assert!(reply_for(&prompt).starts_with(&kept), "and is the emulator's text: {kept:?}");
     assert_eq!(run.response.as_deref(), Some(kept.as_str()), "the detail shows what was streamed");
-    assert_eq!(RunDetail::fold(&events).unwrap(), tests::unpriced(run));
+    assert_eq!(RunDetail::fold(&events).unwrap(), tests::unpriced(run.clone()));
 
     // A second restart does not touch the run again.
     let app = app.restart().await;
