@@ -25,7 +25,9 @@ pub enum Lifecycle {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleDates {
     pub status: Lifecycle,
+    #[serde(default, deserialize_with = "crate::time::deserialize_date_option")]
     pub legacy_since: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "crate::time::deserialize_date_option")]
     pub end_of_life: Option<NaiveDate>,
     /// The model id the publisher recommends instead.
     pub replacement: Option<String>,
@@ -93,6 +95,7 @@ impl CatalogModel {
 pub struct CatalogSource {
     pub title: String,
     pub url: String,
+    #[serde(deserialize_with = "crate::time::deserialize_date")]
     pub read_on: NaiveDate,
     pub used_for: String,
 }
@@ -100,6 +103,7 @@ pub struct CatalogSource {
 /// The whole catalog, as the data file holds it and `GET /api/models` serves it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Catalog {
+    #[serde(deserialize_with = "crate::time::deserialize_date")]
     pub read_on: NaiveDate,
     pub sources: Vec<CatalogSource>,
     pub models: Vec<CatalogModel>,

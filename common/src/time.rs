@@ -58,6 +58,42 @@ pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
     Some(local.and_utc() - chrono::TimeDelta::seconds(offset_secs))
 }
 
+/// `YYYY-MM-DD`, a calendar date (chrono's `NaiveDate` parser would bring its whole format
+/// machinery into the page).
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    let number = |from: usize, len: usize| -> Option<u32> {
+        let digits = bytes.get(from..from + len)?;
+        digits.iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(i32::try_from(number(0, 4)?).ok()?, number(5, 2)?, number(8, 2)?)
+}
+
+/// A calendar date as `YYYY-MM-DD`, without chrono's formatter.
+pub fn date_text(date: NaiveDate) -> String {
+    use chrono::Datelike;
+    format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+}
+
+/// For `#[serde(deserialize_with = …)]` on a `NaiveDate`.
+pub fn deserialize_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveDate, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_date(&text).ok_or_else(|| D::Error::custom(format_args!("`{text}` is not a date (YYYY-MM-DD)")))
+}
+
+/// For `#[serde(default, deserialize_with = …)]` on an `Option<NaiveDate>`.
+pub fn deserialize_date_option<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(text) => parse_date(&text)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format_args!("`{text}` is not a date (YYYY-MM-DD)"))),
+    }
+}
+
 /// For `#[serde(deserialize_with = …)]` on a `DateTime<Utc>`.
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -101,6 +137,16 @@ mod tests {
         assert_eq!(utc("2026-12-02t01:00:00-02:00").as_deref(), Some("2026-12-02T03:00:00.000000000Z"));
         assert_eq!(utc("2026-12-02 13:00:00.1z").as_deref(), Some("2026-12-02T13:00:00.100000000Z"));
         assert_eq!(utc("2026-12-02T13:00:00.1234567891234Z").as_deref(), Some("2026-12-02T13:00:00.123456789Z"));
+    }
+
+    #[test]
+    fn dates_read_and_write_as_yyyy_mm_dd() {
+        let date = parse_date("2026-02-28").expect("a date");
+        assert_eq!(date, NaiveDate::from_ymd_opt(2026, 2, 28).expect("valid"));
+        assert_eq!(date_text(date), "2026-02-28");
+        for bad in ["2026-02-30", "2026-2-28", "2026/02/28", "2026-02-28T00:00:00Z", ""] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
     }
 
     #[test]

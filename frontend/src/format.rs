@@ -76,7 +76,16 @@ pub fn usage(usage: &Usage) -> String {
 /// An estimated cost in US dollars: cents and up to two decimals, smaller sums to four
 /// significant-enough decimals, so a single cheap run does not read as $0.00.
 pub fn dollars(usd: f64) -> String {
-    if usd >= 0.01 || usd == 0.0 { format!("${usd:.2}") } else { format!("${usd:.4}") }
+    // Whole numbers only: formatting a float with a precision would bring core's float
+    // printer into the page.
+    let ten_thousandths = (usd.max(0.0) * 10_000.0).round() as u64;
+    let (whole, fraction) = (ten_thousandths / 10_000, ten_thousandths % 10_000);
+    if usd >= 0.01 || ten_thousandths == 0 {
+        let cents = (ten_thousandths + 50) / 100;
+        format!("${}.{:02}", cents / 100, cents % 100)
+    } else {
+        format!("${whole}.{fraction:04}")
+    }
 }
 
 /// The totals of a filtered history in one line.
@@ -302,6 +311,14 @@ mod tests {
             file,
             "1970-01-01T00:00:01.042Z WARN flow start\n1970-01-01T00:00:01.042Z WARN call_bedrock #2 slow\n"
         );
+    }
+
+    #[test]
+    fn costs_read_in_cents_and_small_ones_to_a_hundredth_of_a_cent() {
+        assert_eq!(dollars(12.345), "$12.35");
+        assert_eq!(dollars(0.01), "$0.01");
+        assert_eq!(dollars(0.0), "$0.00");
+        assert_eq!(dollars(0.00886), "$0.0089");
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Notice {
             Lifecycle::Active => None,
             Lifecycle::Legacy => Some(Notice::Legacy {
                 name,
-                end_of_life: model.lifecycle.end_of_life.map(|d| d.to_string()),
+                end_of_life: model.lifecycle.end_of_life.map(common::time::date_text),
                 replacement,
             }),
             Lifecycle::EndOfLife => Some(Notice::EndOfLife { name, replacement }),

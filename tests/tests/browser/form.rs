@@ -75,7 +75,9 @@ async fn a_request_that_cannot_reach_the_server_is_a_form_message_and_marks_no_f
     browser.open_home().await;
     let model = browser.find("#model-id").await;
     assert_eq!(model.attr("list").await.unwrap().as_deref(), Some("model-ids"));
-    // The catalog arrived once this shows. The original system's default is Legacy: the form says so, with the replacement.
+    // The catalog arrived once this shows. The original system's default is Legacy: the
+    // settings (opened, as the notice sits in them) say so, with the replacement.
+    browser.eval("document.querySelector('#settings').open = true;", vec![]).await;
     let notice = browser.wait_for_text("#model-notice", |t| !t.is_empty()).await;
     assert!(notice.starts_with("Claude 3 Sonnet is a Legacy model on Bedrock"), "{notice:?}");
     assert!(notice.contains("Recommended replacement: anthropic.claude-sonnet-4-6."), "{notice:?}");
