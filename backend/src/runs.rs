@@ -112,6 +112,21 @@ impl Runs {
         Ok(runs)
     }
 
+    /// A page of the runs the query selects, in full (newest first), and the cursor of the page
+    /// after it (`None` at the end): an export reads the history this way, a page at a time.
+    pub async fn details_page(&self, query: &RunQuery) -> Result<(Vec<RunDetail>, Option<RunId>), StoreError> {
+        let page = self.list(query).await?;
+        let next = (page.len() == query.limit as usize).then(|| page.last().map(|run| run.id)).flatten();
+        let mut details = Vec::with_capacity(page.len());
+        for run in page {
+            // A run listed a moment ago is still there: nothing deletes runs.
+            if let Some(detail) = self.detail(run.id).await? {
+                details.push(detail);
+            }
+        }
+        Ok((details, next))
+    }
+
     /// What the runs the query's filters select used and cost, over all of them (its limit
     /// and cursors are ignored).
     pub async fn totals(&self, query: &RunQuery) -> Result<RunTotals, StoreError> {

@@ -92,17 +92,7 @@ pub fn csv_line(row: &Row) -> String {
         time(run.and_then(|r| r.finished_at)),
         number(run.and_then(duration_ms)),
     ];
-    let mut line = fields.iter().map(|field| quoted(field)).collect::<Vec<_>>().join(",");
-    line.push_str("\r\n");
-    line
-}
-
-fn quoted(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_owned()
-    }
+    crate::csv::record(&fields)
 }
 
 #[cfg(test)]

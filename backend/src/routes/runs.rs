@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,6 +16,7 @@ use super::extract::{Json, Object, Path, Query};
 use super::params::{accepted, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::error::ApiError;
+use crate::run_export;
 use crate::runs::Cancel;
 use crate::store::RunQuery;
 
@@ -29,6 +31,8 @@ pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/api/runs", post(create).get(list))
         .route("/api/runs/totals", get(totals))
+        .route("/api/runs/export", get(export_history))
+        .route("/api/runs/{id}/export", get(export_run))
         .route("/api/runs/{id}", get(detail))
         .route("/api/runs/{id}/logs", get(logs))
         .route("/api/runs/{id}/cancel", post(cancel))
@@ -75,6 +79,8 @@ struct ListParams {
     before: Option<String>,
     after: Option<String>,
     batch: Option<String>,
+    /// `GET /api/runs/export` only: `ndjson` or `csv`.
+    format: Option<String>,
 }
 
 async fn list(
@@ -90,7 +96,90 @@ async fn totals(State(app): State<Arc<App>>, Query(params): Query<ListParams>) -
     Ok(Json(app.runs().totals(&run_query(params)?).await?))
 }
 
+/// Runs read from the store per step of a history export: the memory an export holds.
+const EXPORT_PAGE: u32 = 200;
+
+/// The history the filters select, as JSON Lines (`format=ndjson`, the default) or CSV,
+/// streamed a page at a time so any number of runs exports in the same memory.
+async fn export_history(
+    State(app): State<Arc<App>>,
+    Query(mut params): Query<ListParams>,
+) -> Result<Response, ApiError> {
+    let csv = match params.format.take().as_deref().unwrap_or("ndjson") {
+        "ndjson" | "jsonl" => false,
+        "csv" => true,
+        other => return Err(ApiError::BadRequest(format!("format `{}` is not one of ndjson, csv", truncate(other)))),
+    };
+    let query = RunQuery { limit: EXPORT_PAGE, before: None, after: None, ..run_query(params)? };
+    let header = csv.then(|| Ok::<_, std::io::Error>(run_export::CSV_HEADER.to_owned()));
+    let pages = futures_util::stream::unfold(Some(query), move |query| {
+        let app = Arc::clone(&app);
+        async move {
+            let mut query = query?;
+            match app.runs().details_page(&query).await {
+                Ok((runs, next)) => {
+                    let line = if csv { run_export::csv_line } else { run_export::json_line };
+                    let text: String = runs.iter().map(line).collect();
+                    query.before = next;
+                    Some((Ok(text), next.map(|_| query)))
+                }
+                Err(error) => {
+                    // The status line is gone by now: ending the body early tells the client.
+                    tracing::warn!(error = %crate::causes::chain(&error), "history export failed");
+                    Some((Err(std::io::Error::other("the run store failed")), None))
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(header), pages));
+    let (content_type, extension) =
+        if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "ndjson") };
+    Ok(attachment(body, content_type, &format!("runs.{extension}")))
+}
+
+/// One run as a file: `format=json` (the default; the detail itself) or `format=md`.
+async fn export_run(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    Query(params): Query<RunExportParams>,
+) -> Result<Response, ApiError> {
+    let id = parse_run_id(&id)?;
+    let markdown = match params.format.as_deref().unwrap_or("json") {
+        "json" => false,
+        "md" | "markdown" => true,
+        other => return Err(ApiError::BadRequest(format!("format `{}` is not one of json, md", truncate(other)))),
+    };
+    let run = app.runs().detail(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(if markdown {
+        attachment(Body::from(run_export::markdown(&run)), "text/markdown; charset=utf-8", &format!("run-{id}.md"))
+    } else {
+        let mut json = serde_json::to_string_pretty(&run).unwrap_or_default();
+        json.push('\n');
+        attachment(Body::from(json), "application/json", &format!("run-{id}.json"))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunExportParams {
+    format: Option<String>,
+}
+
+/// A download: the body with its type, named `filename`.
+fn attachment(body: Body, content_type: &'static str, filename: &str) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
+    }
+    response
+}
+
 fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
+    if params.format.is_some() {
+        return Err(ApiError::BadRequest("format is a parameter of /api/runs/export only".to_owned()));
+    }
     let limit = page_limit(params.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let state = params
         .state

@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod expected;
+mod export;
 mod happy_path;
 mod history;
 mod idempotency;
