@@ -59,6 +59,8 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
     // What the whole filtered history used and cost, read again whenever the page is, and as
     // runs end (their usage is known then).
     let totals = use_state(|| None::<RunTotals>);
+    // The export takes the filters and ignores the page (its size and cursor).
+    let export_parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
     {
         let totals = totals.clone();
         let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
@@ -142,7 +144,13 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
             </div>
             if props.full { { filter_bar(&history.query, &navigate, &health, &catalog) } }
             if let (true, Some(totals)) = (props.full, totals.as_ref()) {
-                <p class="history-totals" id="history-totals" data-testid="history-totals">{ format::totals(totals) }</p>
+                <p class="history-totals" id="history-totals" data-testid="history-totals">
+                    { format::totals(totals) }
+                    { " · export " }
+                    <a id="export-ndjson" href={ format!("/api/runs/export?{}", export_parameters) } download="">{ "JSON Lines" }</a>
+                    { " · " }
+                    <a id="export-csv" href={ format!("/api/runs/export?format=csv&{}", export_parameters) } download="">{ "CSV" }</a>
+                </p>
             }
             { body }
             if props.full {

@@ -249,6 +249,12 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                                 disabled={ busy || offline } onclick={ onrerun }>{ "Run again" }</button>
                     }
                     <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
+                    if !live {
+                        <a class="button" id="export-markdown" href={ format!("/api/runs/{id}/export?format=md") } download="">
+                            { "Export Markdown" }
+                        </a>
+                        <a class="button" id="export-json" href={ format!("/api/runs/{id}/export") } download="">{ "JSON" }</a>
+                    }
                     if let Action::Failed(error) = &*action {
                         <p class="form-error" data-testid="action-error" role="alert">{ error.clone() }</p>
                     }
