@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::run_export;
 use crate::runs::Cancel;
-use crate::store::RunQuery;
+use crate::store::{RunQuery, search_words};
 
 /// Runs listed when the client does not say how many.
 const DEFAULT_LIMIT: u32 = 50;
@@ -81,6 +81,28 @@ struct ListParams {
     batch: Option<String>,
     /// `GET /api/runs/export` only: `ndjson` or `csv`.
     format: Option<String>,
+    /// Words the prompt or the response must hold, all of them.
+    q: Option<String>,
+}
+
+/// Longest search accepted, in characters.
+const MAX_SEARCH_CHARS: usize = 500;
+/// Most words one search may hold.
+const MAX_SEARCH_WORDS: usize = 32;
+
+/// The words of `q`, or why it cannot be searched for.
+fn search(q: &str) -> Result<Vec<String>, ApiError> {
+    if q.chars().count() > MAX_SEARCH_CHARS {
+        return Err(ApiError::BadRequest(format!("q is longer than {MAX_SEARCH_CHARS} characters")));
+    }
+    let words = search_words(q);
+    if words.is_empty() {
+        return Err(ApiError::BadRequest("q has no words to search for (letters or digits)".to_owned()));
+    }
+    if words.len() > MAX_SEARCH_WORDS {
+        return Err(ApiError::BadRequest(format!("q has more than {MAX_SEARCH_WORDS} words")));
+    }
+    Ok(words)
 }
 
 async fn list(
@@ -204,7 +226,8 @@ fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
         return Err(ApiError::BadRequest("give before or after, not both".to_owned()));
     }
     let batch = params.batch.as_deref().map(|text| parse_id(text, "batch")).transpose()?;
-    Ok(RunQuery { limit, state, model, since, until, batch, before, after })
+    let search = params.q.as_deref().map(search).transpose()?;
+    Ok(RunQuery { limit, state, model, since, until, batch, before, after, search })
 }
 
 /// Which end of a day a bare date in a time filter stands for.

@@ -52,8 +52,42 @@ pub(super) struct HistoryPage {
     pub ascending: bool,
 }
 
-pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) -> HistoryPage {
-    let (mut sql, binds) = filtered(&format!("SELECT {SUMMARY_COLUMNS} FROM runs"), query, param);
+/// What the SQL of the two stores differs in, for the statements written here.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The n-th (1-based) placeholder.
+    fn param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("?{n}"),
+            Dialect::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The condition keeping the runs whose prompt or response holds every word searched for,
+    /// with `#` for the placeholder, and the value bound to it.
+    fn search(self, words: &[String]) -> (&'static str, String) {
+        match self {
+            // Each word quoted: an FTS5 string, so nothing in it is query syntax (words hold
+            // only letters and digits anyway).
+            Dialect::Sqlite => (
+                " AND seq IN (SELECT rowid FROM run_search WHERE run_search MATCH #)",
+                words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" "),
+            ),
+            Dialect::Postgres => (
+                " AND id IN (SELECT run_id FROM run_search WHERE doc @@ plainto_tsquery('simple', #))",
+                words.join(" "),
+            ),
+        }
+    }
+}
+
+pub(super) fn history_page(query: &RunQuery, dialect: Dialect) -> HistoryPage {
+    let (mut sql, binds) = filtered(&format!("SELECT {SUMMARY_COLUMNS} FROM runs"), query, dialect);
     let ascending = query.after.is_some() && query.before.is_none();
     sql.push_str(if ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
     sql.push_str(&format!(" LIMIT {}", query.limit));
@@ -62,27 +96,31 @@ pub(super) fn history_page(query: &RunQuery, param: impl Fn(usize) -> String) ->
 
 /// The token totals of the runs a query's filters select (its limit and cursors aside), by
 /// model: columns `model_id`, `runs`, `with_usage`, `input_tokens`, `output_tokens`.
-pub(super) fn usage_by_model(query: &RunQuery, param: impl Fn(usize) -> String) -> (String, Vec<String>) {
+pub(super) fn usage_by_model(query: &RunQuery, dialect: Dialect) -> (String, Vec<String>) {
     let unpaged = RunQuery { before: None, after: None, ..query.clone() };
     let select = "SELECT model_id, COUNT(*) AS runs, COUNT(input_tokens) AS with_usage, \
                   CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
                   CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens FROM runs";
-    let (mut sql, binds) = filtered(select, &unpaged, param);
+    let (mut sql, binds) = filtered(select, &unpaged, dialect);
     sql.push_str(" GROUP BY model_id");
     (sql, binds)
 }
 
 /// `select` over `runs` with the query's filters and cursors as a `WHERE` clause, and their
 /// values in placeholder order.
-fn filtered(select: &str, query: &RunQuery, param: impl Fn(usize) -> String) -> (String, Vec<String>) {
+fn filtered(select: &str, query: &RunQuery, dialect: Dialect) -> (String, Vec<String>) {
     // Only the filters in use are written: `(?1 IS NULL OR state = ?1)` would hide the
     // `runs_by_state` index from SQLite's planner and scan the whole history.
     let mut sql = format!("{select} WHERE true");
     let mut binds = Vec::new();
     let mut filter = |condition: &str, value: String| {
         binds.push(value);
-        sql.push_str(&condition.replace('#', &param(binds.len())));
+        sql.push_str(&condition.replace('#', &dialect.param(binds.len())));
     };
+    if let Some(words) = query.search.as_deref().filter(|words| !words.is_empty()) {
+        let (condition, value) = dialect.search(words);
+        filter(condition, value);
+    }
     if let Some(state) = query.state {
         filter(" AND state = #", state.as_str().to_owned());
     }

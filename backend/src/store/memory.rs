@@ -76,7 +76,12 @@ impl Store for MemoryStore {
             (None, Some(after)) => ids[..position(after)].to_vec(),
             (None, None) => ids.clone(),
         };
-        let runs = window.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)).map(|d| d.summary()));
+        let found = |run: &RunDetail| {
+            let text = super::search_words(&format!("{} {}", run.prompt, run.response.as_deref().unwrap_or_default()));
+            query.search.iter().flatten().all(|word| text.contains(word))
+        };
+        let details = window.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)));
+        let runs = details.filter(found).map(|detail| detail.summary());
         let matching: Vec<RunSummary> = runs.filter(|run| query.matches(run)).collect();
         let limit = query.limit as usize;
         Ok(match (query.before, query.after) {

@@ -28,7 +28,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::codec::{
-    self, BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
+    self, BATCH_COLUMNS, Dialect, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
     event_kind_name, history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row,
     timestamp,
 };
@@ -408,6 +408,11 @@ impl Store for PgStore {
             .bind(i64::from(run.journal.crc32))
             .execute(&mut *tx)
             .await?;
+        sqlx::query("INSERT INTO run_search (run_id, prompt) VALUES ($1, $2)")
+            .bind(&id)
+            .bind(prompt)
+            .execute(&mut *tx)
+            .await?;
         insert_events(&mut tx, std::slice::from_ref(&run.created), &HashMap::from([(event.run_id, 1)])).await?;
         notify(&mut tx, &[(event.run_id, event.seq)]).await?;
         tx.commit().await?;
@@ -512,7 +517,7 @@ impl Store for PgStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let page = history_page(query, |n| format!("${n}"));
+        let page = history_page(query, Dialect::Postgres);
         let mut statement = sqlx::query(&page.sql);
         for value in &page.binds {
             statement = statement.bind(value);
@@ -526,7 +531,7 @@ impl Store for PgStore {
     }
 
     async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
-        let (sql, binds) = codec::usage_by_model(query, |n| format!("${n}"));
+        let (sql, binds) = codec::usage_by_model(query, Dialect::Postgres);
         let mut statement = sqlx::query(&sql);
         for value in &binds {
             statement = statement.bind(value);
@@ -800,19 +805,31 @@ async fn insert_events(
                     .execute(&mut **tx)
                     .await?;
             }
-            EventKind::ModelResult { usage: Some(usage), .. } => {
-                sqlx::query("UPDATE runs SET input_tokens = $1, output_tokens = $2 WHERE id = $3")
-                    .bind(i64::from(usage.input_tokens))
-                    .bind(i64::from(usage.output_tokens))
-                    .bind(event.run_id.to_string())
-                    .execute(&mut **tx)
-                    .await?;
+            EventKind::ModelResult { usage, .. } => {
+                if let Some(usage) = usage {
+                    sqlx::query("UPDATE runs SET input_tokens = $1, output_tokens = $2 WHERE id = $3")
+                        .bind(i64::from(usage.input_tokens))
+                        .bind(i64::from(usage.output_tokens))
+                        .bind(event.run_id.to_string())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                sqlx::query(SEARCH_RESPONSE).bind(event.run_id.to_string()).execute(&mut **tx).await?;
             }
             _ => {}
         }
     }
     Ok(())
 }
+
+/// Makes the run's response searchable: the text its last attempt's deltas spell, all stored
+/// by the time its result is.
+const SEARCH_RESPONSE: &str = concat!(
+    "UPDATE run_search SET response = COALESCE((SELECT string_agg(d.body::json ->> 'text', '' ORDER BY d.seq)",
+    " FROM events d WHERE d.run_id = $1 AND d.kind = 'delta' AND (d.body::json ->> 'attempt')::int = (",
+    "  SELECT MAX((m.body::json ->> 'attempt')::int) FROM events m WHERE m.run_id = $1 AND m.kind = 'delta')), '')",
+    " WHERE run_id = $1"
+);
 
 /// One notification for a committed batch: the runs and their last `seq`, or [`EVERYTHING`]
 /// when that would not fit in a payload. Sent inside the transaction, so it is delivered only

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::wire::{Published, Stamped};
 
 use super::codec::{
-    self, BATCH_COLUMNS, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
+    self, BATCH_COLUMNS, Dialect, ITEM_COUNTS, ITEMS, QUEUED_ITEMS, SUMMARY_COLUMNS, attempts_column, batch_from_row,
     event_kind_name, history_page, item_from_row, parse_event, parse_id, queued_item_from_row, summary_from_row,
     timestamp,
 };
@@ -158,7 +158,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError> {
-        let page = history_page(query, |n| format!("?{n}"));
+        let page = history_page(query, Dialect::Sqlite);
         let mut statement = sqlx::query(&page.sql);
         for value in &page.binds {
             statement = statement.bind(value);
@@ -172,7 +172,7 @@ impl Store for SqliteStore {
     }
 
     async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
-        let (sql, binds) = codec::usage_by_model(query, |n| format!("?{n}"));
+        let (sql, binds) = codec::usage_by_model(query, Dialect::Sqlite);
         let mut statement = sqlx::query(&sql);
         for value in &binds {
             statement = statement.bind(value);
@@ -554,8 +554,26 @@ async fn insert_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<Created
         };
     }
     insert_event(conn, &run.created).await?;
+    if let EventKind::RunCreated { prompt, .. } = &run.created.event.kind {
+        sqlx::query("INSERT INTO run_search (rowid, prompt, response) SELECT seq, ?2, '' FROM runs WHERE id = ?1")
+            .bind(run.created.event.run_id.to_string())
+            .bind(prompt)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(Created::New)
 }
+
+/// Makes the run's response searchable: the text its last attempt's deltas spell, all stored
+/// by the time its result is.
+const SEARCH_RESPONSE: &str = concat!(
+    "UPDATE run_search SET response = COALESCE((SELECT group_concat(t, '') FROM (",
+    " SELECT json_extract(d.body, '$.text') AS t FROM events d",
+    " WHERE d.run_id = ?1 AND d.kind = 'delta' AND json_extract(d.body, '$.attempt') = (",
+    "  SELECT MAX(json_extract(m.body, '$.attempt')) FROM events m WHERE m.run_id = ?1 AND m.kind = 'delta')",
+    " ORDER BY d.seq)), '')",
+    " WHERE rowid = (SELECT seq FROM runs WHERE id = ?1)"
+);
 
 async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<(), sqlx::Error> {
     let event = stamped.event.as_ref();
@@ -594,13 +612,16 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
                 .execute(&mut *conn)
                 .await?;
         }
-        EventKind::ModelResult { usage: Some(usage), .. } => {
-            sqlx::query("UPDATE runs SET input_tokens = ?1, output_tokens = ?2 WHERE id = ?3")
-                .bind(i64::from(usage.input_tokens))
-                .bind(i64::from(usage.output_tokens))
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
+        EventKind::ModelResult { usage, .. } => {
+            if let Some(usage) = usage {
+                sqlx::query("UPDATE runs SET input_tokens = ?1, output_tokens = ?2 WHERE id = ?3")
+                    .bind(i64::from(usage.input_tokens))
+                    .bind(i64::from(usage.output_tokens))
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query(SEARCH_RESPONSE).bind(&id).execute(&mut *conn).await?;
         }
         _ => {}
     }

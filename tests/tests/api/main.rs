@@ -21,5 +21,6 @@ mod metrics;
 mod quota;
 mod restart;
 mod retries;
+mod search;
 mod shutdown;
 mod websocket;
