@@ -14,7 +14,7 @@ use crate::hooks::{LiveConnection, StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Navigate, Route, use_navigate};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction};
-use crate::state::history_query::{Cursor, HistoryFilter, HistoryQuery, day_text, parse_day};
+use crate::state::history_query::{Cursor, HistoryFilter, HistoryQuery, day_text, highlight, parse_day};
 use crate::state::models::CatalogState;
 use crate::state::{HealthState, models};
 
@@ -130,7 +130,7 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
                         <th scope="col" class="num">{ "Tokens" }</th>
                     </tr>
                 </thead>
-                <tbody>{ for listing.runs.iter().map(|run| history_row(run, now)) }</tbody>
+                <tbody>{ for listing.runs.iter().map(|run| history_row(run, now, history.query.filter.text.as_deref())) }</tbody>
             </table>
         },
     };
@@ -180,7 +180,7 @@ fn empty_text(query: &HistoryQuery) -> String {
 
 /// One row: state, prompt (the link to the run) with why it failed and its batch, model, retries, age, time
 /// taken, tokens.
-fn history_row(run: &RunSummary, now: f64) -> Html {
+fn history_row(run: &RunSummary, now: f64, search: Option<&str>) -> Html {
     let duration = run.started_at.and_then(|start| format::elapsed(start, run.finished_at, now));
     let tokens = run.usage.map(|usage| (usage.input_tokens + usage.output_tokens).to_string());
     let preview = if run.prompt_preview.is_empty() { "(empty prompt)".to_owned() } else { run.prompt_preview.clone() };
@@ -195,7 +195,13 @@ fn history_row(run: &RunSummary, now: f64) -> Html {
             <td>{ state_badge(run.state.as_str(), None, None) }</td>
             <td class="prompt-cell">
                 <Link to={ Route::Run { id: run.id.to_string() } } classes="row-link">
-                    <span class="preview" data-testid="history-preview">{ preview }</span>
+                    <span class="preview" data-testid="history-preview">
+                        { for highlight(&preview, search).into_iter().map(|(text, hit)| if hit {
+                            html! { <mark>{ text }</mark> }
+                        } else {
+                            html! { { text } }
+                        }) }
+                    </span>
                 </Link>
                 if let Some(reason) = reason {
                     <span class="reason" data-testid="history-reason" title={ run.error.clone() }>{ reason }</span>
@@ -244,6 +250,7 @@ fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState, c
         })
     };
     let onstate = set(|filter, value| filter.state = value.parse().ok());
+    let ontext = set(|filter, value| filter.text = Some(value.to_owned()).filter(|t| !t.is_empty()));
     let onmodel = set(|filter, value| filter.model = Some(value.to_owned()).filter(|m| !m.is_empty()));
     let onsince = set(|filter, value| filter.since = parse_day(value));
     let onuntil = set(|filter, value| filter.until = parse_day(value));
@@ -252,6 +259,10 @@ fn filter_bar(query: &HistoryQuery, navigate: &Navigate, health: &HealthState, c
 
     html! {
         <form class="filter-bar" role="search" aria-label="Filter runs" onsubmit={ Callback::from(|e: SubmitEvent| e.prevent_default()) }>
+            <label>{ "Search" }
+                <input id="history-search" data-testid="history-search" type="search" placeholder="words in prompts or responses"
+                       value={ filter.text.clone().unwrap_or_default() } onchange={ ontext } />
+            </label>
             <label>{ "State" }
                 <select id="history-state-filter" data-testid="history-state-filter" onchange={ onstate }>
                     <option value="" selected={ filter.state.is_none() }>{ "All" }</option>

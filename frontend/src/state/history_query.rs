@@ -14,6 +14,8 @@ pub struct HistoryFilter {
     pub since: Option<NaiveDate>,
     /// Runs created on or before this day, in the reader's time zone.
     pub until: Option<NaiveDate>,
+    /// Words the prompt or the response holds, all of them (the server's full-text search).
+    pub text: Option<String>,
 }
 
 /// Which page of the filtered history: the newest, or the one next to a run of another page.
@@ -49,6 +51,7 @@ impl HistoryQuery {
             match key {
                 "state" => filter.state = value.parse().ok(),
                 "model" => filter.model = Some(value.to_owned()),
+                "q" => filter.text = Some(value.to_owned()),
                 "since" => filter.since = parse_day(value),
                 "until" => filter.until = parse_day(value),
                 "before" => query.cursor = value.parse().map_or(query.cursor, Cursor::Before),
@@ -86,6 +89,9 @@ impl HistoryQuery {
         if let Some(model) = &filter.model {
             pairs.push(("model", model.clone()));
         }
+        if let Some(text) = &filter.text {
+            pairs.push(("q", text.clone()));
+        }
         if let Some(since) = filter.since.and_then(|day| local_midnight(day, &utc_offset_min)) {
             pairs.push(("since", crate::format::rfc3339(since)));
         }
@@ -106,8 +112,10 @@ impl HistoryQuery {
     /// takes new runs, and only when the filter admits them.
     pub fn takes_new(&self, run: &RunSummary) -> bool {
         let filter = &self.filter;
+        // Whether a new run holds the words searched for, only the server can say.
         self.cursor == Cursor::Newest
             && filter.until.is_none()
+            && filter.text.is_none()
             && filter.state.is_none_or(|state| state == run.state)
             && filter.model.as_ref().is_none_or(|model| model == &run.model_id)
     }
@@ -125,6 +133,9 @@ impl HistoryQuery {
         }
         if let Some(model) = &filter.model {
             pairs.push(("model", model.clone()));
+        }
+        if let Some(text) = &filter.text {
+            pairs.push(("q", text.clone()));
         }
         if let Some(since) = filter.since {
             pairs.push(("since", day_text(since)));
@@ -198,6 +209,33 @@ fn decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `text` cut into pieces, each marked whether it is one of the words searched for (letters
+/// and digits, any case, as the server matches them), so the page can highlight the matches.
+pub fn highlight(text: &str, search: Option<&str>) -> Vec<(String, bool)> {
+    let words: Vec<String> = search
+        .map(|s| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect())
+        .unwrap_or_default();
+    let mut pieces: Vec<(String, bool)> = Vec::new();
+    let mut push = |piece: &str, hit: bool| match pieces.last_mut() {
+        Some((last, last_hit)) if *last_hit == hit => last.push_str(piece),
+        _ => pieces.push((piece.to_owned(), hit)),
+    };
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_len = rest.find(|c: char| !c.is_alphanumeric()).unwrap_or(rest.len());
+        if word_len == 0 {
+            let gap = rest.find(char::is_alphanumeric).unwrap_or(rest.len());
+            push(&rest[..gap], false);
+            rest = &rest[gap..];
+        } else {
+            let word = &rest[..word_len];
+            push(word, words.contains(&word.to_lowercase()));
+            rest = &rest[word_len..];
+        }
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -210,6 +248,15 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         parse_day(text).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_words_searched_for_are_marked_in_any_case_and_nothing_else() {
+        let pieces = highlight("Report: the reports' REPORT", Some("report"));
+        let marked: Vec<_> = pieces.iter().filter(|(_, hit)| *hit).map(|(text, _)| text.as_str()).collect();
+        assert_eq!(marked, ["Report", "REPORT"], "whole words only");
+        assert_eq!(pieces.iter().map(|(t, _)| t.as_str()).collect::<String>(), "Report: the reports' REPORT");
+        assert_eq!(highlight("plain", None), [("plain".to_owned(), false)]);
     }
 
     #[test]
@@ -229,14 +276,15 @@ mod tests {
                 model: Some("us.anthropic.claude-sonnet-4-5-20250929-v1:0".into()),
                 since: Some(day("2026-11-01")),
                 until: Some(day("2026-11-30")),
+                text: Some("q3 report & more".into()),
             },
             cursor: Cursor::Before(id(7)),
         };
         let search = query.to_search();
         assert_eq!(
             search,
-            "state=Failed&model=us.anthropic.claude-sonnet-4-5-20250929-v1:0&since=2026-11-01&until=2026-11-30\
-             &before=00000000-0000-0000-0000-000000000007"
+            "state=Failed&model=us.anthropic.claude-sonnet-4-5-20250929-v1:0&q=q3%20report%20%26%20more\
+             &since=2026-11-01&until=2026-11-30&before=00000000-0000-0000-0000-000000000007"
         );
         assert_eq!(HistoryQuery::from_search(&format!("?{search}")), query);
     }
