@@ -127,3 +127,33 @@ async fn the_history_page_keeps_its_filter_and_page_through_a_visit_to_a_run_and
     browser.find(&row(retried)).await;
     browser.close().await;
 }
+
+/// Searching the history: the words typed go into the URL, only the runs holding all of them
+/// (in the prompt or the emulator's reply) are listed, the matches are marked, and the totals
+/// line sums what the search found.
+#[tokio::test]
+async fn a_search_lists_the_runs_holding_the_words_and_marks_them() {
+    let site = spawn_site(0).await;
+    let wanted = site.submit("Summarise the Quarterly report").await.id;
+    let other = site.submit("Write a poem about rain").await.id;
+    for id in [wanted, other] {
+        site.wait_until_finished(id).await;
+    }
+
+    let browser = Browser::open(&site).await;
+    browser.goto("/history").await;
+    rows_once(&browser, "both runs", |ids| ids.len() == 2).await;
+    let search = "const s = document.querySelector('#history-search'); s.value = 'quarterly REPORT'; \
+                  s.dispatchEvent(new Event('change', { bubbles: true }));";
+    browser.eval(search, vec![]).await;
+    wait_for_location(&browser, "the search in the URL", |at| at == "/history?q=quarterly%20REPORT").await;
+    rows_once(&browser, "the one run holding both words", |ids| ids == [wanted.to_string()]).await;
+    let marks = browser
+        .eval("return [...document.querySelectorAll('[data-testid=history-preview] mark')].map(m => m.textContent);", vec![])
+        .await;
+    assert_eq!(marks, serde_json::json!(["Quarterly", "report"]), "the matches, as written");
+    let totals = browser.wait_for_text("#history-totals", |t| t.starts_with("1 run")).await;
+    assert!(totals.contains("export"), "{totals}");
+    browser.screenshot("history-search").await;
+    browser.close().await;
+}
