@@ -114,7 +114,12 @@ async fn main() -> ExitCode {
         }
     }
     measure!("page weight", figures::page_weight(&options.dist));
-    measure!("history", figures::history(binary, scale).await);
+    if wanted("history") {
+        match figures::history(binary, scale).await {
+            Ok(history) => figures.extend(history),
+            Err(error) => failures.push(format!("history: {error:#}")),
+        }
+    }
     measure!("batch at a quota", batches::quota(binary, scale.batch_items, scale.one_at_a_time).await);
     measure!("large batch", batches::large(binary, scale.large_batch).await);
     measure!("orchestration postgres", cluster::orchestration_postgres(binary, scale).await);

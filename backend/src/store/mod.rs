@@ -279,8 +279,34 @@ pub struct QueuedItem {
     pub temperature: Option<f32>,
 }
 
+/// Words of the seeded prompts: run `n` is about `SEED_TOPICS[n % SEED_TOPICS.len()]`, so a
+/// search for one finds a known share of the history.
+pub const SEED_TOPICS: [&str; 20] = [
+    "invoices",
+    "contracts",
+    "tickets",
+    "reviews",
+    "emails",
+    "reports",
+    "recipes",
+    "poems",
+    "lyrics",
+    "essays",
+    "resumes",
+    "tweets",
+    "memos",
+    "minutes",
+    "proposals",
+    "manuals",
+    "articles",
+    "letters",
+    "notes",
+    "stories",
+];
+
 /// Stores `count` finished runs directly, without running them (one in a hundred `Failed`, the
-/// rest `Completed`): a large history for the benchmark and the load tests to query.
+/// rest `Completed` with a short response and its usage): a large history for the benchmark and
+/// the load tests to query and search.
 pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str) -> Result<(), StoreError> {
     use common::EventKind;
 
@@ -291,7 +317,7 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
         // A thousand creations at a time share group commits without queueing the whole history.
         let creations = (first..count.min(first + 1000)).map(|n| {
             let id = RunId(uuid::Uuid::now_v7());
-            let prompt = format!("seeded run {n}");
+            let prompt = format!("seeded run {n} about {}", SEED_TOPICS[n % SEED_TOPICS.len()]);
             let created = EventKind::RunCreated {
                 prompt: prompt.clone(),
                 model_id: model_id.into(),
@@ -311,11 +337,23 @@ pub async fn seed_finished_runs(store: &dyn Store, count: usize, model_id: &str)
             };
             async move {
                 store.create_run(new_run).await?;
-                let last = if n % 100 == 0 { RunState::Failed } else { RunState::Completed };
-                let events = [
-                    event(id, 2, EventKind::RunState { state: RunState::Running, error: None }),
-                    event(id, 3, EventKind::RunState { state: last, error: None }),
-                ];
+                let running = event(id, 2, EventKind::RunState { state: RunState::Running, error: None });
+                let events = if n % 100 == 0 {
+                    vec![running, event(id, 3, EventKind::RunState { state: RunState::Failed, error: None })]
+                } else {
+                    let text = format!("Answer number {n}, in a few words.");
+                    let usage = common::Usage { input_tokens: 6, output_tokens: 6 };
+                    vec![
+                        running,
+                        event(id, 3, EventKind::Delta { attempt: 1, text }),
+                        event(
+                            id,
+                            4,
+                            EventKind::ModelResult { usage: Some(usage), stop_reason: None, latency_ms: None },
+                        ),
+                        event(id, 5, EventKind::RunState { state: RunState::Completed, error: None }),
+                    ]
+                };
                 store.append_events(&events, false).await.map(drop)
             }
         });

@@ -149,7 +149,10 @@ async fn a_search_lists_the_runs_holding_the_words_and_marks_them() {
     wait_for_location(&browser, "the search in the URL", |at| at == "/history?q=quarterly%20REPORT").await;
     rows_once(&browser, "the one run holding both words", |ids| ids == [wanted.to_string()]).await;
     let marks = browser
-        .eval("return [...document.querySelectorAll('[data-testid=history-preview] mark')].map(m => m.textContent);", vec![])
+        .eval(
+            "return [...document.querySelectorAll('[data-testid=history-preview] mark')].map(m => m.textContent);",
+            vec![],
+        )
         .await;
     assert_eq!(marks, serde_json::json!(["Quarterly", "report"]), "the matches, as written");
     let totals = browser.wait_for_text("#history-totals", |t| t.starts_with("1 run")).await;
