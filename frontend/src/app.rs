@@ -7,7 +7,9 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::components::{app_header, emulator_banner};
-use crate::pages::{BatchesPage, EditPage, HomePage, NO_SUCH_PAGE, batch_page, history_page, not_found, run_page};
+use crate::pages::{
+    BatchesPage, ComparePage, EditPage, HomePage, NO_SUCH_PAGE, batch_page, history_page, not_found, run_page,
+};
 use crate::router::{Route, Router};
 use crate::state::models::CatalogState;
 use crate::state::{HealthReload, HealthState};
@@ -75,6 +77,7 @@ fn switch(route: &Route) -> Html {
         Route::Edit { id } => html! { <EditPage key={ id.clone() } id={ AttrValue::from(id.clone()) } /> },
         Route::Batches => html! { <BatchesPage /> },
         Route::Batch { id } => batch_page(id),
+        Route::Compare { search } => html! { <ComparePage search={ AttrValue::from(search.clone()) } /> },
         Route::NotFound => not_found(NO_SUCH_PAGE),
     }
 }

@@ -41,6 +41,11 @@ pub enum Route {
         /// As it appears in the URL, like [`Route::Run`]'s.
         id: String,
     },
+    /// `/compare?runs=a,b`: two to four runs side by side.
+    Compare {
+        /// The query string as it is (the page reads the run ids from it).
+        search: String,
+    },
     /// Anything else.
     NotFound,
 }
@@ -50,6 +55,7 @@ impl Route {
     pub fn from_location(path: &str, search: &str) -> Route {
         match Route::from_path(path) {
             Route::History { .. } => Route::History { query: HistoryQuery::from_search(search) },
+            Route::Compare { .. } => Route::Compare { search: search.trim_start_matches('?').to_owned() },
             route => route,
         }
     }
@@ -65,6 +71,9 @@ impl Route {
         }
         if trimmed == "/batches" {
             return Route::Batches;
+        }
+        if trimmed == "/compare" {
+            return Route::Compare { search: String::new() };
         }
         if let Some(id) = trimmed.strip_prefix("/batches/") {
             return if id.is_empty() || id.contains('/') {
@@ -90,6 +99,7 @@ impl Route {
             Route::Edit { id } => format!("Edit run {} · Prompt Runner", id.chars().take(8).collect::<String>()),
             Route::Batches => "Batches · Prompt Runner".to_owned(),
             Route::Batch { id } => format!("Batch {} · Prompt Runner", id.chars().take(8).collect::<String>()),
+            Route::Compare { .. } => "Compare runs · Prompt Runner".to_owned(),
             Route::NotFound => "Not found · Prompt Runner".to_owned(),
         }
     }
@@ -107,6 +117,7 @@ impl Route {
             Route::Edit { id } => format!("/runs/{id}/edit"),
             Route::Batches => "/batches".to_owned(),
             Route::Batch { id } => format!("/batches/{id}"),
+            Route::Compare { search } => format!("/compare?{search}"),
             Route::NotFound => "/404".to_owned(),
         }
     }

@@ -3,6 +3,7 @@
 
 mod batch;
 mod batches;
+mod compare;
 mod edit;
 mod history;
 mod home;
@@ -11,6 +12,7 @@ mod run;
 
 pub use batch::batch_page;
 pub use batches::BatchesPage;
+pub use compare::ComparePage;
 pub use edit::EditPage;
 pub use history::history_page;
 pub use home::HomePage;

@@ -249,6 +249,9 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                                 disabled={ busy || offline } onclick={ onrerun }>{ "Run again" }</button>
                     }
                     <Link to={ Route::Edit { id: id.to_string() } } id="edit-run" classes="button">{ "Edit as a new run" }</Link>
+                    if let Some(search) = compare_search(&detail) {
+                        <Link to={ Route::Compare { search } } id="compare-run" classes="button">{ "Compare" }</Link>
+                    }
                     if !live {
                         <a class="button" id="export-markdown" href={ format!("/api/runs/{id}/export?format=md") } download="">
                             { "Export Markdown" }
@@ -290,4 +293,14 @@ fn LiveRun(props: &LiveRunProps) -> Html {
                       file_name={ format!("run-{short_id}-logs.txt") } />
         </div>
     }
+}
+
+/// The compare page's query for a run and its relatives: the run it was made from and it, or
+/// it and its first replays; `None` for a run with neither.
+fn compare_search(run: &common::RunDetail) -> Option<String> {
+    let mut ids: Vec<String> = run.replay_of.into_iter().map(|id| id.to_string()).collect();
+    ids.push(run.id.to_string());
+    let room = crate::state::compare::MAX_RUNS - ids.len();
+    ids.extend(run.replays.iter().take(room).map(ToString::to_string));
+    (ids.len() > 1).then(|| format!("runs={}", ids.join(",")))
 }

@@ -15,6 +15,7 @@
 //! - [`faults`]: the emulator's fault plan, in words.
 
 pub mod batch;
+pub mod compare;
 pub mod faults;
 pub mod form;
 pub mod health;

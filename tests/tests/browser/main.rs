@@ -14,6 +14,7 @@ mod cluster_support;
 
 mod answers;
 mod batches;
+mod compare;
 mod contrast;
 mod faults;
 mod form;
