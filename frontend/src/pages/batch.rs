@@ -46,6 +46,8 @@ struct Shown {
     batch: Batch,
     items: Vec<Item>,
     rate: Rate,
+    /// What the batch's runs used and cost so far (`None` if that could not be read).
+    totals: Option<common::RunTotals>,
 }
 
 /// What the socket's callback tells the fetch loop, which both outlive any one render.
@@ -70,10 +72,11 @@ impl Live {
     }
 }
 
-async fn fetch(id: BatchId) -> Result<(Batch, Vec<Item>), ApiError> {
+async fn fetch(id: BatchId) -> Result<(Batch, Vec<Item>, Option<common::RunTotals>), ApiError> {
     let batch = api::batch(id).await?;
     let items = api::batch_items(id, 0, ITEMS_SHOWN).await?;
-    Ok((batch, items))
+    let totals = api::run_totals(&format!("batch={id}")).await.ok();
+    Ok((batch, items, totals))
 }
 
 #[component]
@@ -92,12 +95,12 @@ fn LiveBatch(props: &LiveBatchProps) -> Html {
                     if refresh_due(live.dirty.replace(false), browser::now_ms() - last_fetch, live.done.get()) {
                         last_fetch = browser::now_ms();
                         match fetch(id).await {
-                            Ok((batch, items)) => {
+                            Ok((batch, items, totals)) => {
                                 rate = rate.observe(browser::now_ms(), &batch.counts);
                                 live.done.set(is_done(&batch));
                                 items.iter().filter_map(|item| item.run_id).for_each(|run| live.follow(run));
                                 loaded = true;
-                                view.set(Load::Ready(Rc::new(Shown { batch, items, rate })));
+                                view.set(Load::Ready(Rc::new(Shown { batch, items, rate, totals })));
                             }
                             // Once shown, a failed refresh keeps the last picture: the next
                             // event or poll tries again.
@@ -179,6 +182,9 @@ fn LiveBatch(props: &LiveBatchProps) -> Html {
                     { connection_indicator(connection.state) }
                 </div>
                 { batch_progress(batch, &shown.rate) }
+                if let Some(totals) = &shown.totals {
+                    <p class="hint" id="batch-totals" data-testid="batch-totals">{ format::totals(totals) }</p>
+                }
                 <div class="form-actions">
                     <button type="button" id="batch-cancel" onclick={ act(false) } disabled={ batch.cancelled || is_done(batch) }>
                         { "Cancel" }

@@ -46,6 +46,9 @@ async fn a_csv_picked_in_the_file_input_becomes_a_batch_whose_page_follows_it_to
     let export = browser.eval("return document.querySelector('#batch-export-csv').getAttribute('href');", vec![]).await;
     assert_eq!(export, format!("/api/batches/{id}/export?format=csv"));
     assert!(browser.find_all("#batch-retry:disabled").await.len() == 1, "nothing failed, nothing to retry");
+    // The batch's usage and cost: its three runs, priced (the default model is in the catalog).
+    let totals = browser.wait_for_text("#batch-totals", |t| t.starts_with("3 runs")).await;
+    assert!(totals.contains("est. $"), "{totals}");
     browser.screenshot("batch-page").await;
 
     // An item's link opens its run, which completed.
