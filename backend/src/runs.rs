@@ -109,6 +109,14 @@ impl Runs {
         for run in &mut runs {
             run.cost_usd = run.usage.and_then(|usage| self.catalog.cost(&run.model_id, usage));
         }
+        if let Some(words) = &query.search {
+            let ids: Vec<RunId> = runs.iter().map(|run| run.id).collect();
+            let mut snippets: std::collections::HashMap<RunId, String> =
+                self.store.search_snippets(words, &ids).await?.into_iter().collect();
+            for run in &mut runs {
+                run.snippet = snippets.remove(&run.id);
+            }
+        }
         Ok(runs)
     }
 

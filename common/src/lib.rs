@@ -22,7 +22,7 @@ pub use id::{BatchId, RunId};
 pub use run::{
     ApiLimits, AttemptView, BedrockBackend, BedrockInfo, ClusterHealth, Defaults, EmulatorStatus, ErrorBody, FaultKind,
     FaultPlan, Health, LogEntry, ParseStateError, PeerHealth, Quota, ReplayRun, RunDetail, RunState, RunSummary,
-    RunTotals, StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
+    RunTotals, SNIPPET_MARK_END, SNIPPET_MARK_START, StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
 /// Length, in characters, of the prompt preview shown in run lists.

@@ -219,6 +219,11 @@ pub struct ReplayRun {
     pub temperature: Option<f32>,
 }
 
+/// Opens a found word in a search snippet (STX: never in text people write).
+pub const SNIPPET_MARK_START: char = '\u{2}';
+/// Closes a found word in a search snippet (ETX).
+pub const SNIPPET_MARK_END: char = '\u{3}';
+
 /// One run in a list (`GET /api/runs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -250,6 +255,10 @@ pub struct RunSummary {
     /// usage is known, or for a model the catalog does not price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// For a search (`q=`): the passage of the prompt or response around the words found,
+    /// each found word between [`SNIPPET_MARK_START`] and [`SNIPPET_MARK_END`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
 }
 
 /// One attempt of a task, with what a person debugging it needs.

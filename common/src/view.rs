@@ -128,6 +128,7 @@ impl RunDetail {
             retries: self.retries(),
             batch_id: self.batch_id,
             cost_usd: self.cost_usd,
+            snippet: None,
         }
     }
 

@@ -72,18 +72,21 @@ impl Dialect {
     /// with `#` for the placeholder, and the value bound to it.
     fn search(self, words: &[String]) -> (&'static str, String) {
         match self {
-            // Each word quoted: an FTS5 string, so nothing in it is query syntax (words hold
-            // only letters and digits anyway).
-            Dialect::Sqlite => (
-                " AND seq IN (SELECT rowid FROM run_search WHERE run_search MATCH #)",
-                words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" "),
-            ),
+            Dialect::Sqlite => {
+                (" AND seq IN (SELECT rowid FROM run_search WHERE run_search MATCH #)", fts_query(words))
+            }
             Dialect::Postgres => (
                 " AND id IN (SELECT run_id FROM run_search WHERE doc @@ plainto_tsquery('simple', #))",
                 words.join(" "),
             ),
         }
     }
+}
+
+/// An FTS5 query holding every word: each quoted, an FTS5 string, so nothing in it is query
+/// syntax (words hold only letters and digits anyway).
+pub(super) fn fts_query(words: &[String]) -> String {
+    words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ")
 }
 
 pub(super) fn history_page(query: &RunQuery, dialect: Dialect) -> HistoryPage {
@@ -280,6 +283,7 @@ impl SummaryRow<'_> {
                 .sum(),
             batch_id: self.batch_id.map(parse_batch_id).transpose()?,
             cost_usd: None,
+            snippet: None,
         })
     }
 }

@@ -180,6 +180,14 @@ pub trait Store: Send + Sync + 'static {
     /// Runs matching the query, newest first.
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError>;
 
+    /// For each of `runs` whose text holds the words, a passage around them with each found word
+    /// between the snippet marks ([`common::SNIPPET_MARK_START`], [`common::SNIPPET_MARK_END`]).
+    /// A store without full-text search has none.
+    async fn search_snippets(&self, words: &[String], runs: &[RunId]) -> Result<Vec<(RunId, String)>, StoreError> {
+        let _ = (words, runs);
+        Ok(Vec::new())
+    }
+
     /// The token usage of the runs the query's filters select, by model (its limit and
     /// cursors are ignored).
     async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError>;

@@ -530,6 +530,23 @@ impl Store for PgStore {
         Ok(runs)
     }
 
+    async fn search_snippets(&self, words: &[String], runs: &[RunId]) -> Result<Vec<(RunId, String)>, StoreError> {
+        if runs.is_empty() || words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = runs.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(concat!(
+            "SELECT run_id, ts_headline('simple', prompt || ' ' || response, plainto_tsquery('simple', $1),",
+            " 'StartSel=' || chr(2) || ', StopSel=' || chr(3) || ', MaxWords=18, MinWords=8') AS passage",
+            " FROM run_search WHERE run_id = ANY($2) AND doc @@ plainto_tsquery('simple', $1)"
+        ))
+        .bind(words.join(" "))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((parse_id(row.try_get("run_id")?)?, row.try_get("passage")?))).collect()
+    }
+
     async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {
         let (sql, binds) = codec::usage_by_model(query, Dialect::Postgres);
         let mut statement = sqlx::query(&sql);

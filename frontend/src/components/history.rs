@@ -14,7 +14,9 @@ use crate::hooks::{LiveConnection, StreamMessage, use_event_stream, use_now};
 use crate::router::{Link, Navigate, Route, use_navigate};
 use crate::state::Load;
 use crate::state::history::{History, HistoryAction};
-use crate::state::history_query::{Cursor, HistoryFilter, HistoryQuery, day_text, highlight, parse_day};
+use crate::state::history_query::{
+    Cursor, HistoryFilter, HistoryQuery, day_text, highlight, parse_day, snippet_pieces,
+};
 use crate::state::models::CatalogState;
 use crate::state::{HealthState, models};
 
@@ -203,6 +205,15 @@ fn history_row(run: &RunSummary, now: f64, search: Option<&str>) -> Html {
                         }) }
                     </span>
                 </Link>
+                if let Some(snippet) = &run.snippet {
+                    <span class="snippet" data-testid="history-snippet">
+                        { for snippet_pieces(snippet).into_iter().map(|(text, hit)| if hit {
+                            html! { <mark>{ text }</mark> }
+                        } else {
+                            html! { { text } }
+                        }) }
+                    </span>
+                }
                 if let Some(reason) = reason {
                     <span class="reason" data-testid="history-reason" title={ run.error.clone() }>{ reason }</span>
                 }

@@ -213,6 +213,7 @@ mod tests {
             retries: 0,
             batch_id: None,
             cost_usd: None,
+            snippet: None,
         }
     }
 

@@ -209,6 +209,23 @@ fn decode(value: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A search snippet from the server cut into pieces, each marked whether it is a word found
+/// (the server puts those between [`common::SNIPPET_MARK_START`] and [`common::SNIPPET_MARK_END`]).
+pub fn snippet_pieces(snippet: &str) -> Vec<(String, bool)> {
+    let mut pieces = Vec::new();
+    for (n, part) in snippet.split(common::SNIPPET_MARK_START).enumerate() {
+        match part.split_once(common::SNIPPET_MARK_END) {
+            Some((found, after)) if n > 0 => {
+                pieces.push((found.to_owned(), true));
+                pieces.push((after.to_owned(), false));
+            }
+            _ => pieces.push((part.to_owned(), false)),
+        }
+    }
+    pieces.retain(|(text, _)| !text.is_empty());
+    pieces
+}
+
 /// `text` cut into pieces, each marked whether it is one of the words searched for (letters
 /// and digits, any case, as the server matches them), so the page can highlight the matches.
 pub fn highlight(text: &str, search: Option<&str>) -> Vec<(String, bool)> {
@@ -248,6 +265,20 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         parse_day(text).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_snippet_is_cut_at_its_marks() {
+        assert_eq!(
+            snippet_pieces("…the \u{2}built\u{3}-in \u{2}emulator\u{3}"),
+            [
+                ("…the ".to_owned(), false),
+                ("built".to_owned(), true),
+                ("-in ".to_owned(), false),
+                ("emulator".to_owned(), true)
+            ]
+        );
+        assert_eq!(snippet_pieces("no marks"), [("no marks".to_owned(), false)]);
     }
 
     #[test]
@@ -343,6 +374,7 @@ mod tests {
             retries: 0,
             batch_id: None,
             cost_usd: None,
+            snippet: None,
         };
         assert!(HistoryQuery::default().takes_new(&run));
         assert!(!HistoryQuery::default().at(Cursor::Before(id(1))).takes_new(&run));

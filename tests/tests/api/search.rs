@@ -31,6 +31,9 @@ async fn a_search_finds_words_of_the_prompt_or_the_response_all_of_them() {
     // The emulator's reply says where it comes from, in words no prompt here uses.
     assert!(reply_for("Write a haiku about rain").contains("emulator"));
     assert_eq!(found(&app, "emulator haiku").await, ["Write a haiku about rain"], "a word of the response");
+    let (_, body) = search(&app, "emulator haiku").await;
+    let snippet = body[0]["snippet"].as_str().unwrap_or_default();
+    assert!(snippet.contains("\u{2}emulator\u{3}"), "the word found is marked in the passage: {snippet:?}");
 
     let (status, body) = search_with(&app, &[("q", "report"), ("state", "Failed")]).await;
     assert_eq!(status, StatusCode::OK);
