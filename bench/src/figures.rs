@@ -520,7 +520,7 @@ async fn search(client: &reqwest::Client, url: &str, runs: usize) -> anyhow::Res
             1 => {
                 // A completed run's number: found in its prompt and its response.
                 let run = (n * 7919) % runs;
-                let run = if run % 100 == 0 { run + 1 } else { run };
+                let run = if run.is_multiple_of(100) { run + 1 } else { run };
                 (run.to_string(), 1)
             }
             _ => (format!("answer {}", topics[(n + 1) % topics.len()]), 50),
