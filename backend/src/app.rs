@@ -100,6 +100,10 @@ impl App {
         recover_interrupted(store.as_ref()).await?;
         let hub = Hub::new(Arc::clone(&store));
         let catalog = Arc::new(crate::catalog::load(args.model_catalog.as_deref())?);
+        if let Err(refusal) = catalog.check(&args.model_id, crate::catalog::today()) {
+            // Runs naming a model of their own still work; those relying on the default do not.
+            tracing::warn!(model_id = %args.model_id, "the default model is refused: {refusal}; set --model-id");
+        }
         let metrics = Arc::new(Metrics::priced(Arc::clone(&catalog)));
         let stopped = CancellationToken::new();
         let connected = bedrock::connect(&args.bedrock_settings(), &stopped).await?;

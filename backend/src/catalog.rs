@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use common::Catalog;
 
-/// The catalog built into the binary.
+/// Read at build time, so a binary always has a catalog even with no file beside it.
 const BUILT_IN: &str = include_str!("../catalog/models.json");
 
 /// Why a catalog file could not be used.
@@ -101,14 +101,22 @@ mod tests {
     }
 
     #[test]
-    fn the_served_catalog_shows_a_legacy_model_past_its_date_as_end_of_life() {
-        let catalog = load(None).expect("built-in catalog");
-        let Some(legacy) = catalog.models.iter().find(|m| m.lifecycle.end_of_life.is_some()) else {
-            panic!("the catalog lists at least one model with an end-of-life date");
+    fn the_served_catalog_shows_a_legacy_model_as_end_of_life_from_its_date_on() {
+        let catalog: Catalog = serde_json::from_value(serde_json::json!({
+            "read_on": "2026-12-02",
+            "sources": [],
+            "models": [{
+                "id": "anthropic.fading", "name": "Fading", "context_window": null, "max_output_tokens": null,
+                "price": null,
+                "lifecycle": { "status": "Legacy", "legacy_since": null, "end_of_life": "2027-03-01", "replacement": null }
+            }]
+        }))
+        .expect("catalog");
+        let status = |day: &str| {
+            let served = as_of(&catalog, day.parse().expect("date"));
+            served.find("anthropic.fading").map(|m| m.lifecycle.status)
         };
-        let end = legacy.lifecycle.end_of_life.expect("date");
-        let served = as_of(&catalog, end);
-        let status = served.find(&legacy.id).map(|m| m.lifecycle.status);
-        assert_eq!(status, Some(Lifecycle::EndOfLife));
+        assert_eq!(status("2027-02-28"), Some(Lifecycle::Legacy), "the day before");
+        assert_eq!(status("2027-03-01"), Some(Lifecycle::EndOfLife), "from that day on");
     }
 }

@@ -176,8 +176,14 @@ impl Feed {
         let mut query = RunQuery { limit: NEW_RUNS_PAGE, since: Some(self.heard_all_before), ..RunQuery::default() };
         loop {
             let page = self.runs.list(&query).await?;
-            let (hub, seen) = (&self.hub, &self.last_seen);
-            let gone = page.iter().map(|r| r.id).filter(|id| !seen.contains_key(id) && !hub.holds(*id));
+            let (hub, seen, horizon) = (&self.hub, &self.last_seen, self.heard_all_before);
+            // A run whose id is older than the horizon was heard of (and may have been pruned
+            // since): its `created_at`, stamped a moment after its id, can still pass `since`.
+            let gone = page
+                .iter()
+                .map(|r| r.id)
+                .filter(|id| created_at(*id).is_none_or(|at| newer_than(at, horizon)))
+                .filter(|id| !seen.contains_key(id) && !hub.holds(*id));
             self.backfill.extend(gone);
             match page.last() {
                 Some(oldest) if page.len() == NEW_RUNS_PAGE as usize && query.before != Some(oldest.id) => {
@@ -198,10 +204,11 @@ impl Feed {
         }
         self.heard_all_before = self.heard_all_before.max(Utc::now() - HEARD_WITHIN);
         let (hub, horizon) = (&self.hub, self.heard_all_before);
-        // An id holds its creation time to the millisecond: a run of the horizon's own
-        // millisecond may be newer than it, and is kept.
-        let newer = |at: DateTime<Utc>| at + chrono::TimeDelta::milliseconds(1) > horizon;
-        self.last_seen.retain(|id, _| hub.holds(*id) || created_at(*id).is_none_or(newer));
+        // A run whose end this feed has not handed out yet is kept whatever its age: the hub may
+        // have evicted it while its last events wait in the broadcast for this feed.
+        self.last_seen.retain(|id, seen| {
+            *seen != DONE || hub.holds(*id) || created_at(*id).is_none_or(|at| newer_than(at, horizon))
+        });
         self.forget_above = FORGET_ABOVE.max(2 * self.last_seen.len());
     }
 
@@ -224,6 +231,12 @@ impl Feed {
             .count();
         self.metrics.ws_lagged(missed, resent as u64);
     }
+}
+
+/// Whether a run created at `at` (to the millisecond, as its id holds it) may be newer than
+/// `horizon`: a run of the horizon's own millisecond may be.
+fn newer_than(at: DateTime<Utc>, horizon: DateTime<Utc>) -> bool {
+    at + chrono::TimeDelta::milliseconds(1) > horizon
 }
 
 /// When a run was created, from its id (a UUIDv7 carries its creation time in milliseconds).

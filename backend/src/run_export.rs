@@ -33,11 +33,13 @@ struct JsonLine<'a> {
     batch_id: Option<BatchId>,
 }
 
-fn duration_ms(run: &RunDetail) -> Option<i64> {
+/// How long the run took from its first task to its end.
+pub(crate) fn duration_ms(run: &RunDetail) -> Option<i64> {
     Some((run.finished_at? - run.started_at?).num_milliseconds())
 }
 
-fn stop_reason_text(reason: &StopReason) -> String {
+/// A stop reason by its wire name (`end_turn`).
+pub(crate) fn stop_reason_text(reason: &StopReason) -> String {
     serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 

@@ -45,6 +45,7 @@ impl Runs {
         Runs { store, hub, runner, catalog }
     }
 
+    /// The model catalog runs are priced with (and `/api/models` serves).
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }
@@ -146,11 +147,7 @@ impl Runs {
             let price = self.catalog.find(&model.model_id).and_then(|m| m.price);
             match price {
                 // Summed per model, then priced: the same as pricing each run, as cost is linear.
-                Some(price) => {
-                    let input = model.input_tokens as f64 * price.input_per_million_usd;
-                    let output = model.output_tokens as f64 * price.output_per_million_usd;
-                    totals.cost_usd += (input + output) / 1_000_000.0;
-                }
+                Some(price) => totals.cost_usd += price.cost_of(model.input_tokens, model.output_tokens),
                 None => totals.unpriced_runs += model.with_usage,
             }
         }

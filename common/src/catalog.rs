@@ -43,13 +43,17 @@ pub struct Price {
 impl Price {
     /// The estimated cost of a call that used `usage`, in US dollars.
     pub fn cost(&self, usage: Usage) -> f64 {
-        (f64::from(usage.input_tokens) * self.input_per_million_usd
-            + f64::from(usage.output_tokens) * self.output_per_million_usd)
+        self.cost_of(u64::from(usage.input_tokens), u64::from(usage.output_tokens))
+    }
+
+    /// The estimated cost of so many input and output tokens (one call's, or many summed).
+    pub fn cost_of(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input_per_million_usd + output_tokens as f64 * self.output_per_million_usd)
             / 1_000_000.0
     }
 }
 
-/// One model of the catalog.
+/// A model as the catalog lists it: its ids, limits, price and lifecycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogModel {
     /// The base model id, as Bedrock names it (`anthropic.claude-3-haiku-20240307-v1:0`).

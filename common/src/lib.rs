@@ -25,6 +25,13 @@ pub use run::{
     RunTotals, SNIPPET_MARK_END, SNIPPET_MARK_START, StopReason, SubmitRun, TaskName, TaskState, TaskView, Usage,
 };
 
+/// The words of a search (`GET /api/runs?q=`): runs of letters and digits, lower-cased;
+/// everything else separates them, so no input is query syntax to either store, and the page
+/// marks in a listed prompt the very words the server matched.
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
 /// Length, in characters, of the prompt preview shown in run lists.
 pub const PROMPT_PREVIEW_CHARS: usize = 120;
 

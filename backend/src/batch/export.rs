@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use common::{BatchItem, ItemState, RunDetail, RunId, Usage};
+
+use crate::run_export::{duration_ms, stop_reason_text};
 use serde::Serialize;
 
 /// One item and its run, once started.
@@ -36,15 +38,8 @@ struct JsonLine<'a> {
     duration_ms: Option<i64>,
 }
 
-fn duration_ms(run: &RunDetail) -> Option<i64> {
-    Some((run.finished_at? - run.started_at?).num_milliseconds())
-}
-
 fn stop_reason(run: &RunDetail) -> Option<String> {
-    run.stop_reason
-        .as_ref()
-        .and_then(|reason| serde_json::to_value(reason).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
+    run.stop_reason.as_ref().map(stop_reason_text)
 }
 
 /// The row as one line of JSON, with its newline.

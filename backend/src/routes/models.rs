@@ -11,6 +11,7 @@ use super::extract::Json;
 use crate::app::App;
 use crate::catalog;
 
+/// `GET /api/models`.
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/api/models", get(models))
 }

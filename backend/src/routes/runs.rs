@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::error::ApiError;
 use crate::run_export;
 use crate::runs::Cancel;
-use crate::store::{RunQuery, search_words};
+use crate::store::RunQuery;
 
 /// Runs listed when the client does not say how many.
 const DEFAULT_LIMIT: u32 = 50;
@@ -95,7 +95,7 @@ fn search(q: &str) -> Result<Vec<String>, ApiError> {
     if q.chars().count() > MAX_SEARCH_CHARS {
         return Err(ApiError::BadRequest(format!("q is longer than {MAX_SEARCH_CHARS} characters")));
     }
-    let words = search_words(q);
+    let words = common::search_words(q);
     if words.is_empty() {
         return Err(ApiError::BadRequest("q has no words to search for (letters or digits)".to_owned()));
     }
@@ -133,14 +133,19 @@ async fn export_history(
         other => return Err(ApiError::BadRequest(format!("format `{}` is not one of ndjson, csv", truncate(other)))),
     };
     let query = RunQuery { limit: EXPORT_PAGE, before: None, after: None, ..run_query(params)? };
-    let header = csv.then(|| Ok::<_, std::io::Error>(run_export::CSV_HEADER.to_owned()));
-    let pages = futures_util::stream::unfold(Some(query), move |query| {
+    let line = if csv { run_export::csv_line } else { run_export::json_line };
+    // The first page is read before answering, so a store that is down answers 503, not a
+    // 200 with a cut body.
+    let (first, next) = app.runs().details_page(&query).await?;
+    let mut head = if csv { run_export::CSV_HEADER.to_owned() } else { String::new() };
+    head.extend(first.iter().map(line));
+    let rest = next.map(|before| RunQuery { before: Some(before), ..query });
+    let pages = futures_util::stream::unfold(rest, move |query| {
         let app = Arc::clone(&app);
         async move {
             let mut query = query?;
             match app.runs().details_page(&query).await {
                 Ok((runs, next)) => {
-                    let line = if csv { run_export::csv_line } else { run_export::json_line };
                     let text: String = runs.iter().map(line).collect();
                     query.before = next;
                     Some((Ok(text), next.map(|_| query)))
@@ -153,7 +158,8 @@ async fn export_history(
             }
         }
     });
-    let body = Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(header), pages));
+    let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(head) });
+    let body = Body::from_stream(futures_util::StreamExt::chain(first, pages));
     let (content_type, extension) =
         if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "ndjson") };
     Ok(attachment(body, content_type, &format!("runs.{extension}")))

@@ -77,7 +77,7 @@ impl Store for MemoryStore {
             (None, None) => ids.clone(),
         };
         let found = |run: &RunDetail| {
-            let text = super::search_words(&format!("{} {}", run.prompt, run.response.as_deref().unwrap_or_default()));
+            let text = common::search_words(&format!("{} {}", run.prompt, run.response.as_deref().unwrap_or_default()));
             query.search.iter().flatten().all(|word| text.contains(word))
         };
         let details = window.into_iter().filter_map(|id| RunDetail::fold(&self.events_of(id)));

@@ -124,14 +124,8 @@ pub struct RunQuery {
     /// answered newest first.
     pub after: Option<RunId>,
     /// Only runs whose prompt or response holds every one of these words (lower-case letters
-    /// and digits, as [`search_words`] makes them).
+    /// and digits, as [`common::search_words`] makes them).
     pub search: Option<Vec<String>>,
-}
-
-/// The words of a search: runs of letters and digits, lower-cased; everything else separates
-/// them, so no input is query syntax to either store.
-pub fn search_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
 }
 
 impl RunQuery {

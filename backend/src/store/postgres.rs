@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
+use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunState, RunSummary};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
@@ -813,6 +813,11 @@ async fn insert_events(
                 .bind(event.run_id.to_string())
                 .execute(&mut **tx)
                 .await?;
+                // A run that ended without a result (failed, cancelled, crashed) keeps what it
+                // streamed: searchable too.
+                if state.is_terminal() && *state != RunState::Completed {
+                    sqlx::query(SEARCH_RESPONSE).bind(event.run_id.to_string()).execute(&mut **tx).await?;
+                }
             }
             EventKind::TaskState { task, attempt, .. } if *attempt > 1 => {
                 let column = attempts_column(*task);

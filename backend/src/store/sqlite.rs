@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunSummary};
+use common::{BatchId, BatchItem, BatchSummary, Event, EventKind, LogEntry, RunId, RunState, RunSummary};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -621,6 +621,11 @@ async fn insert_event(conn: &mut SqliteConnection, stamped: &Stamped) -> Result<
             .bind(&id)
             .execute(&mut *conn)
             .await?;
+            // A run that ended without a result (failed, cancelled, crashed) keeps what it
+            // streamed: searchable too.
+            if state.is_terminal() && *state != RunState::Completed {
+                sqlx::query(SEARCH_RESPONSE).bind(&id).execute(&mut *conn).await?;
+            }
         }
         EventKind::TaskState { task, attempt, .. } if *attempt > 1 => {
             let column = attempts_column(*task);

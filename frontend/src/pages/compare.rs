@@ -9,7 +9,6 @@ use yew::prelude::*;
 
 use crate::router::{Link, Route};
 use crate::state::compare::{Piece, parse_runs, word_diff};
-use crate::state::models::CatalogState;
 use crate::{api, format};
 
 #[derive(Debug, Clone, PartialEq, Properties)]
@@ -28,7 +27,6 @@ enum Compared {
 
 #[component]
 pub fn ComparePage(props: &ComparePageProps) -> Html {
-    let catalog = use_context::<CatalogState>().unwrap_or_default();
     let ids = parse_runs(&props.search);
     let compared = use_state(|| Compared::Loading);
     {
@@ -55,7 +53,7 @@ pub fn ComparePage(props: &ComparePageProps) -> Html {
         (Ok(_), Compared::Loading) => html! { <p class="loading" aria-busy="true">{ "Loading the runs…" }</p> },
         (Ok(_), Compared::Ready(runs)) => html! {
             <>
-                { settings_table(runs, &catalog) }
+                { settings_table(runs) }
                 <div class="compare-outputs" id="compare-outputs">
                     { for runs.iter().enumerate().map(|(n, run)| output_column(n, run, &runs[0])) }
                 </div>
@@ -71,7 +69,7 @@ pub fn ComparePage(props: &ComparePageProps) -> Html {
     }
 }
 
-fn settings_table(runs: &[RunDetail], catalog: &CatalogState) -> Html {
+fn settings_table(runs: &[RunDetail]) -> Html {
     let cell = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
     let first_byte = |run: &RunDetail| {
         let call = run.tasks.iter().find(|t| t.name == TaskName::CallBedrock)?;
@@ -88,10 +86,7 @@ fn settings_table(runs: &[RunDetail], catalog: &CatalogState) -> Html {
         ("First token", Box::new(first_byte)),
         ("Total", Box::new(total)),
         ("Stop reason", Box::new(|r: &RunDetail| r.stop_reason.as_ref().map(format::stop_reason))),
-        (
-            "Est. cost",
-            Box::new(|r: &RunDetail| r.usage.and_then(|u| catalog.cost(&r.model_id, u)).map(format::dollars)),
-        ),
+        ("Est. cost", Box::new(|r: &RunDetail| r.cost_usd.map(format::dollars))),
         ("State", Box::new(|r: &RunDetail| Some(r.state.as_str().to_owned()))),
     ];
     html! {

@@ -229,9 +229,7 @@ pub fn snippet_pieces(snippet: &str) -> Vec<(String, bool)> {
 /// `text` cut into pieces, each marked whether it is one of the words searched for (letters
 /// and digits, any case, as the server matches them), so the page can highlight the matches.
 pub fn highlight(text: &str, search: Option<&str>) -> Vec<(String, bool)> {
-    let words: Vec<String> = search
-        .map(|s| s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect())
-        .unwrap_or_default();
+    let words = search.map(common::search_words).unwrap_or_default();
     let mut pieces: Vec<(String, bool)> = Vec::new();
     let mut push = |piece: &str, hit: bool| match pieces.last_mut() {
         Some((last, last_hit)) if *last_hit == hit => last.push_str(piece),

@@ -54,6 +54,7 @@ pub enum Notice {
 }
 
 impl Notice {
+    /// What to say about `model_id`, by the catalog; nothing before the catalog arrived.
     pub fn for_model(catalog: &CatalogState, model_id: &str) -> Option<Notice> {
         let catalog = catalog.0.as_ref()?;
         let Some(model) = catalog.find(model_id.trim()) else {

@@ -43,6 +43,16 @@ async fn a_search_finds_words_of_the_prompt_or_the_response_all_of_them() {
 }
 
 #[tokio::test]
+async fn words_joined_by_punctuation_are_found_one_by_one_in_every_store() {
+    let app = spawn_app().await;
+    let run = app.submit("Check example.com/docs for v1.2 at 3.14").await;
+    app.wait_for_state(run.id, RunState::Completed).await;
+    for q in ["example", "docs", "v1", "14", "example.com"] {
+        assert_eq!(found(&app, q).await.len(), 1, "q={q}");
+    }
+}
+
+#[tokio::test]
 async fn hostile_searches_are_answered_without_a_server_error() {
     let app = spawn_app().await;
     let run = app.submit("quotes \"and\" stars * NEAR(x y) col:umn").await;
