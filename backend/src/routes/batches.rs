@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use common::{BatchId, BatchItem, BatchSummary, ModelPace, SubmitBatch};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{Json, Object, Path, Query};
-use super::params::{accepted, page_limit, parse_id, truncate};
+use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::batch::file::Format;
 use crate::batch::{BatchError, ItemNames, PlanError, export};
@@ -167,12 +167,6 @@ async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
     Ok((StatusCode::ACCEPTED, Json(batch)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportParams {
-    format: Option<String>,
-}
-
 /// The results, streamed a chunk of items at a time so a large batch never sits in memory.
 async fn export_results(
     State(app): State<Arc<App>>,
@@ -211,11 +205,5 @@ async fn export_results(
     let body = Body::from_stream(futures_util::StreamExt::chain(futures_util::stream::iter(header), chunks));
     let (content_type, extension) =
         if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "jsonl") };
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"batch-{id}.{extension}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    Ok(response)
+    Ok(attachment(body, content_type, &format!("batch-{id}.{extension}")))
 }

@@ -3,9 +3,10 @@
 
 use std::str::FromStr;
 
+use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::Json;
 use crate::error::ApiError;
@@ -35,6 +36,24 @@ pub fn accepted(body: &impl Serialize, location: &str) -> Response {
     let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Query of a download of one thing (a run, a batch's results): the file format it comes in.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    pub format: Option<String>,
+}
+
+/// A download: the body with its type, named `filename`.
+pub fn attachment(body: Body, content_type: &'static str, filename: &str) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, disposition);
     }
     response
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,7 +13,7 @@ use common::{LogEntry, ReplayRun, RunDetail, RunId, RunState, RunSummary, RunTot
 use serde::Deserialize;
 
 use super::extract::{Json, Object, Path, Query};
-use super::params::{accepted, page_limit, parse_id, truncate};
+use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::run_export;
@@ -169,7 +169,7 @@ async fn export_history(
 async fn export_run(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
-    Query(params): Query<RunExportParams>,
+    Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
     let markdown = match params.format.as_deref().unwrap_or("json") {
@@ -185,23 +185,6 @@ async fn export_run(
         json.push('\n');
         attachment(Body::from(json), "application/json", &format!("run-{id}.json"))
     })
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunExportParams {
-    format: Option<String>,
-}
-
-/// A download: the body with its type, named `filename`.
-fn attachment(body: Body, content_type: &'static str, filename: &str) -> Response {
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(disposition) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, disposition);
-    }
-    response
 }
 
 fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {

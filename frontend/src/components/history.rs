@@ -45,9 +45,12 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
         use_reducer(move || History::new(query, page_size))
     };
 
+    // The page's query for the list; the totals and the export take the same (they ignore its
+    // size and cursor).
+    let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
     {
         let dispatcher = history.dispatcher();
-        let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
+        let parameters = parameters.clone();
         use_effect_with(history.generation, move |&generation| {
             wasm_bindgen_futures::spawn_local(async move {
                 dispatcher.dispatch(match api::runs(&parameters).await {
@@ -61,11 +64,9 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
     // What the whole filtered history used and cost, read again whenever the page is, and as
     // runs end (their usage is known then).
     let totals = use_state(|| None::<RunTotals>);
-    // The export takes the filters and ignores the page (its size and cursor).
-    let export_parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
     {
         let totals = totals.clone();
-        let parameters = history.query.api_parameters(history.page_size, browser::utc_offset_min);
+        let parameters = parameters.clone();
         let ended = match &history.listing {
             Load::Ready(listing) => listing.runs.iter().filter(|r| r.state.is_terminal()).count(),
             _ => 0,
@@ -149,9 +150,9 @@ pub fn HistoryPanel(props: &HistoryPanelProps) -> Html {
                 <p class="history-totals" id="history-totals" data-testid="history-totals">
                     { format::totals(totals) }
                     { " · export " }
-                    <a id="export-ndjson" href={ format!("/api/runs/export?{}", export_parameters) } download="">{ "JSON Lines" }</a>
+                    <a id="export-ndjson" href={ format!("/api/runs/export?{}", parameters) } download="">{ "JSON Lines" }</a>
                     { " · " }
-                    <a id="export-csv" href={ format!("/api/runs/export?format=csv&{}", export_parameters) } download="">{ "CSV" }</a>
+                    <a id="export-csv" href={ format!("/api/runs/export?format=csv&{}", parameters) } download="">{ "CSV" }</a>
                 </p>
             }
             { body }
