@@ -12,6 +12,7 @@ use crate::{BatchId, RunId, RunState};
 /// `POST /api/batches`: either `prompts`, or a `template` with `{{name}}` placeholders and the
 /// `rows` of values to fill it with; the settings apply to every item.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -26,14 +27,17 @@ pub struct SubmitBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub temperature: Option<f32>,
 }
 
 /// Where one item of a batch stands: `Queued` until the scheduler starts its run, then its
 /// run's state; `Cancelled` also for an item cancelled before it started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ItemState {
     Queued,
     Pending,
@@ -96,6 +100,7 @@ impl FromStr for ItemState {
 
 /// How many items of a batch are in each state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchCounts {
     pub queued: u64,
     pub pending: u64,
@@ -132,6 +137,7 @@ impl BatchCounts {
 
 /// A batch as listed and as its page shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchSummary {
     pub id: BatchId,
     #[serde(deserialize_with = "crate::time::deserialize")]
@@ -151,6 +157,7 @@ pub struct BatchSummary {
 
 /// One item of a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchItem {
     /// 0-based position in the submitted list.
     pub index: u32,
@@ -166,6 +173,7 @@ pub struct BatchItem {
 
 /// How a model's batch calls are paced now, on the server that answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelPace {
     /// Calls it may have in flight: the adaptive limit.
     pub limit: usize,

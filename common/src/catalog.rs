@@ -12,6 +12,7 @@ pub const PROFILE_PREFIXES: [&str; 6] = ["us.", "eu.", "apac.", "global.", "jp."
 
 /// Where a model stands in Bedrock's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Lifecycle {
     /// Offered and maintained.
     Active,
@@ -23,6 +24,7 @@ pub enum Lifecycle {
 
 /// A model's lifecycle as published, with its dates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LifecycleDates {
     pub status: Lifecycle,
     #[serde(default, deserialize_with = "crate::time::deserialize_date_option")]
@@ -35,6 +37,7 @@ pub struct LifecycleDates {
 
 /// On-demand prices in US dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Price {
     pub input_per_million_usd: f64,
     pub output_per_million_usd: f64,
@@ -55,6 +58,7 @@ impl Price {
 
 /// A model as the catalog lists it: its ids, limits, price and lifecycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogModel {
     /// The base model id, as Bedrock names it (`anthropic.claude-3-haiku-20240307-v1:0`).
     pub id: String,
@@ -96,6 +100,7 @@ impl CatalogModel {
 
 /// A page the catalog's figures were read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogSource {
     pub title: String,
     pub url: String,
@@ -106,6 +111,7 @@ pub struct CatalogSource {
 
 /// The whole catalog, as the data file holds it and `GET /api/models` serves it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Catalog {
     #[serde(deserialize_with = "crate::time::deserialize_date")]
     pub read_on: NaiveDate,

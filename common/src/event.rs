@@ -21,6 +21,7 @@ pub struct Event {
 
 /// Severity of a log line, named as `tracing` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LogLevel {
     /// Very fine detail.

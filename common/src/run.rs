@@ -24,6 +24,7 @@ macro_rules! state_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
@@ -107,6 +108,7 @@ impl TaskState {
 
 /// The two tasks of the flow, in execution order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskName {
     /// Reads the run's prompt back from the prompt journal.
@@ -163,8 +165,25 @@ pub enum StopReason {
     Other(String),
 }
 
+/// Known reasons as an enum would refuse a reason Bedrock adds later, so the schema is a
+/// string with the known ones as examples.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for StopReason {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("Why the model stopped writing: `end_turn`, `max_tokens`, `stop_sequence`, `content_filtered`, or Bedrock's own name for any other reason."))
+            .examples(["end_turn", "max_tokens"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for StopReason {}
+
 /// Token usage of a model call, as reported by Bedrock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Usage {
     pub input_tokens: u32,
     pub output_tokens: u32,
@@ -172,9 +191,11 @@ pub struct Usage {
 
 /// `POST /api/runs`: a prompt to run through the flow.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRun {
     /// The prompt; must contain something other than whitespace.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub prompt: String,
     /// Bedrock model id or inference profile; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,9 +204,11 @@ pub struct SubmitRun {
     pub system: Option<String>,
     /// Upper bound on response tokens; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_tokens: Option<u32>,
     /// Sampling temperature in `0.0..=1.0`; the model's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub temperature: Option<f32>,
     /// The run this one was made from ("edit as a new run", "run again"); it must exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,6 +217,7 @@ pub struct SubmitRun {
 
 /// `GET /api/runs/totals`: what the runs a history filter selects used and cost.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunTotals {
     pub runs: u64,
     pub input_tokens: u64,
@@ -207,6 +231,7 @@ pub struct RunTotals {
 /// `POST /api/runs/{id}/replay`: the settings to change from the original run; those absent
 /// are the original's. An empty `system` removes the original's system prompt.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,8 +239,10 @@ pub struct ReplayRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub temperature: Option<f32>,
 }
 
@@ -226,6 +253,7 @@ pub const SNIPPET_MARK_END: char = '\u{3}';
 
 /// One run in a list (`GET /api/runs`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     pub id: RunId,
     pub state: RunState,
@@ -263,6 +291,7 @@ pub struct RunSummary {
 
 /// One attempt of a task, with what a person debugging it needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     /// 1-based attempt number.
     pub number: u32,
@@ -313,6 +342,7 @@ impl AttemptView {
 
 /// One task of a run and its attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskView {
     pub name: TaskName,
     pub state: TaskState,
@@ -327,6 +357,7 @@ pub struct TaskView {
 
 /// A run in full (`GET /api/runs/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunDetail {
     pub id: RunId,
     pub state: RunState,
@@ -376,6 +407,7 @@ pub struct RunDetail {
 
 /// Which Bedrock the server talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BedrockBackend {
     /// The built-in emulator on a loopback port: no AWS call is made.
@@ -388,6 +420,7 @@ pub enum BedrockBackend {
 
 /// How the server reaches Bedrock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BedrockInfo {
     /// Emulator, explicit endpoint, or AWS.
     pub backend: BedrockBackend,
@@ -405,6 +438,7 @@ pub struct BedrockInfo {
 
 /// Defaults a new run gets, for the submit form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Defaults {
     pub model_id: String,
     pub max_tokens: u32,
@@ -417,6 +451,7 @@ pub struct Defaults {
 
 /// Limits a client should respect before sending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiLimits {
     pub max_body_bytes: usize,
     /// Largest accepted prompt, in bytes.
@@ -427,6 +462,7 @@ pub struct ApiLimits {
 
 /// `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` while the server accepts runs.
     pub status: String,
@@ -444,6 +480,7 @@ pub struct Health {
 
 /// A replica's view of its cluster, in `GET /api/health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterHealth {
     /// This replica's id.
     pub replica: String,
@@ -457,6 +494,7 @@ pub struct ClusterHealth {
 
 /// Another replica, as the database lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeerHealth {
     pub id: String,
     /// Where it serves (`127.0.0.1:8080`).
@@ -469,6 +507,7 @@ pub struct PeerHealth {
 
 /// A failure the emulator can inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
     /// `ThrottlingException`, HTTP 429.
@@ -536,19 +575,29 @@ impl FromStr for FaultKind {
 
 /// Which emulator calls fail, and how (`PUT /api/emulator/faults`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FaultPlan {
     pub kind: FaultKind,
     /// Fail the next N calls.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
     pub fail_first: u32,
     /// Also fail every Nth call after those (0 = never).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 1_000_000))]
     pub every_nth: u32,
+}
+
+impl FaultPlan {
+    /// The most calls a plan may name in `fail_first` or `every_nth`: far beyond any test,
+    /// and small enough for every client's integers.
+    pub const MAX_CALLS: u32 = 1_000_000;
 }
 
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What is wrong, in words a person can act on.
     pub error: String,
@@ -611,6 +660,7 @@ mod tests {
 
 /// `GET /api/emulator/faults`: the emulator's fault plan and how many calls it has served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmulatorStatus {
     /// The active fault plan, if any.
     pub plan: Option<FaultPlan>,
@@ -631,6 +681,7 @@ pub struct EmulatorStatus {
 /// The emulator's quota: what each model may take in any 60 seconds, as Bedrock's on-demand
 /// quotas limit an account. 0 leaves that limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quota {
     /// Requests per minute.
     pub rpm: u32,
@@ -647,6 +698,7 @@ impl Quota {
 
 /// One stored log line of a run (`GET /api/runs/{id}/logs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// The event sequence number of the line.
     pub seq: u64,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use common::{BatchId, BatchItem, BatchSummary, ModelPace, SubmitBatch};
 use serde::{Deserialize, Serialize};
 
+use super::documented::{BodyRefused, NotFound, Refused, Unavailable};
 use super::extract::{Json, Object, Path, Query};
 use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
 use crate::app::App;
@@ -57,20 +58,51 @@ impl From<BatchError> for ApiError {
     }
 }
 
-/// The run settings and template of a batch uploaded as a file, in the query string.
-#[derive(Debug, Default, Deserialize)]
+/// The run settings and template of a batch uploaded as a file, in the query string; for a
+/// JSON batch, the values of those its body leaves out.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct FileSettings {
+#[into_params(parameter_in = Query)]
+pub(super) struct FileSettings {
     model_id: Option<String>,
     system: Option<String>,
+    #[param(minimum = 1)]
     max_tokens: Option<u32>,
+    #[param(minimum = 0.0, maximum = 1.0)]
     temperature: Option<f32>,
+    /// A template with `{{name}}` placeholders, filled from each line of a JSON Lines or CSV file.
     template: Option<String>,
 }
 
 /// A JSON [`SubmitBatch`], or a file (text, JSON Lines or CSV, by its `Content-Type`) with
 /// the settings in the query string.
-async fn create(
+#[utoipa::path(
+    post,
+    path = "/api/batches",
+    tag = "batches",
+    params(FileSettings),
+    request_body(
+        description = "A JSON batch, or a file with one prompt (or one row of template values) per line.",
+        content(
+            (SubmitBatch = "application/json"),
+            (String = "text/plain"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )
+    ),
+    responses(
+        (
+            status = 202,
+            description = "Stored; the scheduler starts its items at the pace the model's quota allows.",
+            body = BatchSummary,
+            headers(("Location" = String, description = "The new batch's URL."))
+        ),
+        Refused,
+        BodyRefused,
+        Unavailable,
+    )
+)]
+pub(super) async fn create(
     State(app): State<Arc<App>>,
     Query(settings): Query<FileSettings>,
     request: Request,
@@ -89,25 +121,39 @@ async fn create(
             app.batches().submit_file(format, &bytes, settings, policy).await?
         }
         None => {
-            if request.uri().query().is_some_and(|query| !query.is_empty()) {
-                return Err(ApiError::BadRequest(
-                    "query parameters are for a batch file; a JSON batch carries its settings in the body".into(),
-                ));
-            }
             let Json(Object(body)) = Json::<Object<SubmitBatch>>::from_request(request, &()).await?;
+            let FileSettings { model_id, system, max_tokens, temperature, template } = settings;
+            let body = SubmitBatch {
+                model_id: body.model_id.or(model_id),
+                system: body.system.or(system),
+                max_tokens: body.max_tokens.or(max_tokens),
+                temperature: body.temperature.or(temperature),
+                template: body.template.or(template),
+                ..body
+            };
             app.batches().submit(body, policy, ItemNames::Index).await?
         }
     };
     Ok(accepted(&batch, &format!("/api/batches/{}", batch.id)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
+    /// Batches to list (1 to 1000; 50 when absent), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-async fn list(
+#[utoipa::path(
+    get,
+    path = "/api/batches",
+    tag = "batches",
+    params(ListParams),
+    responses((status = 200, description = "The batches, newest first.", body = Vec<BatchSummary>), Refused, Unavailable)
+)]
+pub(super) async fn list(
     State(app): State<Arc<App>>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<BatchSummary>>, ApiError> {
@@ -115,28 +161,47 @@ async fn list(
 }
 
 /// A batch with how its model is paced now.
-#[derive(Debug, Serialize)]
-struct BatchDetail {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct BatchDetail {
     #[serde(flatten)]
     summary: BatchSummary,
     pace: ModelPace,
 }
 
-async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<BatchDetail>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/batches/{id}",
+    tag = "batches",
+    params(("id" = BatchId, Path)),
+    responses((status = 200, description = "The batch, its counts and its model's pace.", body = BatchDetail), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<BatchDetail>, ApiError> {
     let id = parse_batch_id(&id)?;
     let summary = app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
     let pace = app.batches().pace(&summary.model_id);
     Ok(Json(BatchDetail { summary, pace }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ItemParams {
-    from: Option<u32>,
+#[into_params(parameter_in = Query)]
+pub(super) struct ItemParams {
+    /// The first item's index (0 when absent).
+    #[param(minimum = 0)]
+    from: Option<i64>,
+    /// Items per page (1 to 1000; 100 when absent).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
-async fn items(
+#[utoipa::path(
+    get,
+    path = "/api/batches/{id}/items",
+    tag = "batches",
+    params(("id" = BatchId, Path), ItemParams),
+    responses((status = 200, description = "The items in order, with their runs once started.", body = Vec<BatchItem>), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn items(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(params): Query<ItemParams>,
@@ -144,31 +209,72 @@ async fn items(
     let id = parse_batch_id(&id)?;
     let limit = page_limit(params.limit, DEFAULT_ITEMS, MAX_ITEMS)?;
     app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
-    Ok(Json(app.batches().items(id, params.from.unwrap_or(0), limit).await?))
+    let from = params.from.unwrap_or(0);
+    if from < 0 {
+        return Err(ApiError::BadRequest("from must be 0 or more".into()));
+    }
+    // No batch holds more items than a u32 counts: a `from` beyond that is past the end.
+    let from = u32::try_from(from).unwrap_or(u32::MAX);
+    Ok(Json(app.batches().items(id, from, limit).await?))
 }
 
 /// A batch after "retry the failed items", with how many were queued again.
-#[derive(Debug, Serialize)]
-struct Retried {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Retried {
     #[serde(flatten)]
     summary: BatchSummary,
     retried: u64,
 }
 
-async fn retry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Queue the failed, crashed and cancelled items again.
+#[utoipa::path(
+    post,
+    path = "/api/batches/{id}/retry",
+    tag = "batches",
+    params(("id" = BatchId, Path)),
+    responses((status = 202, description = "The items are queued again.", body = Retried), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn retry(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_batch_id(&id)?;
     let (summary, retried) = app.batches().retry_failed(id).await?.ok_or_else(|| not_found(id))?;
     Ok((StatusCode::ACCEPTED, Json(Retried { summary, retried })).into_response())
 }
 
-async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Cancel the items not started and those in flight.
+#[utoipa::path(
+    post,
+    path = "/api/batches/{id}/cancel",
+    tag = "batches",
+    params(("id" = BatchId, Path)),
+    responses((status = 202, description = "Cancelling.", body = BatchSummary), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_batch_id(&id)?;
     let batch = app.batches().cancel(id).await?.ok_or_else(|| not_found(id))?;
     Ok((StatusCode::ACCEPTED, Json(batch)).into_response())
 }
 
 /// The results, streamed a chunk of items at a time so a large batch never sits in memory.
-async fn export_results(
+#[utoipa::path(
+    get,
+    path = "/api/batches/{id}/export",
+    tag = "batches",
+    params(
+        ("id" = BatchId, Path),
+        ("format" = Option<ResultsFormat>, Query, description = "`jsonl` (the default) or `csv`."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "One line (JSON Lines) or row (CSV) per item: input, variables, response, usage, state, error, timings.",
+            content((String = "application/x-ndjson"), (String = "text/csv"))
+        ),
+        Refused,
+        NotFound,
+        Unavailable,
+    )
+)]
+pub(super) async fn export_results(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(params): Query<ExportParams>,
@@ -206,4 +312,13 @@ async fn export_results(
     let (content_type, extension) =
         if csv { ("text/csv; charset=utf-8", "csv") } else { ("application/x-ndjson", "jsonl") };
     Ok(attachment(body, content_type, &format!("batch-{id}.{extension}")))
+}
+
+/// The file formats of a batch's results.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum ResultsFormat {
+    Jsonl,
+    Csv,
 }

@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use common::Health;
 
+use super::documented::Refused;
 use super::extract::Json;
 use crate::app::App;
 
@@ -19,7 +20,17 @@ pub fn router() -> Router<Arc<App>> {
 /// 200 with `status: "ok"` (or `"shutting_down"` while draining); 503 with `"lease_lost"` once a
 /// replica lost its cluster lease, or `"storage_failing"` while storage refuses writes, so a load
 /// balancer sends work elsewhere.
-async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "server",
+    responses(
+        (status = 200, description = "Serving (`ok`), or draining before a shutdown (`shutting_down`).", body = Health),
+        (status = 503, description = "A replica that lost its cluster lease (`lease_lost`), or whose storage refuses writes (`storage_failing`).", body = Health),
+        Refused,
+    )
+)]
+pub(super) async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     let cluster = match app.cluster() {
         Some(cluster) => Some((cluster.healthy(), cluster.health().await)),
         None => None,
@@ -50,7 +61,16 @@ async fn health(State(app): State<Arc<App>>) -> (StatusCode, Json<Health>) {
     )
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    responses(
+        (status = 200, description = "Prometheus text exposition format.", content_type = "text/plain", body = String),
+        Refused,
+    )
+)]
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     app.metrics().runs_in_memory(app.runs().hub().runs_held());
     let batches = app.batches().activity();
     app.metrics().batch_items(batches.started, &batches.ended);

@@ -5,11 +5,13 @@
 //! body limit, metrics by route template, and logging of failed requests (once, here).
 
 mod batches;
+mod documented;
 mod emulator;
 mod extract;
 mod guard;
 mod health;
 mod models;
+mod openapi;
 mod params;
 mod runs;
 mod static_files;
@@ -41,6 +43,7 @@ pub fn router(app: Arc<App>, guard: Guard, static_dir: &Path, max_body_bytes: us
         .merge(health::router())
         .merge(models::router())
         .merge(emulator::router())
+        .merge(openapi::router())
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)

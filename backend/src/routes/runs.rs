@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use common::{LogEntry, ReplayRun, RunDetail, RunId, RunState, RunSummary, RunTotals, SubmitRun};
 use serde::Deserialize;
 
+use super::documented::{BodyRefused, Conflict, NotFound, Refused, TooManyRequests, Unavailable};
 use super::extract::{Json, Object, Path, Query};
 use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
 use crate::app::App;
@@ -57,7 +58,33 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-async fn create(
+/// Submit a prompt: the run is stored, its prompt journalled, and its flow started.
+#[utoipa::path(
+    post,
+    path = "/api/runs",
+    tag = "runs",
+    params((
+        "Idempotency-Key" = Option<String>,
+        Header,
+        description = "Repeating a submission with the same key returns the first run instead of a new one.",
+        max_length = 255,
+        pattern = r"^[!-~]([ -~]*[!-~])?$"
+    )),
+    request_body = SubmitRun,
+    responses(
+        (
+            status = 202,
+            description = "Stored and started: the run as it stands.",
+            body = RunDetail,
+            headers(("Location" = String, description = "The new run's URL."))
+        ),
+        Refused,
+        BodyRefused,
+        TooManyRequests,
+        Unavailable,
+    )
+)]
+pub(super) async fn create(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Json(Object(body)): Json<Object<SubmitRun>>,
@@ -67,45 +94,66 @@ async fn create(
     Ok(accepted(&run, &format!("/api/runs/{}", run.id)))
 }
 
-/// Query of `GET /api/runs`.
-#[derive(Debug, Deserialize)]
+/// Query of `GET /api/runs`: the history's filters, newest runs first.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListParams {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
+    /// Runs per page (1 to 1000; 50 when absent). Ignored by the totals and the export.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    #[param(value_type = Option<RunState>)]
     state: Option<String>,
+    /// The model id the runs used, exactly.
     model: Option<String>,
+    /// Runs accepted at or after this instant; a bare date (`2026-12-01`) means its start, UTC.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
+    /// Runs accepted before this instant; a bare date means the end of that day, UTC.
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<String>,
+    /// Page cursor: runs older than this run.
+    #[param(value_type = Option<RunId>)]
     before: Option<String>,
+    /// Page cursor: runs newer than this run (the ones just newer, still listed newest first).
+    /// With `before` too: the runs between the two.
+    #[param(value_type = Option<RunId>)]
     after: Option<String>,
+    /// Only the items of this batch.
+    #[param(value_type = Option<common::BatchId>)]
     batch: Option<String>,
     /// `GET /api/runs/export` only: `ndjson` or `csv`.
+    #[param(ignore)]
     format: Option<String>,
-    /// Words the prompt or the response must hold, all of them.
+    /// Words the prompt or the response must hold, all of them: the runs of letters and digits
+    /// in it, whatever separates them.
+    #[param(max_length = 500)]
     q: Option<String>,
 }
 
-/// Longest search accepted, in characters.
+/// Longest search accepted, in characters: at most 250 words, which both stores' full-text
+/// indexes answer in milliseconds.
 const MAX_SEARCH_CHARS: usize = 500;
-/// Most words one search may hold.
-const MAX_SEARCH_WORDS: usize = 32;
 
-/// The words of `q`, or why it cannot be searched for.
-fn search(q: &str) -> Result<Vec<String>, ApiError> {
+/// The words of `q`, or why it cannot be searched for. A `q` without a word (`***`) asks for
+/// no word, which every run holds: it filters nothing.
+fn search(q: &str) -> Result<Option<Vec<String>>, ApiError> {
     if q.chars().count() > MAX_SEARCH_CHARS {
         return Err(ApiError::BadRequest(format!("q is longer than {MAX_SEARCH_CHARS} characters")));
     }
     let words = common::search_words(q);
-    if words.is_empty() {
-        return Err(ApiError::BadRequest("q has no words to search for (letters or digits)".to_owned()));
-    }
-    if words.len() > MAX_SEARCH_WORDS {
-        return Err(ApiError::BadRequest(format!("q has more than {MAX_SEARCH_WORDS} words")));
-    }
-    Ok(words)
+    Ok((!words.is_empty()).then_some(words))
 }
 
-async fn list(
+/// The history, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/api/runs",
+    tag = "runs",
+    params(ListParams),
+    responses((status = 200, description = "The runs, newest first.", body = Vec<RunSummary>), Refused, Unavailable)
+)]
+pub(super) async fn list(
     State(app): State<Arc<App>>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
@@ -114,7 +162,14 @@ async fn list(
 
 /// The usage and cost of all the runs a history filter selects: the same parameters as
 /// `GET /api/runs`, whose `limit` and cursors it ignores.
-async fn totals(State(app): State<Arc<App>>, Query(params): Query<ListParams>) -> Result<Json<RunTotals>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/runs/totals",
+    tag = "runs",
+    params(ListParams),
+    responses((status = 200, description = "Usage and estimated cost of every run the filters select.", body = RunTotals), Refused, Unavailable)
+)]
+pub(super) async fn totals(State(app): State<Arc<App>>, Query(params): Query<ListParams>) -> Result<Json<RunTotals>, ApiError> {
     Ok(Json(app.runs().totals(&run_query(params)?).await?))
 }
 
@@ -123,7 +178,25 @@ const EXPORT_PAGE: u32 = 200;
 
 /// The history the filters select, as JSON Lines (`format=ndjson`, the default) or CSV,
 /// streamed a page at a time so any number of runs exports in the same memory.
-async fn export_history(
+#[utoipa::path(
+    get,
+    path = "/api/runs/export",
+    tag = "runs",
+    params(
+        ListParams,
+        ("format" = Option<HistoryFormat>, Query, description = "`ndjson` (the default) or `csv`."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "One run detail per line (NDJSON) or per row (CSV), as a download.",
+            content((String = "application/x-ndjson"), (String = "text/csv"))
+        ),
+        Refused,
+        Unavailable,
+    )
+)]
+pub(super) async fn export_history(
     State(app): State<Arc<App>>,
     Query(mut params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
@@ -166,7 +239,26 @@ async fn export_history(
 }
 
 /// One run as a file: `format=json` (the default; the detail itself) or `format=md`.
-async fn export_run(
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/export",
+    tag = "runs",
+    params(
+        ("id" = RunId, Path),
+        ("format" = Option<RunFormat>, Query, description = "`json` (the default) or `md`."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The run as a download: its detail as JSON, or a Markdown report.",
+            content((RunDetail = "application/json"), (String = "text/markdown"))
+        ),
+        Refused,
+        NotFound,
+        Unavailable,
+    )
+)]
+pub(super) async fn export_run(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Query(params): Query<ExportParams>,
@@ -202,20 +294,14 @@ fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
         })
         .transpose()?;
     let model = params.model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+    // A `since` at or after `until`, like cursors that leave no run between them, selects
+    // nothing: an empty answer, not an error, as any filter that matches nothing.
     let since = params.since.as_deref().map(|text| instant("since", text, Day::Start)).transpose()?;
     let until = params.until.as_deref().map(|text| instant("until", text, Day::End)).transpose()?;
-    if let (Some(since), Some(until)) = (since, until)
-        && since >= until
-    {
-        return Err(ApiError::BadRequest("since must be earlier than until".to_owned()));
-    }
     let before = params.before.as_deref().map(parse_run_id).transpose()?;
     let after = params.after.as_deref().map(parse_run_id).transpose()?;
-    if before.is_some() && after.is_some() {
-        return Err(ApiError::BadRequest("give before or after, not both".to_owned()));
-    }
     let batch = params.batch.as_deref().map(|text| parse_id(text, "batch")).transpose()?;
-    let search = params.q.as_deref().map(search).transpose()?;
+    let search = params.q.as_deref().map(search).transpose()?.flatten();
     Ok(RunQuery { limit, state, model, since, until, batch, before, after, search })
 }
 
@@ -244,18 +330,53 @@ fn instant(name: &str, text: &str, day: Day) -> Result<DateTime<Utc>, ApiError> 
     })
 }
 
-async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
+/// A run in full: settings, response so far, tasks and their attempts.
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}",
+    tag = "runs",
+    params(("id" = RunId, Path)),
+    responses((status = 200, description = "The run.", body = RunDetail), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn detail(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<RunDetail>, ApiError> {
     let id = parse_run_id(&id)?;
     app.runs().detail(id).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
-async fn logs(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Vec<LogEntry>>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/runs/{id}/logs",
+    tag = "runs",
+    params(("id" = RunId, Path)),
+    responses((status = 200, description = "The run's log lines, oldest first.", body = Vec<LogEntry>), Refused, NotFound, Unavailable)
+)]
+pub(super) async fn logs(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let id = parse_run_id(&id)?;
     app.runs().logs(id).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
 /// A new run of the same prompt, linked to the original, with any settings changed.
-async fn replay(
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/replay",
+    tag = "runs",
+    params(("id" = RunId, Path, description = "The run to replay.")),
+    request_body = ReplayRun,
+    responses(
+        (
+            status = 202,
+            description = "The new run, stored and started.",
+            body = RunDetail,
+            headers(("Location" = String, description = "The new run's URL."))
+        ),
+        Refused,
+        BodyRefused,
+        NotFound,
+        TooManyRequests,
+        Unavailable,
+    )
+)]
+pub(super) async fn replay(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     Json(Object(changes)): Json<Object<ReplayRun>>,
@@ -265,7 +386,21 @@ async fn replay(
     Ok(accepted(&run, &format!("/api/runs/{}", run.id)))
 }
 
-async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Cancel a pending or running run.
+#[utoipa::path(
+    post,
+    path = "/api/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = RunId, Path)),
+    responses(
+        (status = 202, description = "Cancelling: the run ends as `Cancelled` shortly.", body = RunSummary),
+        Refused,
+        NotFound,
+        Conflict,
+        Unavailable,
+    )
+)]
+pub(super) async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
     match app.runs().cancel(id).await? {
         Cancel::Cancelling(summary) => Ok((StatusCode::ACCEPTED, Json(summary)).into_response()),
@@ -277,4 +412,22 @@ async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<R
 
 fn not_found(id: RunId) -> ApiError {
     ApiError::NotFound(format!("no run with id {id}"))
+}
+
+/// The file formats of a history export.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum HistoryFormat {
+    Ndjson,
+    Csv,
+}
+
+/// The file formats of one run's export.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(super) enum RunFormat {
+    Json,
+    Md,
 }

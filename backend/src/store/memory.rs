@@ -71,11 +71,9 @@ impl Store for MemoryStore {
         ids.reverse();
         // Newest first; a cursor keeps the runs older (`before`) or newer (`after`) than itself.
         let position = |cursor: RunId| ids.iter().position(|id| *id == cursor).unwrap_or(ids.len());
-        let window = match (query.before, query.after) {
-            (Some(before), _) => ids[(position(before) + 1).min(ids.len())..].to_vec(),
-            (None, Some(after)) => ids[..position(after)].to_vec(),
-            (None, None) => ids.clone(),
-        };
+        let start = query.before.map_or(0, |before| (position(before) + 1).min(ids.len()));
+        let end = query.after.map_or(ids.len(), position).max(start);
+        let window = ids[start..end].to_vec();
         let found = |run: &RunDetail| {
             let text = common::search_words(&format!("{} {}", run.prompt, run.response.as_deref().unwrap_or_default()));
             query.search.iter().flatten().all(|word| text.contains(word))
