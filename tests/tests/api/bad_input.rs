@@ -236,6 +236,8 @@ async fn bad_fault_plans_are_refused() {
         json!({"kind": "meteor", "fail_first": 1}),
         json!({"kind": "throttle"}),
         json!({"kind": "throttle", "fail_first": 1, "x": 1}),
+        json!({"kind": "throttle", "fail_first": 1_000_001}),
+        json!({"kind": "throttle", "every_nth": 2_147_483_648_u64}),
     ] {
         let response = app.client.put(&url).json(&body).send().await.unwrap();
         let (status, _) = error_of(response).await;

@@ -69,6 +69,23 @@ async fn every_item_of_a_batch_runs_as_an_ordinary_run_with_the_batch_settings()
 }
 
 #[tokio::test]
+async fn a_json_batch_takes_the_settings_its_body_leaves_out_from_the_query() {
+    let app = spawn_app_with(|_| {}).await;
+    let haiku = "anthropic.claude-haiku-4-5-20251001-v1:0";
+    let url = app.url(&format!("/api/batches?model_id={haiku}&max_tokens=100"));
+    let body = json!({ "prompts": ["Query settings fill the gaps"], "max_tokens": 300 });
+    let response = app.client.post(url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let submitted: BatchSummary = response.json().await.unwrap();
+
+    assert_eq!(submitted.model_id, haiku, "absent from the body: the query's");
+    until_finished(&app, &submitted).await;
+    let item = items(&app, &submitted).await.remove(0);
+    let run = app.run(item.run_id.expect("a started item names its run")).await;
+    assert_eq!((run.model_id.as_str(), run.max_tokens), (haiku, 300), "in the body: the body's");
+}
+
+#[tokio::test]
 async fn a_template_batch_fills_each_row_and_exports_the_values_with_the_response() {
     let app = spawn_app_with(|_| {}).await;
     let body = json!({

@@ -108,11 +108,11 @@ async fn a_history_row_counts_the_retries_its_run_needed() {
 #[tokio::test]
 async fn bad_history_filters_are_refused_with_the_parameter_named() {
     let app = spawn_app().await;
-    let id = "0190f5c8-0000-7000-8000-000000000001";
     for (query, named) in [
         ("since=yesterday", "since"),
         ("until=2026-13-01", "until"),
         ("after=nope", "not a run id"),
+        ("batch=nope", "not a batch id"),
     ] {
         let (status, message) = error_of(app.list_runs(query).await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");

@@ -10,6 +10,7 @@ mod cancel;
 mod catalog;
 mod cli;
 mod concurrency;
+mod contract;
 mod crash;
 mod expected;
 mod export;
