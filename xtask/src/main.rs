@@ -20,7 +20,7 @@ usage: cargo xtask <command>
 
 commands:
   setup [--coverage]          install what this machine lacks for the tests (wasm32 target, trunk, wasm-bindgen-cli,
-                              wasm-opt, chromium + chromedriver; --coverage adds cargo-llvm-cov);
+                              wasm-opt, chromium + chromedriver, schemathesis; --coverage adds cargo-llvm-cov);
                               each step is skipped when the right version is already installed
   frontend [--release]        setup, then `trunk build` into dist/ (release: size-tuned wasm-release profile)
   run [-- <serve flags>]      setup, release frontend, then `backend serve --static-dir dist <flags>`

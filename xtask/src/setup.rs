@@ -24,6 +24,9 @@ pub const BINARYEN_PACKAGE: &str = "binaryen@132.0.0";
 pub const WASM_OPT_VERSION: &str = "132";
 /// Debian's packaged browser and its WebDriver, used by the end-to-end browser tests.
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The API fuzzer of the contract test (`tests/tests/api/contract.rs`), from PyPI, in its own
+/// virtual environment under `target/tools/schemathesis`.
+pub const SCHEMATHESIS_VERSION: &str = "4.32.5";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// What `setup` should install beyond what building and running the app needs.
@@ -33,12 +36,14 @@ pub struct Options {
     pub browser: bool,
     /// `llvm-tools-preview` and `cargo-llvm-cov`, which only the coverage run uses.
     pub coverage: bool,
+    /// schemathesis, which only the contract test uses.
+    pub schemathesis: bool,
 }
 
 impl Options {
     /// What `cargo xtask test` needs: everything.
     pub fn for_tests(coverage: bool) -> Self {
-        Self { browser: true, coverage }
+        Self { browser: true, coverage, schemathesis: true }
     }
 }
 
@@ -107,6 +112,14 @@ pub fn setup(opts: Options) -> Result {
                 // The load balancer of the cluster's browser test (and of `cargo xtask cluster`).
                 Step::new("nginx", check_nginx, util::apt_in_progress, || apt_install("nginx", &["nginx-light"])),
             ]);
+        }
+        if opts.schemathesis {
+            lanes.push(vec![Step::new(
+                format!("schemathesis {SCHEMATHESIS_VERSION} (PyPI)"),
+                check_schemathesis,
+                || None,
+                install_schemathesis,
+            )]);
         }
         if opts.coverage {
             lanes[0].push(Step::new("llvm-tools-preview", check_llvm_tools, util::rustup_in_progress, || {
@@ -335,6 +348,35 @@ pub fn apt_install(name: &str, packages: &[&str]) -> Result {
     util::run_quiet("apt-get update", &mut apt(&["update"]))?;
     let install: Vec<&str> = ["install", "-y", "--no-install-recommends"].iter().chain(packages).copied().collect();
     util::run_quiet(name, &mut apt(&install))
+}
+
+fn schemathesis_dir() -> std::path::PathBuf {
+    util::tools_dir().join("schemathesis")
+}
+
+fn check_schemathesis() -> Check {
+    let bin = schemathesis_dir().join("bin").join("schemathesis");
+    if !bin.is_file() {
+        return Err(format!("{} not found", bin.display()));
+    }
+    // `schemathesis, version 4.32.5`
+    let out = util::output_of(&bin, &["--version"]).ok_or("`schemathesis --version` failed")?;
+    match last_word(&out) {
+        Some(SCHEMATHESIS_VERSION) => Ok(format!("schemathesis {SCHEMATHESIS_VERSION}")),
+        found => Err(format!("found schemathesis {}, need {SCHEMATHESIS_VERSION}", found.unwrap_or("?"))),
+    }
+}
+
+/// A virtual environment of the machine's `python3` with schemathesis pinned, so nothing is
+/// installed into the system's Python.
+fn install_schemathesis() -> Result {
+    let dir = schemathesis_dir();
+    util::run_quiet("python3 venv", util::command("python3").args(["-m", "venv", "--clear"]).arg(&dir))?;
+    let pin = format!("schemathesis=={SCHEMATHESIS_VERSION}");
+    util::run_quiet(
+        "schemathesis",
+        util::command(dir.join("bin").join("pip")).args(["install", "--quiet", "--disable-pip-version-check", &pin]),
+    )
 }
 
 fn check_llvm_tools() -> Check {
