@@ -255,9 +255,16 @@ pub(crate) struct Validated {
 }
 
 /// The checks of a prompt alone; [`validate`] makes them with the settings'.
+/// PostgreSQL's text cannot hold the NUL character, and no prompt means one: refused in every
+/// store alike, so a run never depends on where it is stored.
+const NUL_REFUSED: &str = "{} may not contain the NUL character (U+0000)";
+
 pub(crate) fn check_prompt(policy: &Policy, prompt: &str) -> Result<(), SubmitError> {
     if prompt.trim().is_empty() {
         return Err(SubmitError::Invalid("prompt must not be empty".to_owned()));
+    }
+    if prompt.contains('\0') {
+        return Err(SubmitError::Invalid(NUL_REFUSED.replace("{}", "prompt")));
     }
     let max = policy.limits.max_prompt_bytes;
     if prompt.len() > max {
@@ -291,6 +298,9 @@ pub(crate) fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated,
         .check(&model_id, crate::catalog::today())
         .map_err(|refusal| SubmitError::Invalid(refusal.to_string()))?;
     let system = request.system.filter(|s| !s.trim().is_empty());
+    if system.as_ref().is_some_and(|s| s.contains('\0')) {
+        return invalid(&NUL_REFUSED.replace("{}", "system"));
+    }
     if system.as_ref().is_some_and(|s| s.len() > limits.max_prompt_bytes) {
         return Err(SubmitError::TooLarge(format!("system prompt is longer than {} bytes", limits.max_prompt_bytes)));
     }

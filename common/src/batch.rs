@@ -23,8 +23,10 @@ pub struct SubmitBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rows: Option<Vec<BTreeMap<String, String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*[A-Za-z0-9.:/_-]+\s*$"))]
     pub model_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00]*$"))]
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]

@@ -195,12 +195,14 @@ pub struct Usage {
 #[serde(deny_unknown_fields)]
 pub struct SubmitRun {
     /// The prompt; must contain something other than whitespace.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"^[^\x00]*$"))]
     pub prompt: String,
     /// Bedrock model id or inference profile; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*[A-Za-z0-9.:/_-]+\s*$"))]
     pub model_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00]*$"))]
     pub system: Option<String>,
     /// Upper bound on response tokens; the server's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,8 +237,10 @@ pub struct RunTotals {
 #[serde(deny_unknown_fields)]
 pub struct ReplayRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\s*[A-Za-z0-9.:/_-]+\s*$"))]
     pub model_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[^\x00]*$"))]
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]

@@ -105,6 +105,7 @@ pub(super) struct ListParams {
     #[param(value_type = Option<RunState>)]
     state: Option<String>,
     /// The model id the runs used, exactly.
+    #[param(pattern = r"^[^\x00]*$")]
     model: Option<String>,
     /// Runs accepted at or after this instant; a bare date (`2026-12-01`) means its start, UTC.
     #[param(value_type = Option<String>, format = DateTime)]
@@ -294,6 +295,9 @@ fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
         })
         .transpose()?;
     let model = params.model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+    if model.as_ref().is_some_and(|m| m.contains('\0')) {
+        return Err(ApiError::BadRequest("model may not contain the NUL character (U+0000)".to_owned()));
+    }
     // A `since` at or after `until`, like cursors that leave no run between them, selects
     // nothing: an empty answer, not an error, as any filter that matches nothing.
     let since = params.since.as_deref().map(|text| instant("since", text, Day::Start)).transpose()?;

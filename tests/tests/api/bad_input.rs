@@ -35,6 +35,14 @@ async fn every_bad_submission_is_refused_with_a_json_error_and_creates_nothing()
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         ("missing prompt", Some(json), br#"{}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        // PostgreSQL's text cannot hold U+0000: refused alike whatever the store.
+        ("NUL in the prompt", Some(json), br#"{"prompt":"a\u0000b"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "NUL in the system prompt",
+            Some(json),
+            br#"{"prompt":"hi","system":"\u0000"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         ("malformed JSON", Some(json), br#"{"prompt": "hi""#.to_vec(), StatusCode::BAD_REQUEST),
         ("not JSON at all", Some(json), b"prompt=hi".to_vec(), StatusCode::BAD_REQUEST),
         ("empty body", Some(json), Vec::new(), StatusCode::BAD_REQUEST),
@@ -184,6 +192,7 @@ async fn bad_queries_and_ids_are_refused_with_json_errors() {
         (Method::GET, "/api/runs?state=completed".into(), StatusCode::BAD_REQUEST),
         (Method::GET, "/api/runs?before=yesterday".into(), StatusCode::BAD_REQUEST),
         (Method::GET, "/api/runs?sort=asc".into(), StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/runs?model=a%00b".into(), StatusCode::BAD_REQUEST),
         (Method::GET, "/api/nope".into(), StatusCode::NOT_FOUND),
         (Method::POST, "/api/nope/deeper".into(), StatusCode::NOT_FOUND),
         (Method::GET, "/api".into(), StatusCode::NOT_FOUND),
