@@ -111,10 +111,11 @@ impl Runs {
             run.cost_usd = run.usage.and_then(|usage| self.catalog.cost(&run.model_id, usage));
         }
         if let Some(words) = &query.search {
-            let ids: Vec<RunId> = runs.iter().map(|run| run.id).collect();
+            // A store may find the passages with the runs (SQLite does); the others are looked up.
+            let ids: Vec<RunId> = runs.iter().filter(|run| run.snippet.is_none()).map(|run| run.id).collect();
             let mut snippets: std::collections::HashMap<RunId, String> =
                 self.store.search_snippets(words, &ids).await?.into_iter().collect();
-            for run in &mut runs {
+            for run in runs.iter_mut().filter(|run| run.snippet.is_none()) {
                 run.snippet = snippets.remove(&run.id);
             }
         }

@@ -50,6 +50,8 @@ pub(super) struct HistoryPage {
     pub sql: String,
     pub binds: Vec<String>,
     pub ascending: bool,
+    /// Whether each row also has a `snippet` column: the search's passage, marked.
+    pub snippets: bool,
 }
 
 /// What the SQL of the two stores differs in, for the statements written here.
@@ -90,11 +92,44 @@ pub(super) fn fts_query(words: &[String]) -> String {
 }
 
 pub(super) fn history_page(query: &RunQuery, dialect: Dialect) -> HistoryPage {
-    let (mut sql, binds) = filtered(&format!("SELECT {SUMMARY_COLUMNS} FROM runs"), query, dialect);
     let ascending = query.after.is_some() && query.before.is_none();
+    let searching = query.search.as_ref().is_some_and(|words| !words.is_empty());
+    if searching && matches!(dialect, Dialect::Sqlite) {
+        // FTS5 walks its matches in rowid (= seq) order and the page stops after `limit`, with
+        // each row's passage in the same statement: a word in every other run costs no more
+        // than a rare one. Found first and filtered after, as the other stores do, the
+        // common word cost milliseconds twice over (the matches, then their snippets).
+        let select = format!(
+            "SELECT {SUMMARY_COLUMNS}, snippet(run_search, -1, char(2), char(3), '…', 16) AS snippet \
+             FROM run_search JOIN runs ON runs.seq = run_search.rowid"
+        );
+        let (mut sql, binds) = filtered(&select, query, Search::Joined);
+        sql.push_str(if ascending { " ORDER BY run_search.rowid ASC" } else { " ORDER BY run_search.rowid DESC" });
+        sql.push_str(&format!(" LIMIT {}", query.limit));
+        return HistoryPage { sql, binds, ascending, snippets: true };
+    }
+    let (mut sql, binds) = filtered(&format!("SELECT {SUMMARY_COLUMNS} FROM runs"), query, Search::In(dialect));
     sql.push_str(if ascending { " ORDER BY seq ASC" } else { " ORDER BY seq DESC" });
     sql.push_str(&format!(" LIMIT {}", query.limit));
-    HistoryPage { sql, binds, ascending }
+    HistoryPage { sql, binds, ascending, snippets: false }
+}
+
+/// How a statement keeps the runs that hold the searched words.
+#[derive(Clone, Copy)]
+enum Search {
+    /// A condition on `runs` alone: `IN` the dialect's full-text matches.
+    In(Dialect),
+    /// SQLite's `run_search` is joined in the `FROM` clause: `MATCH` on it.
+    Joined,
+}
+
+impl Search {
+    fn dialect(self) -> Dialect {
+        match self {
+            Search::In(dialect) => dialect,
+            Search::Joined => Dialect::Sqlite,
+        }
+    }
 }
 
 /// The token totals of the runs a query's filters select (its limit and cursors aside), by
@@ -104,14 +139,15 @@ pub(super) fn usage_by_model(query: &RunQuery, dialect: Dialect) -> (String, Vec
     let select = "SELECT model_id, COUNT(*) AS runs, COUNT(input_tokens) AS with_usage, \
                   CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
                   CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens FROM runs";
-    let (mut sql, binds) = filtered(select, &unpaged, dialect);
+    let (mut sql, binds) = filtered(select, &unpaged, Search::In(dialect));
     sql.push_str(" GROUP BY model_id");
     (sql, binds)
 }
 
 /// `select` over `runs` with the query's filters and cursors as a `WHERE` clause, and their
 /// values in placeholder order.
-fn filtered(select: &str, query: &RunQuery, dialect: Dialect) -> (String, Vec<String>) {
+fn filtered(select: &str, query: &RunQuery, search: Search) -> (String, Vec<String>) {
+    let dialect = search.dialect();
     // Only the filters in use are written: `(?1 IS NULL OR state = ?1)` would hide the
     // `runs_by_state` index from SQLite's planner and scan the whole history.
     let mut sql = format!("{select} WHERE true");
@@ -121,8 +157,13 @@ fn filtered(select: &str, query: &RunQuery, dialect: Dialect) -> (String, Vec<St
         sql.push_str(&condition.replace('#', &dialect.param(binds.len())));
     };
     if let Some(words) = query.search.as_deref().filter(|words| !words.is_empty()) {
-        let (condition, value) = dialect.search(words);
-        filter(condition, value);
+        match search {
+            Search::In(dialect) => {
+                let (condition, value) = dialect.search(words);
+                filter(condition, value);
+            }
+            Search::Joined => filter(" AND run_search MATCH #", fts_query(words)),
+        }
     }
     if let Some(state) = query.state {
         filter(" AND state = #", state.as_str().to_owned());

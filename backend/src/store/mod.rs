@@ -171,12 +171,13 @@ pub trait Store: Send + Sync + 'static {
     /// The run created with this idempotency key, if any.
     async fn run_for_idempotency_key(&self, key: &str) -> Result<Option<RunId>, StoreError>;
 
-    /// Runs matching the query, newest first.
+    /// Runs matching the query, newest first; for a search, a store may fill each run's
+    /// `snippet` as it finds it (SQLite does), or leave it to [`Store::search_snippets`].
     async fn list_runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, StoreError>;
 
     /// For each of `runs` whose text holds the words, a passage around them with each found word
     /// between the snippet marks ([`common::SNIPPET_MARK_START`], [`common::SNIPPET_MARK_END`]).
-    /// A store without full-text search has none.
+    /// A store without full-text search has none; one whose list fills them is never asked.
     async fn search_snippets(&self, words: &[String], runs: &[RunId]) -> Result<Vec<(RunId, String)>, StoreError> {
         let _ = (words, runs);
         Ok(Vec::new())

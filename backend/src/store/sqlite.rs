@@ -164,29 +164,18 @@ impl Store for SqliteStore {
             statement = statement.bind(value);
         }
         let rows = statement.fetch_all(&self.readers).await?;
-        let mut runs = rows.iter().map(summary_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut run = summary_from_row(row)?;
+            if page.snippets {
+                run.snippet = row.try_get("snippet")?;
+            }
+            runs.push(run);
+        }
         if page.ascending {
             runs.reverse();
         }
         Ok(runs)
-    }
-
-    async fn search_snippets(&self, words: &[String], runs: &[RunId]) -> Result<Vec<(RunId, String)>, StoreError> {
-        if runs.is_empty() || words.is_empty() {
-            return Ok(Vec::new());
-        }
-        let marks = (0..runs.len()).map(|n| format!("?{}", n + 2)).collect::<Vec<_>>().join(", ");
-        let sql = format!(
-            "SELECT r.id, snippet(run_search, -1, char(2), char(3), '…', 16) AS passage \
-             FROM run_search JOIN runs r ON r.seq = run_search.rowid \
-             WHERE run_search MATCH ?1 AND r.id IN ({marks})"
-        );
-        let mut statement = sqlx::query(&sql).bind(codec::fts_query(words));
-        for id in runs {
-            statement = statement.bind(id.to_string());
-        }
-        let rows = statement.fetch_all(&self.readers).await?;
-        rows.iter().map(|row| Ok((parse_id(row.try_get("id")?)?, row.try_get("passage")?))).collect()
     }
 
     async fn usage_by_model(&self, query: &RunQuery) -> Result<Vec<ModelUsage>, StoreError> {

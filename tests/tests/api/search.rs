@@ -43,6 +43,36 @@ async fn a_search_finds_words_of_the_prompt_or_the_response_all_of_them() {
 }
 
 #[tokio::test]
+async fn search_results_page_newest_first_through_both_cursors_each_with_its_passage() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let run = app.submit(&format!("Ledger entry {n}")).await;
+        app.wait_for_state(run.id, RunState::Completed).await;
+        ids.push(run.id);
+    }
+    let page = |query: Vec<(&'static str, String)>| {
+        let app = &app;
+        async move {
+            let mut query = query;
+            query.push(("q", "ledger".to_owned()));
+            let (status, body) = search_with(app, &query.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+            assert_eq!(status, StatusCode::OK, "{query:?}: {body}");
+            let runs: Vec<RunSummary> = serde_json::from_value(body).unwrap();
+            for run in &runs {
+                let passage = run.snippet.as_deref().unwrap_or_default();
+                assert!(passage.contains("\u{2}Ledger\u{3}"), "{}: {passage:?}", run.prompt_preview);
+            }
+            runs.into_iter().map(|run| run.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(vec![("limit", "2".into())]).await, [ids[4], ids[3]]);
+    assert_eq!(page(vec![("limit", "2".into()), ("before", ids[3].to_string())]).await, [ids[2], ids[1]]);
+    assert_eq!(page(vec![("limit", "2".into()), ("after", ids[1].to_string())]).await, [ids[3], ids[2]]);
+    assert_eq!(page(vec![("before", ids[4].to_string()), ("after", ids[0].to_string())]).await, [ids[3], ids[2], ids[1]]);
+}
+
+#[tokio::test]
 async fn words_joined_by_punctuation_are_found_one_by_one_in_every_store() {
     let app = spawn_app().await;
     let run = app.submit("Check example.com/docs for v1.2 at 3.14").await;
