@@ -4,7 +4,8 @@ use backend::emulator::reply_for;
 use common::{RunDetail, RunState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{TestApp, spawn_app};
+use sqlx::{Connection, Row};
+use tests::{BinaryServer, TestApp, TestDirs, on_postgres, serve_flags, spawn_app};
 
 use crate::expected::{tokens, usage_for};
 
@@ -116,4 +117,74 @@ async fn a_history_longer_than_one_page_exports_whole() {
     let mut expected: Vec<String> = ids.iter().map(|r| r.id.to_string()).collect();
     expected.sort();
     assert_eq!(exported, expected, "every run once");
+}
+
+/// Runs seeded for the memory test, and how many times the history is then doubled in SQL:
+/// 625 × 2³ = 5,000 runs (the benchmark exports 100,000, in release).
+const SEEDED_RUNS: usize = 625;
+const DOUBLINGS: u32 = 3;
+/// Characters added to each seeded prompt, so the export is large: 5,000 × 20,000 ≈ 100 MB,
+/// where a page of 200 runs is 4 MB.
+const PROMPT_FILLER: usize = 20_000;
+
+/// A history of `SEEDED_RUNS << DOUBLINGS` finished runs with long prompts, written into the
+/// SQLite store of `dirs` before any server opens it: seeding through the store writes a run in
+/// a fraction of a millisecond, and each doubling copies every run and its events in one
+/// statement, under new ids.
+async fn seed_long_history(dirs: &TestDirs) {
+    let store = backend::store::SqliteStore::open(&dirs.data_dir, backend::store::Synchronous::Normal).await.unwrap();
+    backend::store::seed_finished_runs(&store, SEEDED_RUNS, backend::config::DEFAULT_MODEL_ID).await.unwrap();
+    drop(store);
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dirs.data_dir.join("runs.db"));
+    let mut db = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let filler = "lorem ".repeat(PROMPT_FILLER / 6);
+    sqlx::query("UPDATE events SET body = replace(body, '\"prompt\":\"seeded run', '\"prompt\":\"' || ?1 || 'seeded run') WHERE kind = 'run_created'")
+        .bind(&filler)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('runs') WHERE name NOT IN ('seq', 'id', 'idempotency_key')")
+        .fetch_all(&mut db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("name"))
+        .collect();
+    let columns = columns.join(", ");
+    for _ in 0..DOUBLINGS {
+        for statement in [
+            // The same UUID with its first 32 bits drawn anew: still a UUID, and a fresh one.
+            "CREATE TEMP TABLE copies AS SELECT id AS old, lower(hex(randomblob(4))) || substr(id, 9) AS new FROM runs".to_owned(),
+            format!("INSERT INTO runs (id, {columns}) SELECT c.new, {columns} FROM runs JOIN copies c ON c.old = runs.id ORDER BY runs.seq"),
+            "INSERT INTO events (run_id, seq, kind, body) SELECT c.new, e.seq, e.kind, replace(e.body, c.old, c.new) FROM events e JOIN copies c ON c.old = e.run_id".to_owned(),
+            "DROP TABLE copies".to_owned(),
+        ] {
+            sqlx::query(&statement).execute(&mut db).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_history_export_streams_in_the_memory_of_a_page_not_of_the_history() {
+    if on_postgres() {
+        return; // the history is seeded into SQLite's file; the export code is the same
+    }
+    let dirs = TestDirs::new();
+    seed_long_history(&dirs).await;
+    let server = BinaryServer::start(&serve_flags(&dirs), &[]).await;
+    let before_kib = server.rss_kib();
+
+    let client = reqwest::Client::new();
+    let mut response = client.get(server.url("/api/runs/export")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+
+    assert_eq!(lines, SEEDED_RUNS << DOUBLINGS, "one line per run");
+    assert!(bytes > 100_000_000, "the export is {bytes} bytes, larger than any page");
+    let grew_mib = server.peak_rss_kib().saturating_sub(before_kib) / 1024;
+    assert!(grew_mib < 40, "the server grew by {grew_mib} MiB while streaming {} MB", bytes / 1_000_000);
 }
