@@ -67,9 +67,7 @@ static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
 /// The half of the `oneOf` of `SubmitBatch` where `field` is given: `prompts` (a non-empty
 /// list), or `template` with its non-empty `rows`; the other kind absent or null.
 fn either_field(field: &str) -> serde_json::Value {
-    let present = |name: &str, schema: serde_json::Value| {
-        serde_json::json!({ "required": [name], "properties": { name: schema } })
-    };
+    let present = |name: &str, schema: serde_json::Value| serde_json::json!({ "required": [name], "properties": { name: schema } });
     let list = serde_json::json!({ "type": "array", "minItems": 1 });
     let prompts = serde_json::json!({ "type": "array", "minItems": 1, "items": { "pattern": "\\S" } });
     let template = serde_json::json!({ "type": "string" });

@@ -170,7 +170,10 @@ pub(super) async fn list(
     params(ListParams),
     responses((status = 200, description = "Usage and estimated cost of every run the filters select.", body = RunTotals), Refused, Unavailable)
 )]
-pub(super) async fn totals(State(app): State<Arc<App>>, Query(params): Query<ListParams>) -> Result<Json<RunTotals>, ApiError> {
+pub(super) async fn totals(
+    State(app): State<Arc<App>>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<RunTotals>, ApiError> {
     Ok(Json(app.runs().totals(&run_query(params)?).await?))
 }
 

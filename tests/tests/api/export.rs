@@ -143,13 +143,14 @@ async fn seed_long_history(dirs: &TestDirs) {
         .execute(&mut db)
         .await
         .unwrap();
-    let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('runs') WHERE name NOT IN ('seq', 'id', 'idempotency_key')")
-        .fetch_all(&mut db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get("name"))
-        .collect();
+    let columns: Vec<String> =
+        sqlx::query("SELECT name FROM pragma_table_info('runs') WHERE name NOT IN ('seq', 'id', 'idempotency_key')")
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("name"))
+            .collect();
     let columns = columns.join(", ");
     for _ in 0..DOUBLINGS {
         for statement in [

@@ -56,7 +56,8 @@ async fn search_results_page_newest_first_through_both_cursors_each_with_its_pas
         async move {
             let mut query = query;
             query.push(("q", "ledger".to_owned()));
-            let (status, body) = search_with(app, &query.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+            let (status, body) =
+                search_with(app, &query.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
             assert_eq!(status, StatusCode::OK, "{query:?}: {body}");
             let runs: Vec<RunSummary> = serde_json::from_value(body).unwrap();
             for run in &runs {
@@ -69,7 +70,10 @@ async fn search_results_page_newest_first_through_both_cursors_each_with_its_pas
     assert_eq!(page(vec![("limit", "2".into())]).await, [ids[4], ids[3]]);
     assert_eq!(page(vec![("limit", "2".into()), ("before", ids[3].to_string())]).await, [ids[2], ids[1]]);
     assert_eq!(page(vec![("limit", "2".into()), ("after", ids[1].to_string())]).await, [ids[3], ids[2]]);
-    assert_eq!(page(vec![("before", ids[4].to_string()), ("after", ids[0].to_string())]).await, [ids[3], ids[2], ids[1]]);
+    assert_eq!(
+        page(vec![("before", ids[4].to_string()), ("after", ids[0].to_string())]).await,
+        [ids[3], ids[2], ids[1]]
+    );
 }
 
 #[tokio::test]
