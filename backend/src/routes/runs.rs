@@ -66,9 +66,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     params((
         "Idempotency-Key" = Option<String>,
         Header,
-        description = "Repeating a submission with the same key returns the first run instead of a new one.",
-        max_length = 255,
-        pattern = r"^[!-~]([ -~]*[!-~])?$"
+        description = "Repeating a submission with the same key returns the first run instead of a new one: \
+                       1 to 255 visible ASCII characters (HTTP drops the spaces around a header's value).",
+        pattern = r"^[\t ]*[!-~]([\t -~]{0,253}[!-~])?[\t ]*$"
     )),
     request_body = SubmitRun,
     responses(
