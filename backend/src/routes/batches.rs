@@ -74,6 +74,20 @@ pub(super) struct FileSettings {
     template: Option<String>,
 }
 
+impl FileSettings {
+    /// `batch` with these settings where it has none.
+    fn under(self, batch: SubmitBatch) -> SubmitBatch {
+        SubmitBatch {
+            model_id: batch.model_id.or(self.model_id),
+            system: batch.system.or(self.system),
+            max_tokens: batch.max_tokens.or(self.max_tokens),
+            temperature: batch.temperature.or(self.temperature),
+            template: batch.template.or(self.template),
+            ..batch
+        }
+    }
+}
+
 /// A JSON [`SubmitBatch`], or a file (text, JSON Lines or CSV, by its `Content-Type`) with
 /// the settings in the query string.
 #[utoipa::path(
@@ -115,23 +129,11 @@ pub(super) async fn create(
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge("the file is larger than --max-batch-bytes".into()),
                 _ => ApiError::BadRequest(rejection.body_text()),
             })?;
-            let FileSettings { model_id, system, max_tokens, temperature, template } = settings;
-            let settings =
-                SubmitBatch { model_id, system, max_tokens, temperature, template, ..SubmitBatch::default() };
-            app.batches().submit_file(format, &bytes, settings, policy).await?
+            app.batches().submit_file(format, &bytes, settings.under(SubmitBatch::default()), policy).await?
         }
         None => {
             let Json(Object(body)) = Json::<Object<SubmitBatch>>::from_request(request, &()).await?;
-            let FileSettings { model_id, system, max_tokens, temperature, template } = settings;
-            let body = SubmitBatch {
-                model_id: body.model_id.or(model_id),
-                system: body.system.or(system),
-                max_tokens: body.max_tokens.or(max_tokens),
-                temperature: body.temperature.or(temperature),
-                template: body.template.or(template),
-                ..body
-            };
-            app.batches().submit(body, policy, ItemNames::Index).await?
+            app.batches().submit(settings.under(body), policy, ItemNames::Index).await?
         }
     };
     Ok(accepted(&batch, &format!("/api/batches/{}", batch.id)))

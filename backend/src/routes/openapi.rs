@@ -58,38 +58,37 @@ static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     if let Some(batch) = doc.pointer_mut("/components/schemas/SubmitBatch").and_then(|s| s.as_object_mut()) {
-        // What the derive cannot say: a batch is its prompts, or a template and its rows.
-        batch.insert("oneOf".to_owned(), serde_json::json!([either_field("prompts"), either_field("template")]));
+        batch.insert("oneOf".to_owned(), batch_kinds());
     }
     doc
 });
 
-/// The half of the `oneOf` of `SubmitBatch` where `field` is given: `prompts` (a non-empty
-/// list), or `template` with its non-empty `rows`; the other kind absent or null.
-fn either_field(field: &str) -> serde_json::Value {
-    let present = |name: &str, schema: serde_json::Value| serde_json::json!({ "required": [name], "properties": { name: schema } });
-    let list = serde_json::json!({ "type": "array", "minItems": 1 });
-    let prompts = serde_json::json!({ "type": "array", "minItems": 1, "items": { "pattern": "\\S" } });
-    let template = serde_json::json!({ "type": "string" });
-    if field == "prompts" {
-        serde_json::json!({
-            "allOf": [present("prompts", prompts)],
-            "not": { "anyOf": [present("template", template), present("rows", list)] },
-        })
-    } else {
-        let with_placeholder = serde_json::json!({ "type": "string", "pattern": "\\{\\{ *\\w+ *\\}\\}" });
-        serde_json::json!({
-            "allOf": [present("template", with_placeholder), present("rows", list.clone())],
-            "not": present("prompts", list),
-        })
-    }
+/// What the derive of `SubmitBatch` cannot say: a batch is either its `prompts` (a non-empty
+/// list of prompts with something in them), or a `template` with a placeholder and its
+/// non-empty `rows`; the fields of the other kind absent or null.
+fn batch_kinds() -> serde_json::Value {
+    use serde_json::{Value, json};
+    let given = |name: &str, schema: Value| json!({ "required": [name], "properties": { name: schema } });
+    let list = json!({ "type": "array", "minItems": 1 });
+    let prompts = json!({ "type": "array", "minItems": 1, "items": { "pattern": "\\S" } });
+    let template = json!({ "type": "string", "pattern": "\\{\\{ *\\w+ *\\}\\}" });
+    json!([
+        {
+            "allOf": [given("prompts", prompts)],
+            "not": { "anyOf": [given("template", json!({ "type": "string" })), given("rows", list.clone())] },
+        },
+        {
+            "allOf": [given("template", template), given("rows", list.clone())],
+            "not": given("prompts", list),
+        },
+    ])
 }
 
 pub fn router() -> Router<Arc<App>> {
     Router::new().route("/api/openapi.json", get(document))
 }
 
-/// This document.
+/// The OpenAPI document of this API.
 #[utoipa::path(
     get,
     path = "/api/openapi.json",
