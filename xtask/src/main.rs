@@ -6,6 +6,7 @@
 //! Standard library only, and arguments are parsed by hand: the xtask must build fast on a fresh
 //! clone, before anything else is installed.
 
+mod bundle;
 mod cluster;
 mod setup;
 mod tasks;
@@ -19,10 +20,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup [--coverage]          install what this machine lacks for the tests (wasm32 target, trunk, wasm-bindgen-cli,
-                              wasm-opt, chromium + chromedriver, schemathesis; --coverage adds cargo-llvm-cov);
+  setup [--coverage]          install what this machine lacks for the tests (wasm32 target, wasm-opt, trunk and
+                              wasm-bindgen-cli for `trunk serve`, chromium + chromedriver, schemathesis; --coverage adds cargo-llvm-cov);
                               each step is skipped when the right version is already installed
-  frontend [--release]        setup, then `trunk build` into dist/ (release: size-tuned wasm-release profile)
+  frontend [--release]        setup, then the page's bundle in dist/ (cargo, the workspace's bindgen and, for
+                              release, wasm-opt; no Trunk: that is `trunk serve`'s, the development loop)
   run [-- <serve flags>]      setup, release frontend, then `backend serve --static-dir dist <flags>`
                               (http://127.0.0.1:8080 by default)
   test [--no-coverage] [-- <cargo test args>]

@@ -32,6 +32,9 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// What `setup` should install beyond what building and running the app needs.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Options {
+    /// Trunk and wasm-bindgen-cli, which only `trunk serve` (the development loop) and its test
+    /// use: the app's bundle is built without them (`bundle.rs`).
+    pub devloop: bool,
     /// Chromium and ChromeDriver, which only the browser tests use.
     pub browser: bool,
     /// `llvm-tools-preview` and `cargo-llvm-cov`, which only the coverage run uses.
@@ -43,7 +46,7 @@ pub struct Options {
 impl Options {
     /// What `cargo xtask test` needs: everything.
     pub fn for_tests(coverage: bool) -> Self {
-        Self { browser: true, coverage, schemathesis: true }
+        Self { devloop: true, browser: true, coverage, schemathesis: true }
     }
 }
 
@@ -78,15 +81,15 @@ impl Step {
 /// being useless before the wasm target, make order matter there).
 pub fn setup(opts: Options) -> Result {
     let (result, took) = util::timed(|| -> Result {
-        let wasm_bindgen = wasm_bindgen_version();
-        let mut lanes: Vec<Vec<Step>> = vec![
-            vec![
-                Step::new("wasm32 target", check_wasm_target, util::rustup_in_progress, || {
-                    util::run_quiet("wasm32 target", util::command("rustup").args(["target", "add", WASM_TARGET]))
-                }),
-                Step::new(format!("wasm-opt {WASM_OPT_VERSION} (npm)"), check_wasm_opt, || None, install_wasm_opt),
-            ],
-            vec![Step::new(
+        let mut lanes: Vec<Vec<Step>> = vec![vec![
+            Step::new("wasm32 target", check_wasm_target, util::rustup_in_progress, || {
+                util::run_quiet("wasm32 target", util::command("rustup").args(["target", "add", WASM_TARGET]))
+            }),
+            Step::new(format!("wasm-opt {WASM_OPT_VERSION} (npm)"), check_wasm_opt, || None, install_wasm_opt),
+        ]];
+        if opts.devloop {
+            let wasm_bindgen = wasm_bindgen_version();
+            lanes.push(vec![Step::new(
                 format!("trunk {TRUNK_VERSION}"),
                 || check_version("trunk", &["--version"], TRUNK_VERSION),
                 || util::cargo_install_in_progress("trunk"),
@@ -94,8 +97,8 @@ pub fn setup(opts: Options) -> Result {
                 // reach the internet, which Trunk must not do here (`offline = true`), and ring's C
                 // code and the HTTP client's TLS were a large share of its build.
                 || cargo_install("trunk", &["--locked", "--no-default-features", "trunk", "--version", TRUNK_VERSION]),
-            )],
-            vec![Step::new(
+            )]);
+            lanes.push(vec![Step::new(
                 format!("wasm-bindgen-cli {wasm_bindgen}"),
                 {
                     let version = wasm_bindgen.clone();
@@ -104,8 +107,8 @@ pub fn setup(opts: Options) -> Result {
                 || util::cargo_install_in_progress("wasm-bindgen-cli"),
                 // Not `--locked`: the crate's own lockfile pins a webpki-roots this registry lacks.
                 move || cargo_install("wasm-bindgen-cli", &["wasm-bindgen-cli", "--version", &wasm_bindgen]),
-            )],
-        ];
+            )]);
+        }
         if opts.browser {
             lanes.push(vec![
                 Step::new("chromium + chromedriver", check_chromium, util::apt_in_progress, install_chromium),
@@ -419,6 +422,17 @@ source = "registry+https://github.com/rust-lang/crates.io-index"
         assert_eq!(locked_version(LOCK, "wasm-bindgen").as_deref(), Some("0.2.130"));
         assert_eq!(locked_version(LOCK, "wasm-bindgen-backend").as_deref(), Some("0.2.129"));
         assert_eq!(locked_version(LOCK, "trunk"), None);
+    }
+
+    #[test]
+    fn the_bundle_s_bindgen_is_the_wasm_bindgen_the_frontend_is_compiled_against() {
+        let lock = fs::read_to_string(util::root().join("Cargo.lock")).expect("Cargo.lock");
+        let frontend = locked_version(&lock, "wasm-bindgen").expect("the frontend uses wasm-bindgen");
+        assert_eq!(
+            locked_version(&lock, "wasm-bindgen-cli-support"),
+            Some(frontend),
+            "xtask/bindgen/Cargo.toml must pin wasm-bindgen-cli-support to the locked wasm-bindgen"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::bundle;
 use crate::setup::{self, Options};
 use crate::util::{self, Result};
 
@@ -20,44 +21,26 @@ const MIN_LINE_COVERAGE: &str = "90";
 /// The Cargo profile `cargo xtask run` builds the server with (root Cargo.toml).
 pub const APP_PROFILE: &str = "app";
 
-/// The Cargo profile of the release Wasm bundle (size-tuned, defined in the root Cargo.toml).
-const WASM_PROFILE: &str = "wasm-release";
-
-/// `cargo xtask frontend [--release]`: setup, then `trunk build` into `dist/`.
+/// `cargo xtask frontend [--release]`: setup, then the bundle in `dist/`.
 pub fn frontend(release: bool) -> Result {
     setup::setup(Options::default())?;
     build_frontend(release)
 }
 
-/// Builds the frontend with Trunk, offline, with the pinned tools on PATH.
-///
-/// Release builds pass `--cargo-profile wasm-release` (a Trunk 0.21 flag), so the native
-/// `[profile.release]` of the backend stays tuned for speed while the Wasm is tuned for size.
+/// Builds the frontend bundle into `dist/` (see `bundle.rs`), then precompresses release bundles.
 pub fn build_frontend(release: bool) -> Result {
-    let root = util::root();
-    let index = root.join("frontend").join("index.html");
-    if !index.is_file() {
-        return Err(format!("{} is missing: Trunk has nothing to build", index.display()).into());
-    }
-    // Trunk's offline mode also passes `--offline` to cargo, so the crates must be on disk first.
-    util::run(util::cargo().arg("fetch"))?;
-    let trunk = util::which("trunk").ok_or("trunk not found on PATH or in ~/.cargo/bin; run `cargo xtask setup`")?;
-    let mut cmd = util::command(trunk);
-    cmd.arg("build");
-    if release {
-        cmd.args(["--release", "--cargo-profile", WASM_PROFILE])
-            // `strip = true` also drops the `target_features` section, so wasm-opt no longer knows
-            // that rustc emitted bulk-memory ops and rejects the module ("memory.copy operations
-            // require bulk memory"). Stripping debug info only keeps it; wasm-opt then drops names.
-            .env(format!("CARGO_PROFILE_{}_STRIP", WASM_PROFILE.replace('-', "_").to_uppercase()), "debuginfo");
-    }
-    cmd.env("TRUNK_OFFLINE", "true")
-        // The version check asks crates.io's web API, which does not answer here.
-        .env("TRUNK_SKIP_VERSION_CHECK", "true")
-        // Keep Trunk's expected wasm-bindgen equal to the crate in Cargo.lock even if Trunk.toml lags.
-        .env("TRUNK_TOOLS_WASM_BINDGEN", setup::wasm_bindgen_version());
-    let (result, took) = util::timed(|| util::run(&mut cmd));
+    let (result, took) = util::timed(|| -> Result {
+        util::run(util::cargo().arg("fetch"))?;
+        util::run_quiet("bindgen", &mut bundle::bindgen_build())?;
+        bundle::compile(release)?;
+        bundle::assemble(release)
+    });
     result?;
+    finish_frontend(release, took)
+}
+
+/// Reports a bundle just assembled, precompressing release bundles first.
+fn finish_frontend(release: bool, took: Duration) -> Result {
     println!("frontend: built {} bundle in {}", if release { "release" } else { "debug" }, util::secs(took));
     if release {
         precompress(&util::dist_dir())?;
@@ -99,13 +82,14 @@ fn print_dist_sizes(dist: &Path) {
 
 /// `cargo xtask run [-- <serve flags>]`: setup, release frontend, then the release backend serving it.
 ///
-/// The backend's release build needs none of the tools, so it runs while they install: on a
-/// fresh machine that overlaps the two longest steps.
+/// The server and the Wasm compile at the same time, each in its own cargo invocation (they lock
+/// different output directories), so the two cores stay busy from the first second.
 pub fn run(serve_args: &[String]) -> Result {
     util::run(util::cargo().arg("fetch"))?;
     let backend = std::thread::spawn(|| {
         let (result, took) = util::timed(|| {
-            util::run_quiet("backend", util::cargo().args(["build", "--profile", APP_PROFILE, "-p", "backend"]))
+            let mut cmd = bundle::bindgen_build();
+            util::run_quiet("backend", cmd.args(["-p", "backend"]))
         });
         println!(
             "run: backend build ({APP_PROFILE} profile) {} in {}",
@@ -114,10 +98,16 @@ pub fn run(serve_args: &[String]) -> Result {
         );
         result.map_err(|e| e.to_string())
     });
-    let frontend = setup::setup(Options::default()).and_then(|()| build_frontend(true));
+    let wasm_took = setup::setup(Options::default()).and_then(|()| {
+        let (result, took) = util::timed(|| bundle::compile(true));
+        result.map(|()| took)
+    });
     let backend = backend.join().map_err(|_| "the backend build thread panicked")?;
-    frontend?;
+    let wasm_took = wasm_took?;
     backend?;
+    let (assembled, assemble_took) = util::timed(|| bundle::assemble(true));
+    assembled?;
+    finish_frontend(true, wasm_took + assemble_took)?;
     let mut cmd = util::cargo();
     cmd.args(["run", "--profile", APP_PROFILE, "-p", "backend", "--", "serve", "--static-dir"])
         .arg(util::dist_dir())
@@ -172,7 +162,7 @@ pub fn test(opts: &TestOptions) -> Result {
 
     let setup_ok = record("setup", &mut || setup::setup(Options::for_tests(opts.coverage)));
     if setup_ok {
-        record("frontend (trunk build --release)", &mut || build_frontend(true));
+        record("frontend (release bundle)", &mut || build_frontend(true));
         // Plain `cargo test` runs the workspace's default members (common, backend, tests, bench,
         // xtask) on the host; `--workspace` would also compile the Wasm frontend natively, which is
         // tested separately below. With coverage, the same tests run once, instrumented, and the

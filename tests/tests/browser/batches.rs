@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use common::BatchId;
+use common::{BatchId, FaultKind, FaultPlan};
 
 use crate::harness::{Browser, DEADLINE, spawn_site};
 
@@ -67,5 +67,54 @@ async fn a_csv_picked_in_the_file_input_becomes_a_batch_whose_page_follows_it_to
     let script = "return [...document.querySelectorAll('[data-testid=history-row] .batch-link')].map(a => a.pathname);";
     let back: Vec<String> = serde_json::from_value(browser.eval(script, vec![]).await).unwrap();
     assert_eq!(back, vec![format!("/batches/{id}"); 3]);
+    browser.close().await;
+}
+
+/// Submits `prompts` as a pasted batch from the batches page and returns its id, on its page.
+async fn submit_pasted_batch(browser: &Browser, prompts: &[&str]) -> BatchId {
+    browser.goto("/batches").await;
+    browser.find("#batch-prompts").await.send_keys(&prompts.join("\n")).await.unwrap();
+    browser.click("#batch-submit").await;
+    let path = browser.wait_for_path("the new batch's page", |path| path.starts_with("/batches/")).await;
+    path.trim_start_matches("/batches/").parse().unwrap()
+}
+
+#[tokio::test]
+async fn cancel_on_the_batch_page_stops_the_running_and_the_queued_items_alike() {
+    // Two words a second: each reply takes many seconds, so the batch is mid-way when cancelled.
+    let site = spawn_site(2).await;
+    let browser = Browser::open(&site).await;
+    let id = submit_pasted_batch(&browser, &["Name a colour", "Name a fruit", "Name a river"]).await;
+    browser.wait_for_text("[data-testid=batch-count][data-state=Running] .count", |n| n != "0").await;
+    assert_eq!(browser.text_of("#batch-status").await, "Running");
+
+    browser.click("#batch-cancel").await;
+    browser.wait_for_text("#batch-status", |status| status == "Cancelled").await;
+    browser.wait_for_text("[data-testid=batch-count][data-state=Cancelled] .count", |n| n == "3").await;
+    assert!(browser.find_all("#batch-cancel:disabled").await.len() == 1, "a cancelled batch cannot be cancelled again");
+
+    // The server agrees: every item's run was cancelled, none completed.
+    let batch: common::BatchSummary =
+        reqwest::get(site.url(&format!("/api/batches/{id}"))).await.unwrap().json().await.unwrap();
+    assert_eq!((batch.counts.cancelled, batch.counts.completed), (3, 0), "{:?}", batch.counts);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn retry_failed_on_the_batch_page_runs_the_failed_items_again_until_they_complete() {
+    let site = spawn_site(0).await;
+    // Bedrock refuses the first two calls outright (no retry helps a validation error): both
+    // items fail on their first attempt.
+    site.inject(FaultPlan { kind: FaultKind::Validation, fail_first: 2, every_nth: 0 }).await;
+    let browser = Browser::open(&site).await;
+    submit_pasted_batch(&browser, &["Name a colour", "Name a fruit"]).await;
+    browser.wait_for_text("#batch-status", |status| status == "Done, some failed").await;
+    assert_eq!(browser.text_of("[data-testid=batch-count][data-state=Failed] .count").await, "2");
+    assert_eq!(browser.text_of("#batch-retry").await, "Retry failed (2)");
+
+    browser.click("#batch-retry").await;
+    browser.wait_for_text("[data-testid=batch-count][data-state=Completed] .count", |n| n == "2").await;
+    assert_eq!(browser.text_of("#batch-status").await, "Done");
+    assert!(browser.find_all("#batch-retry:disabled").await.len() == 1, "nothing left to retry");
     browser.close().await;
 }
