@@ -108,16 +108,16 @@ pub fn run(serve_args: &[String]) -> Result {
     let (assembled, assemble_took) = util::timed(|| bundle::assemble(true));
     assembled?;
     finish_frontend(true, wasm_took + assemble_took)?;
-    let mut cmd = util::cargo();
-    cmd.args(["run", "--profile", APP_PROFILE, "-p", "backend", "--", "serve", "--static-dir"])
-        .arg(util::dist_dir())
-        .args(serve_args);
+    // The binary itself, not `cargo run -p backend`: cargo would resolve features for the server
+    // alone, unlike the build above that shared them with bindgen, and compile it all again.
+    let mut cmd = util::command(util::root().join("target").join(APP_PROFILE).join("backend"));
+    cmd.args(["serve", "--static-dir"]).arg(util::dist_dir()).args(serve_args);
     println!("$ {}", util::describe(&cmd));
     exec(cmd)
 }
 
 /// Replaces this process with `cmd` (Unix), so Ctrl-C and SIGTERM reach the server directly and
-/// its exit status is ours. `cargo run` itself execs the binary, so the server ends up in our pid.
+/// its exit status is ours.
 #[cfg(unix)]
 fn exec(mut cmd: std::process::Command) -> Result {
     use std::os::unix::process::CommandExt;
