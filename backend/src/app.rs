@@ -13,6 +13,7 @@ use common::{ApiLimits, BedrockInfo, Defaults, RunId};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::scheduler::QuotaPeers;
 use crate::batch::{BatchLimits, Batches, Scheduler};
 use crate::bedrock::{self, ConnectError};
 use crate::cluster::{Cluster, ClusterSettings};
@@ -132,7 +133,9 @@ impl App {
         let closing = CancellationToken::new();
         // Batches leave room for single runs: those are never queued behind a batch.
         let batch_room = args.max_batch_concurrency.min(args.max_concurrent_runs.saturating_sub(1)).max(1);
-        let scheduler = Scheduler::new(Arc::clone(&store), Arc::clone(&submissions), Arc::clone(&runs), batch_room);
+        let quota_peers = shared.clone().map(|pg| pg as Arc<dyn QuotaPeers>);
+        let scheduler =
+            Scheduler::new(Arc::clone(&store), Arc::clone(&submissions), Arc::clone(&runs), batch_room, quota_peers);
         let pacer: std::sync::Weak<dyn crate::flow::RetryPacer> = Arc::downgrade(&scheduler) as _;
         runs.runner().pace_batch_retries(pacer);
         let scheduling = tokio::spawn(Arc::clone(&scheduler).run(Arc::clone(&hub), closing.clone()));

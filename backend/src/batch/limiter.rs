@@ -10,6 +10,11 @@
 //! throttle of the calls already on their way); attempts beyond it wait for the minute to slide
 //! on. The budget grows by one per budget's worth of successes, and a throttle a minute or more
 //! after the budget last changed cuts it by 5 %.
+//!
+//! The quota is the account's, not a replica's: with several replicas (PostgreSQL mode) each
+//! one hears what the others started within the minute and the budget they learnt
+//! ([`Adaptive::heard_from_peers`]), counts their attempts against the same budget, and adopts
+//! a budget learnt elsewhere before it meets the quota itself.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -46,6 +51,8 @@ pub struct Adaptive {
     throttled: VecDeque<Instant>,
     /// Attempts a minute may start, once a throttle showed where the quota is.
     budget: Option<Budget>,
+    /// Attempts other replicas started within their last minute, as they last said.
+    elsewhere: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +75,29 @@ impl Adaptive {
             attempts: VecDeque::new(),
             throttled: VecDeque::new(),
             budget: None,
+            elsewhere: 0,
         }
+    }
+
+    /// What the other replicas said: the attempts they started within the last minute, and the
+    /// lowest budget one of them learnt, if any. A budget learnt elsewhere is adopted only
+    /// while this replica has none: its own throttles then tell it more.
+    pub fn heard_from_peers(&mut self, attempts: u64, per_minute: Option<f64>, now: Instant) {
+        self.elsewhere = attempts;
+        if let (None, Some(per_minute)) = (self.budget, per_minute) {
+            self.budget = Some(Budget { per_minute: per_minute.max(1.0), learnt: now, cut: now });
+        }
+    }
+
+    /// What this replica tells the others: its attempts within the last minute, and its budget.
+    pub fn share(&mut self, now: Instant) -> (u64, Option<f64>) {
+        self.slide(now);
+        (self.attempts.len() as u64, self.budget.map(|budget| budget.per_minute))
+    }
+
+    /// Attempts within the last minute, here and at the other replicas.
+    fn seen(&self) -> f64 {
+        (self.attempts.len() as u64 + self.elsewhere) as f64
     }
 
     /// A call attempt (a first one or a retry) started at `now`.
@@ -80,7 +109,7 @@ impl Adaptive {
     /// Whether another attempt may start at `now` within the per-minute budget.
     pub fn within_budget(&mut self, now: Instant) -> bool {
         self.slide(now);
-        self.budget.is_none_or(|budget| (self.attempts.len() as f64) < budget.per_minute.floor().max(1.0))
+        self.budget.is_none_or(|budget| self.seen() < budget.per_minute.floor().max(1.0))
     }
 
     /// The attempts a minute may start, once known.
@@ -120,9 +149,10 @@ impl Adaptive {
         self.throttles += 1;
         self.slide(now);
         self.throttled.push_back(now);
-        let admitted = (self.attempts.len().saturating_sub(self.throttled.len()) as f64).max(1.0);
+        let seen = self.seen();
+        let admitted = (seen - self.throttled.len() as f64).max(1.0);
         match &mut self.budget {
-            None if (self.attempts.len() as f64) < ROUNDS_TO_LEARN * self.limit => {}
+            None if seen < ROUNDS_TO_LEARN * self.limit => {}
             None => self.budget = Some(Budget { per_minute: admitted, learnt: now, cut: now }),
             // Within a minute of the first throttle, another one answers an attempt sent before
             // the budget: one more that did not get in.
@@ -223,6 +253,41 @@ mod tests {
         assert_eq!(limit.budget(), Some(18), "at most one cut a minute");
         limit.throttled(start + MINUTE * 2);
         assert_eq!(limit.budget(), Some(17), "18.1 × 0.95");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_replicas_attempts_count_against_the_same_budget_and_teach_it() {
+        let mut here = Adaptive::new(100);
+        let start = Instant::now();
+        for _ in 0..10 {
+            here.attempt_started(start);
+        }
+        // The others started 20 within the minute: the first throttle here says 29 got in
+        // over the account's minute, not the 9 of this replica.
+        here.heard_from_peers(20, None, start);
+        here.throttled(start);
+        assert_eq!(here.budget(), Some(29));
+        assert!(!here.within_budget(start), "10 here and 20 elsewhere, over a budget of 29");
+        here.heard_from_peers(18, None, start);
+        assert!(here.within_budget(start), "10 + 18 = 28: one more may start");
+        assert_eq!(here.share(start), (10, Some(29.0)), "what this replica tells the others");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_learnt_by_another_replica_is_adopted_before_meeting_the_quota_here() {
+        let mut here = Adaptive::new(100);
+        let now = Instant::now();
+        here.heard_from_peers(0, None, now);
+        assert_eq!(here.budget(), None);
+        here.heard_from_peers(5, Some(30.4), now);
+        assert_eq!(here.budget(), Some(30));
+        for _ in 0..25 {
+            here.attempt_started(now);
+        }
+        assert!(!here.within_budget(now), "25 here and 5 elsewhere fill a budget of 30");
+        // Once it has its own budget, a peer's lower one does not replace it.
+        here.heard_from_peers(0, Some(10.0), now);
+        assert_eq!(here.budget(), Some(30));
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,10 @@
 //! A run that failed because its last attempt was throttled did not fail for anything in its
 //! item: the scheduler queues the item again for a new run (up to [`MAX_ROUNDS`] times), so a
 //! batch that meets its quota ends with its items answered, not failed for lack of retries.
+//!
+//! With several replicas the quota is shared: about once a second each scheduler tells the
+//! others, through [`QuotaPeers`], what it started within the minute and the budget it learnt,
+//! and hears theirs ([`Adaptive::heard_from_peers`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,7 +29,7 @@ use super::limiter::Adaptive;
 use crate::events::Hub;
 use crate::flow::RetryPacer;
 use crate::runs::Runs;
-use crate::store::{BatchItemRef, QueuedItem, Store};
+use crate::store::{BatchItemRef, QueuedItem, QuotaUse, Store};
 use crate::submission::{Submissions, SubmitError};
 
 /// How often the queue is looked at when nothing else wakes the scheduler (a batch stored by
@@ -36,6 +40,17 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 pub const MAX_ROUNDS: u32 = 4;
 /// How often a retry held for its model's quota looks again, on average.
 const RETRY_POLL: Duration = Duration::from_millis(250);
+/// How often the replicas tell each other how they use each model's quota.
+const PEER_EVERY: Duration = Duration::from_secs(1);
+
+/// The other replicas sharing the account's quotas (PostgreSQL mode).
+#[async_trait::async_trait]
+pub trait QuotaPeers: Send + Sync {
+    /// Publishes this replica's use of each model's quota; returns, per model, the other live
+    /// replicas' attempts within their last minute (summed) and the lowest budget they learnt.
+    async fn exchange(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, crate::store::StoreError>;
+}
+
 
 /// A batch run this process started and follows.
 struct InFlight {
@@ -51,6 +66,7 @@ pub struct Scheduler {
     runs: Arc<Runs>,
     /// Most batch runs in flight over all models, so single runs always find room.
     max_total: usize,
+    peers: Option<Arc<dyn QuotaPeers>>,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -65,6 +81,8 @@ struct State {
     /// Items started by this process, and those of them that ended, by run state.
     started: u64,
     ended: BTreeMap<&'static str, u64>,
+    /// When the peers were last told and heard.
+    exchanged: Option<Instant>,
 }
 
 impl State {
@@ -94,9 +112,10 @@ impl Scheduler {
         submissions: Arc<Submissions>,
         runs: Arc<Runs>,
         max_total: usize,
+        peers: Option<Arc<dyn QuotaPeers>>,
     ) -> Arc<Scheduler> {
         let max_total = max_total.max(1);
-        Arc::new(Scheduler { store, submissions, runs, max_total, state: Mutex::default(), wake: Notify::new() })
+        Arc::new(Scheduler { store, submissions, runs, max_total, peers, state: Mutex::default(), wake: Notify::new() })
     }
 
     /// Looks at the queue now (a batch was just stored).
@@ -129,6 +148,7 @@ impl Scheduler {
             if closing.is_cancelled() {
                 return;
             }
+            self.exchange_with_peers().await;
             self.fill(&closing).await;
             // Events only teach the limits: the queue is read again when woken (a batch stored,
             // a followed run ended) or idle, not once per event of every run.
@@ -182,6 +202,45 @@ impl Scheduler {
                 self.wake.notify_one();
             }
             _ => {}
+        }
+    }
+
+    /// Tells the other replicas how this one uses each model's quota and hears theirs, at most
+    /// once per [`PEER_EVERY`]. Unheard, a replica keeps what it last heard: its own throttles
+    /// still hold it back.
+    async fn exchange_with_peers(&self) {
+        let Some(peers) = &self.peers else { return };
+        let now = Instant::now();
+        let mine: Vec<QuotaUse> = {
+            let mut state = self.state();
+            if state.exchanged.is_some_and(|at| now.duration_since(at) < PEER_EVERY) {
+                return;
+            }
+            state.exchanged = Some(now);
+            state
+                .models
+                .iter_mut()
+                .map(|(model, limit)| {
+                    let (attempts, per_minute) = limit.share(now);
+                    QuotaUse { model_id: model.clone(), attempts, per_minute }
+                })
+                .collect()
+        };
+        let theirs = match peers.exchange(&mine).await {
+            Ok(theirs) => theirs,
+            Err(error) => {
+                tracing::warn!(error = %crate::causes::chain(&error), "cannot exchange quota use with the other replicas");
+                return;
+            }
+        };
+        let mut state = self.state();
+        let max_total = self.max_total;
+        for limit in state.models.values_mut() {
+            limit.heard_from_peers(0, None, now);
+        }
+        for peer in theirs {
+            let limit = state.models.entry(peer.model_id).or_insert_with(|| Adaptive::new(max_total));
+            limit.heard_from_peers(peer.attempts, peer.per_minute, now);
         }
     }
 

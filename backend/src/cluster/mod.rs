@@ -27,11 +27,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn};
 
+use crate::batch::scheduler::QuotaPeers;
 use crate::causes::chain;
 use crate::config::OwnerLoss;
 use crate::events::Hub;
 use crate::flow::{RunSpec, Runner};
-use crate::store::{CONTROL_CHANNEL, Claimed, EVENTS_CHANNEL, PgStore, StoreError, parse_notification};
+use crate::store::{CONTROL_CHANNEL, Claimed, EVENTS_CHANNEL, PgStore, QuotaUse, StoreError, parse_notification};
 use crate::submission::SharedAllowance;
 use crate::wire::{Published, stamp};
 
@@ -221,6 +222,13 @@ impl Cluster {
             };
             self.runner.start_at(spec, at, ());
         }
+    }
+}
+
+#[async_trait]
+impl QuotaPeers for PgStore {
+    async fn exchange(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, StoreError> {
+        self.exchange_quota_use(mine).await
     }
 }
 

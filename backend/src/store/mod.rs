@@ -271,6 +271,16 @@ pub struct BatchItemRef {
     pub round: u32,
 }
 
+/// One replica's (or several replicas') use of one model's quota.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotaUse {
+    pub model_id: String,
+    /// Call attempts started within the last minute.
+    pub attempts: u64,
+    /// The attempts a minute may start, once a throttle showed where the quota is.
+    pub per_minute: Option<f64>,
+}
+
 /// An item the scheduler may start, with its batch's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedItem {

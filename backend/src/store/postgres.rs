@@ -33,8 +33,8 @@ use super::codec::{
     timestamp,
 };
 use super::{
-    BatchItemRef, Created, InterruptedRun, ModelUsage, NewBatch, NewRun, QueuedItem, RunQuery, Store, StoreError,
-    Stored,
+    BatchItemRef, Created, InterruptedRun, ModelUsage, NewBatch, NewRun, QueuedItem, QuotaUse, RunQuery, Store,
+    StoreError, Stored,
 };
 use crate::journal::RecordRef;
 use crate::wire::Published;
@@ -324,6 +324,48 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok((row.try_get("seq")?, prompt_from_row(row)?))).collect()
+    }
+
+    /// Publishes this replica's use of each model's quota and reads the other live replicas'
+    /// (their attempts summed, the lowest budget any of them learnt), in one transaction.
+    pub async fn exchange_quota_use(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, StoreError> {
+        let models: Vec<&str> = mine.iter().map(|m| m.model_id.as_str()).collect();
+        let attempts: Vec<i64> = mine.iter().map(|m| i64::try_from(m.attempts).unwrap_or(i64::MAX)).collect();
+        // No budget travels as 0, which a budget never is (it is at least one call a minute).
+        let budgets: Vec<f64> = mine.iter().map(|m| m.per_minute.unwrap_or(0.0)).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(concat!(
+            "INSERT INTO quota_use (replica, model_id, attempts, per_minute, updated_at)",
+            " SELECT $1, m, a, NULLIF(p, 0), now() FROM unnest($2::text[], $3::int8[], $4::float8[]) AS t(m, a, p)",
+            " ON CONFLICT (replica, model_id) DO UPDATE SET attempts = excluded.attempts,",
+            "  per_minute = excluded.per_minute, updated_at = excluded.updated_at"
+        ))
+        .bind(&self.replica)
+        .bind(&models)
+        .bind(&attempts)
+        .bind(&budgets)
+        .execute(&mut *tx)
+        .await?;
+        // A replica that stopped telling (or lost its lease) no longer uses the quota.
+        let rows = sqlx::query(concat!(
+            "SELECT q.model_id, SUM(q.attempts)::int8 AS attempts, MIN(q.per_minute) AS per_minute",
+            " FROM quota_use q JOIN replicas r ON r.id = q.replica",
+            " WHERE q.replica <> $1 AND q.updated_at > now() - interval '5 seconds' AND r.lease_until > now()",
+            " GROUP BY q.model_id"
+        ))
+        .bind(&self.replica)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QuotaUse {
+                    model_id: row.try_get("model_id")?,
+                    attempts: u64::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                    per_minute: row.try_get("per_minute")?,
+                })
+            })
+            .collect()
     }
 
     /// Takes one submission from the cluster's allowance: a token bucket of `per_minute`

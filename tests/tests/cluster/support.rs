@@ -22,6 +22,9 @@ pub enum Pace {
     Instant,
     /// Streamed at this many tokens per second, so a run is mid-stream for a while.
     TokensPerSec(u32),
+    /// Whole answers at once, to at most this many requests a minute per model; the rest are
+    /// throttled as Bedrock throttles calls over an account's quota.
+    QuotaPerMinute(u32),
 }
 
 pub struct TestCluster {
@@ -41,8 +44,10 @@ impl TestCluster {
     pub async fn start(count: usize, pace: Pace, extra: &[(&'static str, &str)]) -> TestCluster {
         let database_url = fresh_database().await;
         let bedrock = spawn_app_with(|args| {
-            if let Pace::TokensPerSec(rate) = pace {
-                args.app.emulator_tokens_per_sec = rate;
+            match pace {
+                Pace::Instant => {}
+                Pace::TokensPerSec(rate) => args.app.emulator_tokens_per_sec = rate,
+                Pace::QuotaPerMinute(rpm) => args.app.emulator_quota_rpm = rpm,
             }
         })
         .await;
