@@ -4,8 +4,8 @@
 CREATE TABLE quota_use (
     replica     TEXT        NOT NULL,
     model_id    TEXT        NOT NULL,
-    -- Call attempts the replica started within its last minute.
-    attempts    BIGINT      NOT NULL,
+    -- Calls the replica got in (attempts not throttled) within its last minute.
+    admitted    BIGINT      NOT NULL,
     -- The attempts a minute it learnt the quota allows; NULL until it met the quota.
     per_minute  FLOAT8,
     updated_at  TIMESTAMPTZ NOT NULL DEFAULT now(),

@@ -12,9 +12,11 @@
 //! after the budget last changed cuts it by 5 %.
 //!
 //! The quota is the account's, not a replica's: with several replicas (PostgreSQL mode) each
-//! one hears what the others started within the minute and the budget they learnt
-//! ([`Adaptive::heard_from_peers`]), counts their attempts against the same budget, and adopts
-//! a budget learnt elsewhere before it meets the quota itself.
+//! one hears about once a second how many calls the others got in within the minute and the
+//! budget they learnt ([`Adaptive::heard_from_peers`]), and counts their calls against the same
+//! budget. What a throttle teaches then waits for that word, so the budget is set from every
+//! replica's calls, not from this one's alone; and a replica that has not met the quota yet
+//! adopts a budget learnt elsewhere.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -36,6 +38,9 @@ const BUDGET_DECREASE: f64 = 0.95;
 /// allowed, before Bedrock sees it (by up to a second on a loaded server), so without this
 /// margin the budget would free a slot just before the quota does.
 const MARGIN: Duration = Duration::from_secs(2);
+/// How long a throttle's lesson waits for the other replicas' word before it is learnt from
+/// this replica's calls alone (they may be unreachable).
+const LESSON_WAIT: Duration = Duration::from_secs(5);
 /// Rounds of calls (of the limit at the time) the last minute must have seen for a throttle to
 /// say where the quota is: a throttle after a handful of calls is a passing one.
 const ROUNDS_TO_LEARN: f64 = 2.0;
@@ -51,8 +56,12 @@ pub struct Adaptive {
     throttled: VecDeque<Instant>,
     /// Attempts a minute may start, once a throttle showed where the quota is.
     budget: Option<Budget>,
-    /// Attempts other replicas started within their last minute, as they last said.
+    /// Whether other replicas share the quota: see [`Adaptive::heard_from_peers`].
+    shared: bool,
+    /// Calls other replicas got in within their last minute, as they last said.
     elsewhere: u64,
+    /// When a throttle's lesson for the budget began to wait for the other replicas' word.
+    lesson: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,29 +84,53 @@ impl Adaptive {
             attempts: VecDeque::new(),
             throttled: VecDeque::new(),
             budget: None,
+            shared: false,
             elsewhere: 0,
+            lesson: None,
         }
     }
 
-    /// What the other replicas said: the attempts they started within the last minute, and the
-    /// lowest budget one of them learnt, if any. A budget learnt elsewhere is adopted only
-    /// while this replica has none: its own throttles then tell it more.
-    pub fn heard_from_peers(&mut self, attempts: u64, per_minute: Option<f64>, now: Instant) {
-        self.elsewhere = attempts;
+    /// The same limit for a replica whose quota other replicas share.
+    pub fn shared(mut self) -> Adaptive {
+        self.shared = true;
+        self
+    }
+
+    /// What the other replicas said: the calls they got in within their last minute, and the
+    /// lowest budget one of them learnt, if any. A budget learnt elsewhere is adopted while this
+    /// replica has none; otherwise a lesson of its own throttles is learnt now, with the others'
+    /// calls counted.
+    pub fn heard_from_peers(&mut self, admitted: u64, per_minute: Option<f64>, now: Instant) {
+        self.elsewhere = admitted;
         if let (None, Some(per_minute)) = (self.budget, per_minute) {
             self.budget = Some(Budget { per_minute: per_minute.max(1.0), learnt: now, cut: now });
+            self.lesson = None;
+        } else if self.lesson.take().is_some() {
+            self.slide(now);
+            self.learn(now);
         }
     }
 
-    /// What this replica tells the others: its attempts within the last minute, and its budget.
+    /// What this replica tells the others: the calls it got in within the last minute, and its
+    /// budget.
     pub fn share(&mut self, now: Instant) -> (u64, Option<f64>) {
         self.slide(now);
-        (self.attempts.len() as u64, self.budget.map(|budget| budget.per_minute))
+        let admitted = self.attempts.len().saturating_sub(self.throttled.len()) as u64;
+        (admitted, self.budget.map(|budget| budget.per_minute))
     }
 
-    /// Attempts within the last minute, here and at the other replicas.
+    /// Attempts within the last minute: this replica's, and the calls the others got in.
     fn seen(&self) -> f64 {
         (self.attempts.len() as u64 + self.elsewhere) as f64
+    }
+
+    /// Sets the budget from the calls that got in over the last minute, or lowers it to them.
+    fn learn(&mut self, now: Instant) {
+        let admitted = (self.seen() - self.throttled.len() as f64).max(1.0);
+        match &mut self.budget {
+            None => self.budget = Some(Budget { per_minute: admitted, learnt: now, cut: now }),
+            Some(budget) => budget.per_minute = budget.per_minute.min(admitted),
+        }
     }
 
     /// A call attempt (a first one or a retry) started at `now`.
@@ -106,9 +139,17 @@ impl Adaptive {
         self.attempts.push_back(now);
     }
 
-    /// Whether another attempt may start at `now` within the per-minute budget.
+    /// Whether another attempt may start at `now` within the per-minute budget. None may while
+    /// a throttle's lesson waits for the other replicas: the quota was just met.
     pub fn within_budget(&mut self, now: Instant) -> bool {
         self.slide(now);
+        if let Some(since) = self.lesson {
+            if now.duration_since(since) < LESSON_WAIT {
+                return false;
+            }
+            self.lesson = None;
+            self.learn(now);
+        }
         self.budget.is_none_or(|budget| self.seen() < budget.per_minute.floor().max(1.0))
     }
 
@@ -150,20 +191,19 @@ impl Adaptive {
         self.slide(now);
         self.throttled.push_back(now);
         let seen = self.seen();
-        let admitted = (seen - self.throttled.len() as f64).max(1.0);
-        match &mut self.budget {
+        match self.budget.as_mut() {
             None if seen < ROUNDS_TO_LEARN * self.limit => {}
-            None => self.budget = Some(Budget { per_minute: admitted, learnt: now, cut: now }),
             // Within a minute of the first throttle, another one answers an attempt sent before
             // the budget: one more that did not get in.
-            Some(budget) if now.duration_since(budget.learnt) < MINUTE => {
-                budget.per_minute = budget.per_minute.min(admitted);
+            Some(budget) if now.duration_since(budget.learnt) >= MINUTE => {
+                if now.duration_since(budget.cut) >= MINUTE {
+                    budget.per_minute = (budget.per_minute * BUDGET_DECREASE).max(1.0);
+                    budget.cut = now;
+                }
             }
-            Some(budget) if now.duration_since(budget.cut) >= MINUTE => {
-                budget.per_minute = (budget.per_minute * BUDGET_DECREASE).max(1.0);
-                budget.cut = now;
-            }
-            Some(_) => {}
+            // With other replicas, what got in is known only with their word (within a second).
+            _ if self.shared => self.lesson = self.lesson.or(Some(now)),
+            _ => self.learn(now),
         }
         if self.last_cut.is_some_and(|cut| now.duration_since(cut) < COOLDOWN) {
             return;
@@ -256,36 +296,58 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn other_replicas_attempts_count_against_the_same_budget_and_teach_it() {
-        let mut here = Adaptive::new(100);
+    async fn with_other_replicas_a_throttle_teaches_the_budget_once_their_calls_are_heard() {
+        let mut here = Adaptive::new(100).shared();
         let start = Instant::now();
         for _ in 0..10 {
             here.attempt_started(start);
         }
-        // The others started 20 within the minute: the first throttle here says 29 got in
-        // over the account's minute, not the 9 of this replica.
-        here.heard_from_peers(20, None, start);
         here.throttled(start);
+        assert_eq!(here.budget(), None, "what got in is not known before the others say");
+        assert!(!here.within_budget(start), "meanwhile nothing starts: the quota was just met");
+        // The others got 20 calls in within the minute: with the 9 of this replica that got
+        // in, the account's minute admitted 29.
+        here.heard_from_peers(20, None, start);
         assert_eq!(here.budget(), Some(29));
-        assert!(!here.within_budget(start), "10 here and 20 elsewhere, over a budget of 29");
+        assert!(!here.within_budget(start), "10 attempts here and 20 calls elsewhere, over a budget of 29");
         here.heard_from_peers(18, None, start);
         assert!(here.within_budget(start), "10 + 18 = 28: one more may start");
-        assert_eq!(here.share(start), (10, Some(29.0)), "what this replica tells the others");
+        assert_eq!(here.share(start), (9, Some(29.0)), "what this replica tells the others: 9 got in");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lesson_the_other_replicas_never_answer_is_learnt_from_this_replica_alone() {
+        let mut here = Adaptive::new(100).shared();
+        let start = Instant::now();
+        for _ in 0..10 {
+            here.attempt_started(start);
+        }
+        here.throttled(start);
+        assert!(!here.within_budget(start + LESSON_WAIT - Duration::from_millis(1)));
+        // Five seconds without a word: 9 of this replica's 10 calls got in, so 9 it is; and
+        // those 10 fill it.
+        assert!(!here.within_budget(start + LESSON_WAIT));
+        assert_eq!(here.budget(), Some(9));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_budget_learnt_by_another_replica_is_adopted_before_meeting_the_quota_here() {
-        let mut here = Adaptive::new(100);
+        let mut here = Adaptive::new(100).shared();
         let now = Instant::now();
         here.heard_from_peers(0, None, now);
         assert_eq!(here.budget(), None);
-        here.heard_from_peers(5, Some(30.4), now);
-        assert_eq!(here.budget(), Some(30));
-        for _ in 0..25 {
+        for _ in 0..8 {
             here.attempt_started(now);
         }
-        assert!(!here.within_budget(now), "25 here and 5 elsewhere fill a budget of 30");
-        // Once it has its own budget, a peer's lower one does not replace it.
+        here.throttled(now);
+        // The lesson of that throttle (7 got in here) gives way to the budget learnt elsewhere.
+        here.heard_from_peers(5, Some(30.4), now);
+        assert_eq!(here.budget(), Some(30));
+        for _ in 0..17 {
+            here.attempt_started(now);
+        }
+        assert!(!here.within_budget(now), "25 attempts here and 5 calls elsewhere fill a budget of 30");
+        // Once it has a budget, a peer's lower one does not replace it.
         here.heard_from_peers(0, Some(10.0), now);
         assert_eq!(here.budget(), Some(30));
     }

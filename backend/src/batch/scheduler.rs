@@ -46,11 +46,11 @@ const PEER_EVERY: Duration = Duration::from_secs(1);
 /// The other replicas sharing the account's quotas (PostgreSQL mode).
 #[async_trait::async_trait]
 pub trait QuotaPeers: Send + Sync {
-    /// Publishes this replica's use of each model's quota; returns, per model, the other live
-    /// replicas' attempts within their last minute (summed) and the lowest budget they learnt.
+    /// Publishes this replica's use of each model's quota; returns, per model, the calls the
+    /// other live replicas got in within their last minute (summed) and the lowest budget they
+    /// learnt.
     async fn exchange(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, crate::store::StoreError>;
 }
-
 
 /// A batch run this process started and follows.
 struct InFlight {
@@ -180,7 +180,7 @@ impl Scheduler {
         let Some(followed) = state.in_flight.get_mut(&run) else { return };
         match kind {
             EventKind::TaskState { task: TaskName::CallBedrock, state: attempt, outcome, .. } => {
-                let limit = state.models.entry(followed.model.clone()).or_insert_with(|| Adaptive::new(self.max_total));
+                let limit = state.models.entry(followed.model.clone()).or_insert_with(|| self.new_limit());
                 let now = Instant::now();
                 followed.throttled = false;
                 match attempt {
@@ -193,16 +193,44 @@ impl Scheduler {
                 }
             }
             EventKind::RunState { state: run_state, .. } if run_state.is_terminal() => {
-                let Some(ended) = state.in_flight.remove(&run) else { return };
-                if *run_state == RunState::Failed && ended.throttled && ended.item.round + 1 < MAX_ROUNDS {
-                    state.requeue.push((ended.item, run));
-                }
-                *state.ended.entry(run_state.as_str()).or_default() += 1;
                 drop(guard);
-                self.wake.notify_one();
+                self.ended(run, *run_state, None);
             }
             _ => {}
         }
+    }
+
+    /// A followed run ended: its item is queued again if a throttle failed it. `throttled` says
+    /// whether its last call attempt was throttled when the events saying so were missed.
+    fn ended(&self, run: RunId, run_state: RunState, throttled: Option<bool>) {
+        let mut state = self.state();
+        let Some(ended) = state.in_flight.remove(&run) else { return };
+        if run_state == RunState::Failed && throttled.unwrap_or(ended.throttled) && ended.item.round + 1 < MAX_ROUNDS {
+            state.requeue.push((ended.item, run));
+        }
+        *state.ended.entry(run_state.as_str()).or_default() += 1;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// A run can end before it is followed (its calls failing fast, retries a few milliseconds
+    /// apart): its events went by unheard, so its end is read from the run itself.
+    async fn follow_up(&self, run: RunId) {
+        let detail = match self.runs.detail(run).await {
+            Ok(Some(detail)) if detail.state.is_terminal() => detail,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%run, error = %crate::causes::chain(&error), "cannot read a batch run just started");
+                return;
+            }
+        };
+        let throttled = detail
+            .tasks
+            .iter()
+            .find(|task| task.name == TaskName::CallBedrock)
+            .and_then(|task| task.attempts.last())
+            .is_some_and(|attempt| attempt.http_status == Some(429));
+        self.ended(run, detail.state, Some(throttled));
     }
 
     /// Tells the other replicas how this one uses each model's quota and hears theirs, at most
@@ -221,8 +249,8 @@ impl Scheduler {
                 .models
                 .iter_mut()
                 .map(|(model, limit)| {
-                    let (attempts, per_minute) = limit.share(now);
-                    QuotaUse { model_id: model.clone(), attempts, per_minute }
+                    let (admitted, per_minute) = limit.share(now);
+                    QuotaUse { model_id: model.clone(), admitted, per_minute }
                 })
                 .collect()
         };
@@ -234,13 +262,16 @@ impl Scheduler {
             }
         };
         let mut state = self.state();
-        let max_total = self.max_total;
-        for limit in state.models.values_mut() {
-            limit.heard_from_peers(0, None, now);
+        let mut heard: HashMap<String, QuotaUse> =
+            theirs.into_iter().map(|peer| (peer.model_id.clone(), peer)).collect();
+        for (model, limit) in &mut state.models {
+            let peer = heard.remove(model);
+            limit.heard_from_peers(peer.as_ref().map_or(0, |p| p.admitted), peer.and_then(|p| p.per_minute), now);
         }
-        for peer in theirs {
-            let limit = state.models.entry(peer.model_id).or_insert_with(|| Adaptive::new(max_total));
-            limit.heard_from_peers(peer.attempts, peer.per_minute, now);
+        for (model, peer) in heard {
+            let mut limit = self.new_limit();
+            limit.heard_from_peers(peer.admitted, peer.per_minute, now);
+            state.models.insert(model, limit);
         }
     }
 
@@ -275,13 +306,17 @@ impl Scheduler {
             match self.start(&item).await {
                 // An item started before a crash may have finished meanwhile: nothing to follow.
                 Ok((run, ended)) => {
-                    let mut state = self.state();
-                    state.started += 1;
-                    if !ended {
+                    {
+                        let mut state = self.state();
+                        state.started += 1;
+                        if ended {
+                            continue;
+                        }
                         state
                             .in_flight
                             .insert(run, InFlight { model: item.model_id.clone(), item: item.item, throttled: false });
                     }
+                    self.follow_up(run).await;
                 }
                 Err(error) => {
                     // The server is full or its storage is down: the item stays queued.
@@ -293,14 +328,19 @@ impl Scheduler {
         }
     }
 
+    /// A model's limit, shared with the other replicas when there are any.
+    fn new_limit(&self) -> Adaptive {
+        let limit = Adaptive::new(self.max_total);
+        if self.peers.is_some() { limit.shared() } else { limit }
+    }
+
     fn take_room(&self, model_id: &str) -> bool {
         let mut state = self.state();
         if state.in_flight.len() >= self.max_total {
             return false;
         }
         let in_flight = state.in_flight.values().filter(|run| run.model == model_id).count();
-        let max_total = self.max_total;
-        let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| Adaptive::new(max_total));
+        let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| self.new_limit());
         let now = Instant::now();
         // The room is taken as it is found: the first attempt counts against the minute now,
         // not when its run reports it.
@@ -344,7 +384,7 @@ impl RetryPacer for Scheduler {
         loop {
             {
                 let mut state = self.state();
-                let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| Adaptive::new(self.max_total));
+                let limit = state.models.entry(model_id.to_owned()).or_insert_with(|| self.new_limit());
                 let now = Instant::now();
                 if limit.within_budget(now) {
                     limit.attempt_started(now);

@@ -275,8 +275,8 @@ pub struct BatchItemRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuotaUse {
     pub model_id: String,
-    /// Call attempts started within the last minute.
-    pub attempts: u64,
+    /// Call attempts started within the last minute and not throttled.
+    pub admitted: u64,
     /// The attempts a minute may start, once a throttle showed where the quota is.
     pub per_minute: Option<f64>,
 }

@@ -330,25 +330,25 @@ impl PgStore {
     /// (their attempts summed, the lowest budget any of them learnt), in one transaction.
     pub async fn exchange_quota_use(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, StoreError> {
         let models: Vec<&str> = mine.iter().map(|m| m.model_id.as_str()).collect();
-        let attempts: Vec<i64> = mine.iter().map(|m| i64::try_from(m.attempts).unwrap_or(i64::MAX)).collect();
+        let admitted: Vec<i64> = mine.iter().map(|m| i64::try_from(m.admitted).unwrap_or(i64::MAX)).collect();
         // No budget travels as 0, which a budget never is (it is at least one call a minute).
         let budgets: Vec<f64> = mine.iter().map(|m| m.per_minute.unwrap_or(0.0)).collect();
         let mut tx = self.pool.begin().await?;
         sqlx::query(concat!(
-            "INSERT INTO quota_use (replica, model_id, attempts, per_minute, updated_at)",
+            "INSERT INTO quota_use (replica, model_id, admitted, per_minute, updated_at)",
             " SELECT $1, m, a, NULLIF(p, 0), now() FROM unnest($2::text[], $3::int8[], $4::float8[]) AS t(m, a, p)",
-            " ON CONFLICT (replica, model_id) DO UPDATE SET attempts = excluded.attempts,",
+            " ON CONFLICT (replica, model_id) DO UPDATE SET admitted = excluded.admitted,",
             "  per_minute = excluded.per_minute, updated_at = excluded.updated_at"
         ))
         .bind(&self.replica)
         .bind(&models)
-        .bind(&attempts)
+        .bind(&admitted)
         .bind(&budgets)
         .execute(&mut *tx)
         .await?;
         // A replica that stopped telling (or lost its lease) no longer uses the quota.
         let rows = sqlx::query(concat!(
-            "SELECT q.model_id, SUM(q.attempts)::int8 AS attempts, MIN(q.per_minute) AS per_minute",
+            "SELECT q.model_id, SUM(q.admitted)::int8 AS admitted, MIN(q.per_minute) AS per_minute",
             " FROM quota_use q JOIN replicas r ON r.id = q.replica",
             " WHERE q.replica <> $1 AND q.updated_at > now() - interval '5 seconds' AND r.lease_until > now()",
             " GROUP BY q.model_id"
@@ -361,7 +361,7 @@ impl PgStore {
             .map(|row| {
                 Ok(QuotaUse {
                     model_id: row.try_get("model_id")?,
-                    attempts: u64::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                    admitted: u64::try_from(row.try_get::<i64, _>("admitted")?).unwrap_or(0),
                     per_minute: row.try_get("per_minute")?,
                 })
             })

@@ -43,12 +43,10 @@ impl TestCluster {
     /// `count` replicas with the test flags plus `extra`.
     pub async fn start(count: usize, pace: Pace, extra: &[(&'static str, &str)]) -> TestCluster {
         let database_url = fresh_database().await;
-        let bedrock = spawn_app_with(|args| {
-            match pace {
-                Pace::Instant => {}
-                Pace::TokensPerSec(rate) => args.app.emulator_tokens_per_sec = rate,
-                Pace::QuotaPerMinute(rpm) => args.app.emulator_quota_rpm = rpm,
-            }
+        let bedrock = spawn_app_with(|args| match pace {
+            Pace::Instant => {}
+            Pace::TokensPerSec(rate) => args.app.emulator_tokens_per_sec = rate,
+            Pace::QuotaPerMinute(rpm) => args.app.emulator_quota_rpm = rpm,
         })
         .await;
         let db = PgPool::connect(&database_url).await.unwrap();
