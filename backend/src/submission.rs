@@ -254,18 +254,19 @@ pub(crate) struct Validated {
     pub(crate) replay_of: Option<RunId>,
 }
 
-/// The checks of a prompt alone; [`validate`] makes them with the settings'.
-/// PostgreSQL's text cannot hold the NUL character, and no prompt means one: refused in every
-/// store alike, so a run never depends on where it is stored.
-const NUL_REFUSED: &str = "{} may not contain the NUL character (U+0000)";
+/// PostgreSQL's text cannot hold the NUL character, and no prompt or filter means one: refused
+/// in every store alike, so a request never depends on where runs are stored. `Err` says which
+/// `field` held one.
+pub(crate) fn without_nul(field: &str, text: &str) -> Result<(), String> {
+    if text.contains('\0') { Err(format!("{field} may not contain the NUL character (U+0000)")) } else { Ok(()) }
+}
 
+/// The checks of a prompt alone; [`validate`] makes them with the settings'.
 pub(crate) fn check_prompt(policy: &Policy, prompt: &str) -> Result<(), SubmitError> {
     if prompt.trim().is_empty() {
         return Err(SubmitError::Invalid("prompt must not be empty".to_owned()));
     }
-    if prompt.contains('\0') {
-        return Err(SubmitError::Invalid(NUL_REFUSED.replace("{}", "prompt")));
-    }
+    without_nul("prompt", prompt).map_err(SubmitError::Invalid)?;
     let max = policy.limits.max_prompt_bytes;
     if prompt.len() > max {
         return Err(SubmitError::TooLarge(format!("prompt is {} bytes; the limit is {max} bytes", prompt.len())));
@@ -298,8 +299,8 @@ pub(crate) fn validate(policy: &Policy, request: SubmitRun) -> Result<Validated,
         .check(&model_id, crate::catalog::today())
         .map_err(|refusal| SubmitError::Invalid(refusal.to_string()))?;
     let system = request.system.filter(|s| !s.trim().is_empty());
-    if system.as_ref().is_some_and(|s| s.contains('\0')) {
-        return invalid(&NUL_REFUSED.replace("{}", "system"));
+    if let Some(system) = &system {
+        without_nul("system", system).map_err(SubmitError::Invalid)?;
     }
     if system.as_ref().is_some_and(|s| s.len() > limits.max_prompt_bytes) {
         return Err(SubmitError::TooLarge(format!("system prompt is longer than {} bytes", limits.max_prompt_bytes)));

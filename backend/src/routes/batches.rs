@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::documented::{BodyRefused, NotFound, Refused, Unavailable};
 use super::extract::{Json, Object, Path, Query};
-use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
+use super::params::{ExportParams, FileFormat, accepted, attachment, page_limit, parse_id};
 use crate::app::App;
 use crate::batch::file::Format;
 use crate::batch::{BatchError, ItemNames, PlanError, export};
@@ -282,12 +282,9 @@ pub(super) async fn export_results(
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
     let id = parse_batch_id(&id)?;
-    let csv = match params.format.as_deref().unwrap_or("jsonl") {
-        "jsonl" => false,
-        "csv" => true,
-        other => {
-            return Err(ApiError::BadRequest(format!("format `{}` is not one of jsonl, csv", truncate(other))));
-        }
+    let csv = match ResultsFormat::parse(params.format.as_deref())? {
+        ResultsFormat::Jsonl => false,
+        ResultsFormat::Csv => true,
     };
     app.batches().get(id).await?.ok_or_else(|| not_found(id))?;
     let header = csv.then(|| Ok::<_, std::io::Error>(export::CSV_HEADER.to_owned()));
@@ -317,10 +314,16 @@ pub(super) async fn export_results(
 }
 
 /// The file formats of a batch's results.
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub(super) enum ResultsFormat {
     Jsonl,
     Csv,
+}
+
+impl FileFormat for ResultsFormat {
+    const DEFAULT: Self = ResultsFormat::Jsonl;
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("jsonl", ResultsFormat::Jsonl), ("csv", ResultsFormat::Csv), ("ndjson", ResultsFormat::Jsonl)];
+    const DOCUMENTED: &'static str = "jsonl, csv";
 }

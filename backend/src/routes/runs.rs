@@ -14,12 +14,13 @@ use serde::Deserialize;
 
 use super::documented::{BodyRefused, Conflict, NotFound, Refused, TooManyRequests, Unavailable};
 use super::extract::{Json, Object, Path, Query};
-use super::params::{ExportParams, accepted, attachment, page_limit, parse_id, truncate};
+use super::params::{ExportParams, FileFormat, accepted, attachment, page_limit, parse_id, truncate};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::run_export;
 use crate::runs::Cancel;
 use crate::store::RunQuery;
+use crate::submission::without_nul;
 
 /// Runs listed when the client does not say how many.
 const DEFAULT_LIMIT: u32 = 50;
@@ -204,10 +205,9 @@ pub(super) async fn export_history(
     State(app): State<Arc<App>>,
     Query(mut params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
-    let csv = match params.format.take().as_deref().unwrap_or("ndjson") {
-        "ndjson" | "jsonl" => false,
-        "csv" => true,
-        other => return Err(ApiError::BadRequest(format!("format `{}` is not one of ndjson, csv", truncate(other)))),
+    let csv = match HistoryFormat::parse(params.format.take().as_deref())? {
+        HistoryFormat::Ndjson => false,
+        HistoryFormat::Csv => true,
     };
     let query = RunQuery { limit: EXPORT_PAGE, before: None, after: None, ..run_query(params)? };
     let line = if csv { run_export::csv_line } else { run_export::json_line };
@@ -268,10 +268,9 @@ pub(super) async fn export_run(
     Query(params): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
     let id = parse_run_id(&id)?;
-    let markdown = match params.format.as_deref().unwrap_or("json") {
-        "json" => false,
-        "md" | "markdown" => true,
-        other => return Err(ApiError::BadRequest(format!("format `{}` is not one of json, md", truncate(other)))),
+    let markdown = match RunFormat::parse(params.format.as_deref())? {
+        RunFormat::Json => false,
+        RunFormat::Md => true,
     };
     let run = app.runs().detail(id).await?.ok_or_else(|| not_found(id))?;
     Ok(if markdown {
@@ -298,8 +297,8 @@ fn run_query(params: ListParams) -> Result<RunQuery, ApiError> {
         })
         .transpose()?;
     let model = params.model.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
-    if model.as_ref().is_some_and(|m| m.contains('\0')) {
-        return Err(ApiError::BadRequest("model may not contain the NUL character (U+0000)".to_owned()));
+    if let Some(model) = &model {
+        without_nul("model", model).map_err(ApiError::BadRequest)?;
     }
     // A `since` at or after `until`, like cursors that leave no run between them, selects
     // nothing: an empty answer, not an error, as any filter that matches nothing.
@@ -422,19 +421,31 @@ fn not_found(id: RunId) -> ApiError {
 }
 
 /// The file formats of a history export.
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub(super) enum HistoryFormat {
     Ndjson,
     Csv,
 }
 
+impl FileFormat for HistoryFormat {
+    const DEFAULT: Self = HistoryFormat::Ndjson;
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("ndjson", HistoryFormat::Ndjson), ("csv", HistoryFormat::Csv), ("jsonl", HistoryFormat::Ndjson)];
+    const DOCUMENTED: &'static str = "ndjson, csv";
+}
+
 /// The file formats of one run's export.
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub(super) enum RunFormat {
     Json,
     Md,
+}
+
+impl FileFormat for RunFormat {
+    const DEFAULT: Self = RunFormat::Json;
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("json", RunFormat::Json), ("md", RunFormat::Md), ("markdown", RunFormat::Md)];
+    const DOCUMENTED: &'static str = "json, md";
 }

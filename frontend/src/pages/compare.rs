@@ -69,6 +69,9 @@ pub fn ComparePage(props: &ComparePageProps) -> Html {
     }
 }
 
+/// How one row of the settings table reads its cell off a run.
+type Fact = Box<dyn Fn(&RunDetail) -> Option<String>>;
+
 fn settings_table(runs: &[RunDetail]) -> Html {
     let cell = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
     let first_byte = |run: &RunDetail| {
@@ -78,7 +81,7 @@ fn settings_table(runs: &[RunDetail]) -> Html {
     let total = |run: &RunDetail| {
         Some(format::duration_ms((run.finished_at? - run.started_at?).num_milliseconds().try_into().ok()?))
     };
-    let rows: [(&str, Box<dyn Fn(&RunDetail) -> Option<String>>); 9] = [
+    let rows: [(&str, Fact); 9] = [
         ("Model", Box::new(|r: &RunDetail| Some(r.model_id.clone()))),
         ("Temperature", Box::new(|r: &RunDetail| r.temperature.map(format::temperature))),
         ("Max tokens", Box::new(|r: &RunDetail| Some(r.max_tokens.to_string()))),
