@@ -193,15 +193,16 @@ impl Adaptive {
         let seen = self.seen();
         match self.budget.as_mut() {
             None if seen < ROUNDS_TO_LEARN * self.limit => {}
-            // Within a minute of the first throttle, another one answers an attempt sent before
-            // the budget: one more that did not get in.
+            // A minute on, the budget is settled: a throttle cuts it, at most once a minute.
             Some(budget) if now.duration_since(budget.learnt) >= MINUTE => {
                 if now.duration_since(budget.cut) >= MINUTE {
                     budget.per_minute = (budget.per_minute * BUDGET_DECREASE).max(1.0);
                     budget.cut = now;
                 }
             }
-            // With other replicas, what got in is known only with their word (within a second).
+            // The first throttle sets the budget from what got in; within a minute of it, another
+            // one answers an attempt sent before the budget: one more that did not get in. With
+            // other replicas what got in is known only with their word (within a second).
             _ if self.shared => self.lesson = self.lesson.or(Some(now)),
             _ => self.learn(now),
         }

@@ -12,8 +12,8 @@
 //! batch that meets its quota ends with its items answered, not failed for lack of retries.
 //!
 //! With several replicas the quota is shared: about once a second each scheduler tells the
-//! others, through [`QuotaPeers`], what it started within the minute and the budget it learnt,
-//! and hears theirs ([`Adaptive::heard_from_peers`]).
+//! others, through [`QuotaPeers`], how many of its calls got in within the minute and the
+//! budget it learnt, and hears theirs ([`Adaptive::heard_from_peers`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
