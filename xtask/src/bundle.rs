@@ -20,18 +20,6 @@ pub const WASM_PROFILE: &str = "wasm-release";
 /// The frontend's binary name, and so the stem of every file wasm-bindgen writes.
 const CRATE: &str = "frontend";
 
-/// Features rustc's wasm32 target emits by default. The release profile strips the section
-/// that would tell wasm-opt so, and browsers have had them all since 2021.
-const WASM_OPT_ARGS: &[&str] = &[
-    "-Oz",
-    "--enable-bulk-memory",
-    "--enable-nontrapping-float-to-int",
-    "--enable-sign-ext",
-    "--enable-mutable-globals",
-    "--enable-reference-types",
-    "--enable-multivalue",
-];
-
 /// The workspace's wasm-bindgen as a program; built with the server's profile so that
 /// `cargo xtask run` compiles the two in one cargo invocation.
 pub fn bindgen_build() -> std::process::Command {
@@ -61,11 +49,18 @@ pub fn assemble(release: bool) -> Result {
     let staging = target.join("bundle");
     recreate_dir(&staging)?;
 
+    let page_dir = root.join(CRATE);
+    let page = fs::read_to_string(page_dir.join("index.html"))?;
+    let rust = trunk_links(&page)?
+        .into_iter()
+        .find(|link| link.attr("rel") == Some("rust"))
+        .ok_or("frontend/index.html has no `<link data-trunk rel=\"rust\">`: nothing says to build the Wasm")?;
+
     util::run(util::command(target.join(APP_PROFILE).join("bindgen")).arg(&wasm).arg(&staging))?;
     let bg_wasm = staging.join(format!("{CRATE}_bg.wasm"));
-    if release {
+    if let Some(args) = wasm_opt_args(&rust).filter(|_| release) {
         let wasm_opt = util::node_bin_dir().join("wasm-opt");
-        util::run_quiet("wasm-opt", util::command(wasm_opt).args(WASM_OPT_ARGS).arg(&bg_wasm).arg("-o").arg(&bg_wasm))?;
+        util::run_quiet("wasm-opt", util::command(wasm_opt).args(args).arg(&bg_wasm).arg("-o").arg(&bg_wasm))?;
     }
 
     let out = staging.join("dist");
@@ -77,8 +72,6 @@ pub fn assemble(release: bool) -> Result {
     fs::write(out.join(&wasm_name), &wasm_bytes)?;
     fs::copy(staging.join(format!("{CRATE}.js")), out.join(&js_name))?;
 
-    let page_dir = root.join(CRATE);
-    let page = fs::read_to_string(page_dir.join("index.html"))?;
     let page = replace_trunk_links(&page, |link| match link.attr("rel") {
         Some("css") => {
             let href = link.attr("href").ok_or("a `rel=\"css\"` link without `href`")?;
@@ -147,14 +140,33 @@ fn compact_css(css: &str) -> String {
     css.lines().map(str::trim).filter(|line| !line.is_empty()).collect::<Vec<_>>().join("\n")
 }
 
+/// wasm-opt's arguments as the page's `rel="rust"` link gives them to Trunk (`data-wasm-opt`,
+/// the level, and `data-wasm-opt-params`), so that both builds optimise alike; none without a
+/// level or at level 0, as with Trunk.
+fn wasm_opt_args(link: &TrunkLink) -> Option<Vec<String>> {
+    let level = link.attr("data-wasm-opt").filter(|level| *level != "0")?;
+    let params = link.attr("data-wasm-opt-params").unwrap_or_default().split_whitespace();
+    Some(std::iter::once(format!("-O{level}")).chain(params.map(str::to_owned)).collect())
+}
+
 /// A `<link data-trunk …>` element's attributes, in the order written.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct TrunkLink(Vec<(String, String)>);
 
 impl TrunkLink {
     fn attr(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
+}
+
+/// The `<link data-trunk …>` elements of `page`, in order.
+fn trunk_links(page: &str) -> Result<Vec<TrunkLink>> {
+    let mut links = Vec::new();
+    replace_trunk_links(page, |link| {
+        links.push(link.clone());
+        Ok(String::new())
+    })?;
+    Ok(links)
 }
 
 /// Replaces each `<link data-trunk …>` element of `page` by what `with` makes of it.
@@ -230,6 +242,20 @@ mod tests {
         let out = replace_trunk_links(page, |link| Ok(format!("[{}]", link.attr("href").unwrap_or_default())))
             .expect("replaces");
         assert_eq!(out, "<head>\n<link rel=\"icon\" href=\"data:,\" />\n[a.css]\n</head>");
+    }
+
+    #[test]
+    fn wasm_opt_runs_as_the_page_tells_trunk_to() {
+        let page = "<link data-trunk rel=\"rust\" data-wasm-opt=\"z\"\n data-wasm-opt-params=\"--enable-bulk-memory  --enable-sign-ext\" />\n<link data-trunk rel=\"css\" href=\"a.css\" />";
+        let links = trunk_links(page).expect("parses");
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            wasm_opt_args(&links[0]),
+            Some(vec!["-Oz".to_owned(), "--enable-bulk-memory".to_owned(), "--enable-sign-ext".to_owned()])
+        );
+        let unoptimised = parse_link("<link data-trunk rel=\"rust\" data-wasm-opt=\"0\" />").expect("parses");
+        assert_eq!(wasm_opt_args(&unoptimised), None);
+        assert_eq!(wasm_opt_args(&links[1]), None);
     }
 
     #[test]
