@@ -194,18 +194,17 @@ impl Scheduler {
             }
             EventKind::RunState { state: run_state, .. } if run_state.is_terminal() => {
                 drop(guard);
-                self.ended(run, *run_state, None);
+                self.ended(run, *run_state);
             }
             _ => {}
         }
     }
 
-    /// A followed run ended: its item is queued again if a throttle failed it. `throttled` says
-    /// whether its last call attempt was throttled when the events saying so were missed.
-    fn ended(&self, run: RunId, run_state: RunState, throttled: Option<bool>) {
+    /// A followed run ended: its item is queued again if a throttle failed it.
+    fn ended(&self, run: RunId, run_state: RunState) {
         let mut state = self.state();
         let Some(ended) = state.in_flight.remove(&run) else { return };
-        if run_state == RunState::Failed && throttled.unwrap_or(ended.throttled) && ended.item.round + 1 < MAX_ROUNDS {
+        if run_state == RunState::Failed && ended.throttled && ended.item.round + 1 < MAX_ROUNDS {
             state.requeue.push((ended.item, run));
         }
         *state.ended.entry(run_state.as_str()).or_default() += 1;
@@ -214,23 +213,24 @@ impl Scheduler {
     }
 
     /// A run can end before it is followed (its calls failing fast, retries a few milliseconds
-    /// apart): its events went by unheard, so its end is read from the run itself.
+    /// apart): its events went by while it was not in `in_flight`, so they are learnt now, in
+    /// order, as if heard live. A run still going is heard live from here on; one whose end
+    /// the live feed still holds is not learnt twice, as it is no longer followed by then.
     async fn follow_up(&self, run: RunId) {
-        let detail = match self.runs.detail(run).await {
-            Ok(Some(detail)) if detail.state.is_terminal() => detail,
-            Ok(_) => return,
+        let events = match self.runs.events_after(run, 0).await {
+            Ok(Some(events)) => events,
+            Ok(None) => return,
             Err(error) => {
                 tracing::warn!(%run, error = %crate::causes::chain(&error), "cannot read a batch run just started");
                 return;
             }
         };
-        let throttled = detail
-            .tasks
-            .iter()
-            .find(|task| task.name == TaskName::CallBedrock)
-            .and_then(|task| task.attempts.last())
-            .is_some_and(|attempt| attempt.http_status == Some(429));
-        self.ended(run, detail.state, Some(throttled));
+        let terminal = |kind: &EventKind| matches!(kind, EventKind::RunState { state, .. } if state.is_terminal());
+        if events.iter().any(|published| terminal(&published.event.kind)) {
+            for published in &events {
+                self.learn(&published.event.kind, run);
+            }
+        }
     }
 
     /// Tells the other replicas how this one uses each model's quota and hears theirs, at most

@@ -327,7 +327,7 @@ impl PgStore {
     }
 
     /// Publishes this replica's use of each model's quota and reads the other live replicas'
-    /// (their attempts summed, the lowest budget any of them learnt), in one transaction.
+    /// (the calls they got in, summed; the lowest budget any of them learnt), in one transaction.
     pub async fn exchange_quota_use(&self, mine: &[QuotaUse]) -> Result<Vec<QuotaUse>, StoreError> {
         let models: Vec<&str> = mine.iter().map(|m| m.model_id.as_str()).collect();
         let admitted: Vec<i64> = mine.iter().map(|m| i64::try_from(m.admitted).unwrap_or(i64::MAX)).collect();
