@@ -11,8 +11,7 @@ use std::hash::{DefaultHasher, Hasher};
 use std::path::Path;
 
 use crate::setup::WASM_TARGET;
-use crate::tasks::APP_PROFILE;
-use crate::util::{self, Result};
+use crate::util::{self, APP_PROFILE, Result};
 
 /// The Cargo profile of the release Wasm bundle (size-tuned, defined in the root Cargo.toml).
 pub const WASM_PROFILE: &str = "wasm-release";
@@ -43,7 +42,7 @@ pub fn compile(release: bool) -> Result {
 /// named after a hash of its content so browsers may cache them for as long as they like.
 pub fn assemble(release: bool) -> Result {
     let root = util::root();
-    let target = root.join("target");
+    let target = util::target_dir();
     let wasm =
         target.join(WASM_TARGET).join(if release { WASM_PROFILE } else { "debug" }).join(format!("{CRATE}.wasm"));
     let staging = target.join("bundle");
@@ -56,7 +55,7 @@ pub fn assemble(release: bool) -> Result {
         .find(|link| link.attr("rel") == Some("rust"))
         .ok_or("frontend/index.html has no `<link data-trunk rel=\"rust\">`: nothing says to build the Wasm")?;
 
-    util::run(util::command(target.join(APP_PROFILE).join("bindgen")).arg(&wasm).arg(&staging))?;
+    util::run(util::command(util::app_binary("bindgen")).arg(&wasm).arg(&staging))?;
     let bg_wasm = staging.join(format!("{CRATE}_bg.wasm"));
     if let Some(args) = wasm_opt_args(&rust).filter(|_| release) {
         let wasm_opt = util::node_bin_dir().join("wasm-opt");

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::setup::{self, Options, apt_install};
-use crate::tasks::{APP_PROFILE, build_frontend};
+use crate::tasks::{build_app, build_frontend};
 use crate::util::{self, Result};
 
 /// The address people open.
@@ -60,8 +60,8 @@ pub fn cluster(replicas: usize) -> Result {
     fs::create_dir_all(&work)?;
     setup::setup(Options::default())?;
     build_frontend(true)?;
-    util::run(util::cargo().args(["build", "--profile", APP_PROFILE, "-p", "backend"]))?;
-    let backend = root.join("target").join(APP_PROFILE).join("backend");
+    build_app()?;
+    let backend = util::app_binary("backend");
     let nginx = nginx()?;
 
     let mut started = Started::default();

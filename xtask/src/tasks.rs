@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::bundle;
 use crate::setup::{self, Options};
-use crate::util::{self, Result};
+use crate::util::{self, APP_PROFILE, Result};
 
 /// Sources left out of the coverage figure: the test, bench and tool crates measure `common`
 /// and `backend`, they are not what is measured; test-only files (`tests.rs`, the in-memory
@@ -17,9 +17,6 @@ const COVERAGE_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/sto
 const COVERAGE_GATED_IGNORED: &str = "/(tests|bench|xtask|frontend)/|/tests\\.rs$|/store/memory\\.rs$|/emulator/";
 /// `cargo xtask test` fails below this line coverage of `common` and `backend` (emulator aside).
 const MIN_LINE_COVERAGE: &str = "90";
-
-/// The Cargo profile `cargo xtask run` builds the server with (root Cargo.toml).
-pub const APP_PROFILE: &str = "app";
 
 /// `cargo xtask frontend [--release]`: setup, then the bundle in `dist/`.
 pub fn frontend(release: bool) -> Result {
@@ -87,10 +84,7 @@ fn print_dist_sizes(dist: &Path) {
 pub fn run(serve_args: &[String]) -> Result {
     util::run(util::cargo().arg("fetch"))?;
     let backend = std::thread::spawn(|| {
-        let (result, took) = util::timed(|| {
-            let mut cmd = bundle::bindgen_build();
-            util::run_quiet("backend", cmd.args(["-p", "backend"]))
-        });
+        let (result, took) = util::timed(build_app);
         println!(
             "run: backend build ({APP_PROFILE} profile) {} in {}",
             if result.is_ok() { "done" } else { "FAILED" },
@@ -110,10 +104,17 @@ pub fn run(serve_args: &[String]) -> Result {
     finish_frontend(true, wasm_took + assemble_took)?;
     // The binary itself, not `cargo run -p backend`: cargo would resolve features for the server
     // alone, unlike the build above that shared them with bindgen, and compile it all again.
-    let mut cmd = util::command(util::root().join("target").join(APP_PROFILE).join("backend"));
+    let mut cmd = util::command(util::app_binary("backend"));
     cmd.args(["serve", "--static-dir"]).arg(util::dist_dir()).args(serve_args);
     println!("$ {}", util::describe(&cmd));
     exec(cmd)
+}
+
+/// Builds the server and the bundle's bindgen with [`APP_PROFILE`], in one cargo invocation, so
+/// `run` and `cluster` share one set of resolved features and so one build.
+pub fn build_app() -> Result {
+    let mut cmd = bundle::bindgen_build();
+    util::run_quiet("backend", cmd.args(["-p", "backend"]))
 }
 
 /// Replaces this process with `cmd` (Unix), so Ctrl-C and SIGTERM reach the server directly and
@@ -241,7 +242,7 @@ pub fn bench(args: &[String]) -> Result {
     build_frontend(true)?;
     util::run(util::cargo().args(["build", "--release", "-p", "backend", "-p", "bench"]))?;
     let root = util::root();
-    let release = root.join("target").join("release");
+    let release = util::target_dir().join("release");
     let mut cmd = util::command(release.join("bench"));
     cmd.arg("--backend")
         .arg(release.join("backend"))

@@ -41,7 +41,22 @@ pub fn cargo_bin_dir() -> PathBuf {
     PathBuf::from(home).join(".cargo").join("bin")
 }
 
-/// The trunk output directory, absolute.
+/// The Cargo profile the app's own programs are built with (the server, the bundle's bindgen):
+/// release without cross-crate LTO (root Cargo.toml).
+pub const APP_PROFILE: &str = "app";
+
+/// Cargo's output directory: `CARGO_TARGET_DIR` when set (relative to the workspace root, as
+/// cargo reads it), else `target/`.
+pub fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |dir| root().join(dir))
+}
+
+/// A program of the workspace built with [`APP_PROFILE`].
+pub fn app_binary(name: &str) -> PathBuf {
+    target_dir().join(APP_PROFILE).join(format!("{name}{}", env::consts::EXE_SUFFIX))
+}
+
+/// The page's bundle directory, absolute.
 pub fn dist_dir() -> PathBuf {
     root().join("dist")
 }
